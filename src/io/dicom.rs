@@ -1,0 +1,513 @@
+//! DICOM series from a folder (dicom-rs), and a series writer used by tests and exports.
+//!
+//! Files are grouped by SeriesInstanceUID and sorted by ImagePositionPatient projected on the
+//! slice normal (row × column direction), never by InstanceNumber. Voxel axes: i = column (along
+//! the first ImageOrientationPatient vector), j = row, k = slice in increasing position along the
+//! normal. DICOM is already LPS, so `world_from_voxel` is built directly:
+//! columns `row_dir × column_spacing`, `col_dir × row_spacing`, the mean slice step, and the first
+//! slice's position as origin. Rescale slope/intercept are applied per slice.
+//!
+//! Irregular stacks load with a warning: gantry tilt keeps its exact geometry as a sheared grid;
+//! missing slices or non-uniform spacing are resampled (linear between neighbouring slices) onto
+//! a uniform grid with the median step.
+
+use std::path::{Path, PathBuf};
+
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
+use dicom_pixeldata::PixelDecoder;
+use glam::{DMat4, DVec3};
+
+use super::{LoadError, MAX_VOXELS};
+use crate::volume::{Grid, Volume, Voxels};
+
+/// What one file's header says about its place in a series.
+#[derive(Clone, Debug)]
+struct SliceHeader {
+    path: PathBuf,
+    series_uid: String,
+    description: String,
+    modality: String,
+    position: Option<DVec3>,
+    orientation: Option<[f64; 6]>,
+    /// PixelSpacing: (row spacing, column spacing) in mm.
+    pixel_spacing: Option<[f64; 2]>,
+    rows: u32,
+    columns: u32,
+    frames: u32,
+    slice_thickness: Option<f64>,
+}
+
+/// One series found in a folder.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SeriesSummary {
+    pub series_uid: String,
+    pub description: String,
+    pub modality: String,
+    pub slices: usize,
+    pub rows: u32,
+    pub columns: u32,
+}
+
+/// The series in a folder (files directly inside it), largest first. Non-DICOM files are
+/// skipped.
+pub fn list_series(dir: &Path) -> Result<Vec<SeriesSummary>, LoadError> {
+    let groups = scan(dir)?;
+    Ok(groups
+        .iter()
+        .map(|g| SeriesSummary {
+            series_uid: g[0].series_uid.clone(),
+            description: g[0].description.clone(),
+            modality: g[0].modality.clone(),
+            slices: g.len(),
+            rows: g[0].rows,
+            columns: g[0].columns,
+        })
+        .collect())
+}
+
+/// Read headers of every DICOM file in `dir`, grouped by series, largest series first.
+fn scan(dir: &Path) -> Result<Vec<Vec<SliceHeader>>, LoadError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, "cannot list folder", e))?;
+    let (mut paths, subfolders): (Vec<PathBuf>, Vec<PathBuf>) = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .partition(|p| p.is_file());
+    paths.sort();
+    if paths.is_empty() {
+        return Err(LoadError::new(
+            dir,
+            if subfolders.is_empty() {
+                "folder is empty: no DICOM files to load".to_string()
+            } else {
+                format!(
+                    "no files here, only {} subfolder(s): open the folder of one series",
+                    subfolders.len()
+                )
+            },
+        ));
+    }
+    let mut headers = Vec::new();
+    for path in &paths {
+        if let Some(h) = read_header(path) {
+            headers.push(h);
+        }
+    }
+    if headers.is_empty() {
+        return Err(LoadError::new(
+            dir,
+            format!(
+                "no DICOM files among the {} files in this folder",
+                paths.len()
+            ),
+        ));
+    }
+    let mut groups: Vec<Vec<SliceHeader>> = Vec::new();
+    for h in headers {
+        match groups.iter_mut().find(|g| g[0].series_uid == h.series_uid) {
+            Some(g) => g.push(h),
+            None => groups.push(vec![h]),
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.len()
+            .cmp(&a.len())
+            .then(a[0].series_uid.cmp(&b[0].series_uid))
+    });
+    Ok(groups)
+}
+
+/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM.
+fn read_header(path: &Path) -> Option<SliceHeader> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .ok()?;
+    let text = |tag| {
+        obj.get(tag)
+            .and_then(|e| e.value().to_str().ok())
+            .map(|s| s.trim().to_string())
+    };
+    let floats = |tag| obj.get(tag).and_then(|e| e.value().to_multi_float64().ok());
+    let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
+    Some(SliceHeader {
+        path: path.to_path_buf(),
+        series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
+        description: text(tags::SERIES_DESCRIPTION).unwrap_or_default(),
+        modality: text(tags::MODALITY).unwrap_or_default(),
+        position: floats(tags::IMAGE_POSITION_PATIENT)
+            .filter(|v| v.len() == 3)
+            .map(|v| DVec3::new(v[0], v[1], v[2])),
+        orientation: floats(tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| v.try_into().ok()),
+        pixel_spacing: floats(tags::PIXEL_SPACING).and_then(|v| v.try_into().ok()),
+        rows: uint(tags::ROWS).unwrap_or(0),
+        columns: uint(tags::COLUMNS).unwrap_or(0),
+        frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
+        slice_thickness: floats(tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
+    })
+}
+
+/// Load the series in `dir`: the only one, or the one named by `series_uid`.
+pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+    let groups = scan(dir)?;
+    let group = match series_uid {
+        Some(uid) => groups
+            .into_iter()
+            .find(|g| g[0].series_uid == uid)
+            .ok_or_else(|| {
+                LoadError::new(dir, format!("no series with UID {uid} in this folder"))
+            })?,
+        None if groups.len() > 1 => {
+            let list: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} ({} {} slices{})",
+                        g[0].series_uid,
+                        g[0].modality,
+                        g.len(),
+                        if g[0].description.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", \"{}\"", g[0].description)
+                        }
+                    )
+                })
+                .collect();
+            return Err(LoadError::new(
+                dir,
+                format!(
+                    "folder holds {} series; choose one with --series <UID>: {}",
+                    list.len(),
+                    list.join("; ")
+                ),
+            ));
+        }
+        None => groups.into_iter().next().unwrap_or_default(),
+    };
+    read_series(dir, group)
+}
+
+fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadError> {
+    let err = |msg: String| LoadError::new(dir, msg);
+    let first = slices
+        .first()
+        .cloned()
+        .ok_or_else(|| err("series has no slices".into()))?;
+    let missing = |s: &SliceHeader, what: &str| {
+        LoadError::new(
+            &s.path,
+            format!("slice has no {what}; cannot place it in 3D"),
+        )
+    };
+    let orientation = first
+        .orientation
+        .ok_or_else(|| missing(&first, "ImageOrientationPatient"))?;
+    let spacing = first
+        .pixel_spacing
+        .ok_or_else(|| missing(&first, "PixelSpacing"))?;
+    let (rows, cols) = (first.rows, first.columns);
+    if rows == 0 || cols == 0 {
+        return Err(missing(&first, "Rows/Columns"));
+    }
+    for s in &slices {
+        if s.frames > 1 {
+            return Err(LoadError::new(
+                &s.path,
+                format!("multi-frame images ({} frames) are not supported", s.frames),
+            ));
+        }
+        if s.position.is_none() {
+            return Err(missing(s, "ImagePositionPatient"));
+        }
+        let same_orientation = s.orientation.is_some_and(|o| {
+            o.iter()
+                .zip(orientation.iter())
+                .all(|(a, b)| (a - b).abs() < 1e-4)
+        });
+        if !same_orientation || s.rows != rows || s.columns != cols {
+            return Err(LoadError::new(
+                &s.path,
+                "slice differs in orientation or size from the rest of its series (a mixed \
+                 series); not loaded",
+            ));
+        }
+    }
+    let row_dir = DVec3::new(orientation[0], orientation[1], orientation[2]).normalize_or_zero();
+    let col_dir = DVec3::new(orientation[3], orientation[4], orientation[5]).normalize_or_zero();
+    let normal = row_dir.cross(col_dir);
+    if normal.length() < 0.9 || spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(err(format!(
+            "invalid ImageOrientationPatient {orientation:?} or PixelSpacing {spacing:?}"
+        )));
+    }
+    let n = slices.len();
+    let total = rows as u64 * cols as u64 * n as u64;
+    if total > MAX_VOXELS {
+        return Err(err(format!(
+            "series of {n} slices of {cols}×{rows} is {total} voxels, more than the {MAX_VOXELS} \
+             this reader accepts"
+        )));
+    }
+
+    let pos = |s: &SliceHeader| s.position.unwrap_or_default();
+    slices.sort_by(|a, b| pos(a).dot(normal).total_cmp(&pos(b).dot(normal)));
+    let depth: Vec<f64> = slices.iter().map(|s| pos(s).dot(normal)).collect();
+    let mut warnings = Vec::new();
+    let steps: Vec<f64> = depth.windows(2).map(|w| w[1] - w[0]).collect();
+    if let Some(i) = steps.iter().position(|&d| d.abs() < 1e-3) {
+        return Err(err(format!(
+            "two slices at the same position ({} and {}): a multi-phase or duplicated series \
+             is not supported",
+            slices[i].path.display(),
+            slices[i + 1].path.display()
+        )));
+    }
+    let step = if steps.is_empty() {
+        first.slice_thickness.filter(|t| *t > 0.0).unwrap_or(1.0)
+    } else {
+        median(&steps)
+    };
+    let uniform = steps
+        .iter()
+        .all(|d| (d - step).abs() <= (0.01 * step).max(0.01));
+    let extent = depth.last().unwrap_or(&0.0) - depth[0];
+    let nk = if uniform {
+        n
+    } else {
+        let gaps = steps.iter().filter(|d| **d > 1.5 * step).count();
+        warnings.push(if gaps > 0 {
+            format!(
+                "missing slices: {gaps} gap(s) wider than the {step:.3} mm step; resampled to a \
+                 uniform grid"
+            )
+        } else {
+            format!(
+                "non-uniform slice spacing ({:.3}..{:.3} mm); resampled to {step:.3} mm",
+                steps.iter().cloned().fold(f64::INFINITY, f64::min),
+                steps.iter().cloned().fold(0.0, f64::max)
+            )
+        });
+        (extent / step).round() as usize + 1
+    };
+    // Slice step vector: along the normal unless the positions drift sideways (gantry tilt).
+    let p0 = pos(&slices[0]);
+    let k_step = if n > 1 {
+        (pos(&slices[n - 1]) - p0) / (nk as f64 - 1.0)
+    } else {
+        normal * step
+    };
+    let tilt_deg = k_step
+        .normalize()
+        .dot(normal)
+        .clamp(-1.0, 1.0)
+        .acos()
+        .to_degrees();
+    if tilt_deg > 0.05 {
+        warnings.push(format!(
+            "gantry tilt of {tilt_deg:.2}°: kept exact as a sheared voxel grid"
+        ));
+    }
+
+    let plane = rows as usize * cols as usize;
+    let mut stack: Vec<Vec<f32>> = Vec::with_capacity(n);
+    for s in &slices {
+        stack.push(decode_slice(s, plane)?);
+    }
+    let values: Vec<f32> = if uniform {
+        stack.concat()
+    } else {
+        let mut out = Vec::with_capacity(plane * nk);
+        let mut lo = 0;
+        for k in 0..nk {
+            let d = depth[0] + k as f64 * (extent / (nk as f64 - 1.0));
+            while lo + 2 < n && depth[lo + 1] <= d {
+                lo += 1;
+            }
+            let t = (((d - depth[lo]) / (depth[lo + 1] - depth[lo])) as f32).clamp(0.0, 1.0);
+            let (a, b) = (&stack[lo], &stack[lo + 1]);
+            out.extend(a.iter().zip(b.iter()).map(|(x, y)| x + (y - x) * t));
+        }
+        out
+    };
+    drop(stack);
+
+    let world_from_voxel = DMat4::from_cols(
+        (row_dir * spacing[1]).extend(0.0),
+        (col_dir * spacing[0]).extend(0.0),
+        k_step.extend(0.0),
+        p0.extend(1.0),
+    );
+    let mut vol = Volume::new(
+        Grid::new([cols as usize, rows as usize, nk], world_from_voxel),
+        Voxels::from_f32_compact(values),
+    );
+    vol.warnings = warnings;
+    Ok(vol)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Pixel values of one slice with the modality LUT (rescale) applied.
+fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, LoadError> {
+    let bad = |what: String| LoadError::new(&s.path, what);
+    let obj =
+        dicom_object::open_file(&s.path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
+    let decoded = obj
+        .decode_pixel_data()
+        .map_err(|e| bad(format!("cannot decode pixel data: {e}")))?;
+    if decoded.samples_per_pixel() != 1 {
+        return Err(bad(format!(
+            "{} samples per pixel: only greyscale images are supported",
+            decoded.samples_per_pixel()
+        )));
+    }
+    let values: Vec<f32> = decoded
+        .to_vec()
+        .map_err(|e| bad(format!("cannot convert pixel data: {e}")))?;
+    if values.len() != plane {
+        return Err(bad(format!(
+            "pixel data holds {} values, Rows×Columns says {plane}",
+            values.len()
+        )));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!("pixel {i} is NaN or infinite after rescale")));
+    }
+    Ok(values)
+}
+
+/// Options for [`write_series`].
+#[derive(Clone, Debug)]
+pub struct WriteSeriesOptions {
+    pub series_uid: String,
+    pub modality: String,
+    pub description: String,
+}
+
+impl Default for WriteSeriesOptions {
+    fn default() -> Self {
+        WriteSeriesOptions {
+            series_uid: "2.25.1".into(),
+            modality: "CT".into(),
+            description: "heartloc export".into(),
+        }
+    }
+}
+
+/// Write a volume as a DICOM series (one file per k slice, explicit VR little endian, 16-bit
+/// signed pixels with rescale slope/intercept chosen to hold the value range). Returns the file
+/// paths, in slice order.
+pub fn write_series(
+    dir: &Path,
+    volume: &Volume,
+    options: &WriteSeriesOptions,
+) -> Result<Vec<PathBuf>, LoadError> {
+    std::fs::create_dir_all(dir).map_err(|e| LoadError::io(dir, "cannot create folder", e))?;
+    let [nx, ny, nz] = volume.dims();
+    let m = volume.world_from_voxel();
+    let spacing = volume.spacing_mm();
+    let row_dir = m.x_axis.truncate() / spacing[0];
+    let col_dir = m.y_axis.truncate() / spacing[1];
+    let (lo, hi) = volume.intensity_range();
+    let integral_i16 = !matches!(volume.voxels, Voxels::F32(_) | Voxels::U16(_))
+        || (lo >= -32768.0
+            && hi <= 32767.0
+            && (0..volume.voxels.len()).all(|i| volume.voxels.get(i).fract() == 0.0));
+    let (slope, intercept) = if integral_i16 {
+        (1.0f64, 0.0f64)
+    } else {
+        let slope = f64::from(hi - lo).max(1e-12) / 65535.0;
+        (slope, f64::from(lo) + 32768.0 * slope)
+    };
+    let ds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.6}"))
+            .collect::<Vec<_>>()
+            .join("\\")
+    };
+    let mut paths = Vec::with_capacity(nz);
+    for k in 0..nz {
+        let origin = m.transform_point3(DVec3::new(0.0, 0.0, k as f64));
+        let mut pixels = Vec::with_capacity(nx * ny * 2);
+        for idx in k * nx * ny..(k + 1) * nx * ny {
+            let v = f64::from(volume.voxels.get(idx));
+            let stored = ((v - intercept) / slope).round().clamp(-32768.0, 32767.0) as i16;
+            pixels.extend_from_slice(&stored.to_le_bytes());
+        }
+        let sop_uid = format!("{}.{}", options.series_uid, k + 1);
+        let el = |tag, vr, value: PrimitiveValue| DataElement::new(tag, vr, value);
+        let s = |x: &str| PrimitiveValue::from(x.to_string());
+        let obj = InMemDicomObject::from_element_iter([
+            el(tags::SOP_CLASS_UID, VR::UI, s("1.2.840.10008.5.1.4.1.1.2")),
+            el(tags::SOP_INSTANCE_UID, VR::UI, s(&sop_uid)),
+            el(tags::MODALITY, VR::CS, s(&options.modality)),
+            el(tags::SERIES_DESCRIPTION, VR::LO, s(&options.description)),
+            el(tags::PATIENT_NAME, VR::PN, s("Anonymous")),
+            el(
+                tags::STUDY_INSTANCE_UID,
+                VR::UI,
+                s(&format!("{}.0", options.series_uid)),
+            ),
+            el(tags::SERIES_INSTANCE_UID, VR::UI, s(&options.series_uid)),
+            // Reversed on purpose: readers must sort by position, not by this.
+            el(tags::INSTANCE_NUMBER, VR::IS, s(&(nz - k).to_string())),
+            el(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                s(&ds(&origin.to_array())),
+            ),
+            el(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                s(&ds(&[
+                    row_dir.x, row_dir.y, row_dir.z, col_dir.x, col_dir.y, col_dir.z,
+                ])),
+            ),
+            el(
+                tags::SLICE_THICKNESS,
+                VR::DS,
+                s(&format!("{:.6}", spacing[2])),
+            ),
+            el(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
+            el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, s("MONOCHROME2")),
+            el(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)),
+            el(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16)),
+            el(
+                tags::PIXEL_SPACING,
+                VR::DS,
+                s(&ds(&[spacing[1], spacing[0]])),
+            ),
+            el(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16)),
+            el(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16)),
+            el(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16)),
+            el(
+                tags::PIXEL_REPRESENTATION,
+                VR::US,
+                PrimitiveValue::from(1u16),
+            ),
+            el(
+                tags::RESCALE_INTERCEPT,
+                VR::DS,
+                s(&format!("{intercept:.9}")),
+            ),
+            el(tags::RESCALE_SLOPE, VR::DS, s(&format!("{slope:.9}"))),
+            el(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(pixels)),
+        ]);
+        let file = obj
+            .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
+            .map_err(|e| LoadError::new(dir, format!("cannot build DICOM meta: {e}")))?;
+        // Scrambled (but unique: an odd multiplier is a bijection) names, like archives write.
+        let name = (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let path = dir.join(format!("{name:016x}.dcm"));
+        file.write_to_file(&path)
+            .map_err(|e| LoadError::new(&path, format!("cannot write DICOM: {e}")))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}

@@ -1,0 +1,71 @@
+//! Reading and writing volumes: NIfTI-1 files and DICOM series folders.
+//!
+//! Every error names the file (or folder) and what was wrong with it. Sizes claimed by headers
+//! are checked against limits and against the bytes really present before anything is
+//! allocated for them.
+
+pub mod dicom;
+pub mod nifti;
+
+use std::path::{Path, PathBuf};
+
+use crate::volume::Volume;
+
+/// At most 2^30 voxels (a 1024×1024×1024 volume, 4 GiB as `f32`): larger headers are refused
+/// as absurd rather than trusted.
+pub const MAX_VOXELS: u64 = 1 << 30;
+
+/// A problem with one input file or folder. Displays as `what was wrong (path)`.
+#[derive(Debug, thiserror::Error)]
+#[error("{problem} ({})", path.display())]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+impl LoadError {
+    pub fn new(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        LoadError {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, context: &str, err: std::io::Error) -> Self {
+        LoadError::new(path, format!("{context}: {err}"))
+    }
+}
+
+/// Which kind of input a path is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Nifti,
+    DicomDir,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Nifti => "NIfTI-1",
+            Format::DicomDir => "DICOM series",
+        }
+    }
+}
+
+/// Options for [`open`].
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// For a DICOM folder holding several series: the SeriesInstanceUID to load.
+    pub series_uid: Option<String>,
+}
+
+/// Open a NIfTI file or a DICOM series folder.
+pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
+    if meta.is_dir() {
+        let vol = dicom::read_series_dir(path, options.series_uid.as_deref())?;
+        Ok((vol, Format::DicomDir))
+    } else {
+        Ok((nifti::read(path)?, Format::Nifti))
+    }
+}

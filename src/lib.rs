@@ -1,0 +1,8 @@
+//! heartloc: find the heart in 3D CT and MRI.
+//!
+//! Layers only look down (see ARCHITECTURE.md): [`volume`] (geometry core) ← [`io`] (file
+//! formats) ← [`info`] (reports) ← the binary's CLI and, with the `gui` feature, the app.
+
+pub mod info;
+pub mod io;
+pub mod volume;
