@@ -431,6 +431,13 @@ pub fn write_series(
             .collect::<Vec<_>>()
             .join("\\")
     };
+    // Names differ between series so that several can share a folder.
+    let series_salt = options
+        .series_uid
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
     let mut paths = Vec::with_capacity(nz);
     for k in 0..nz {
         let origin = m.transform_point3(DVec3::new(0.0, 0.0, k as f64));
@@ -503,7 +510,7 @@ pub fn write_series(
             .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
             .map_err(|e| LoadError::new(dir, format!("cannot build DICOM meta: {e}")))?;
         // Scrambled (but unique: an odd multiplier is a bijection) names, like archives write.
-        let name = (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let name = (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ series_salt;
         let path = dir.join(format!("{name:016x}.dcm"));
         file.write_to_file(&path)
             .map_err(|e| LoadError::new(&path, format!("cannot write DICOM: {e}")))?;

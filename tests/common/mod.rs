@@ -1,0 +1,71 @@
+//! Helpers shared by integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/data` beside the repository, or `None` with a printed reason (tests then skip).
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.join("manifest.csv").is_file() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIP: {} is absent (the shared heart data lives outside the repository)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// One manifest row, the fields tests use.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub case: String,
+    pub modality: String,
+    pub shape: [usize; 3],
+    pub spacing_mm: [f64; 3],
+    pub heart_values: Vec<u32>,
+    pub heart_center_lps_mm: [f64; 3],
+    pub heart_bbox_lps_min_mm: [f64; 3],
+    pub heart_bbox_lps_max_mm: [f64; 3],
+}
+
+fn three<T: std::str::FromStr>(s: &str, sep: char) -> [T; 3]
+where
+    T::Err: std::fmt::Debug,
+{
+    let v: Vec<T> = s
+        .split(sep)
+        .map(|x| x.trim().parse().expect("number"))
+        .collect();
+    match <[T; 3]>::try_from(v) {
+        Ok(a) => a,
+        Err(_) => panic!("expected three values in {s:?}"),
+    }
+}
+
+pub fn manifest(data: &std::path::Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(data.join("manifest.csv")).expect("manifest");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Case {
+                case: f[col("case")].to_string(),
+                modality: f[col("modality")].to_string(),
+                shape: three(f[col("shape")], 'x'),
+                spacing_mm: three(f[col("spacing_mm")], 'x'),
+                heart_values: f[col("heart_values")]
+                    .split_whitespace()
+                    .map(|v| v.parse().expect("label"))
+                    .collect(),
+                heart_center_lps_mm: three(f[col("heart_center_lps_mm")], ' '),
+                heart_bbox_lps_min_mm: three(f[col("heart_bbox_lps_min_mm")], ' '),
+                heart_bbox_lps_max_mm: three(f[col("heart_bbox_lps_max_mm")], ' '),
+            }
+        })
+        .collect()
+}

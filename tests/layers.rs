@@ -1,0 +1,30 @@
+//! Layers only look down: the volume core and file I/O import no GUI, GPU or ML crate.
+
+use std::path::Path;
+
+#[test]
+fn lower_layers_import_no_gui_gpu_or_ml_crates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lower = [
+        "volume.rs",
+        "info.rs",
+        "io/mod.rs",
+        "io/nifti.rs",
+        "io/dicom.rs",
+    ];
+    let forbidden = ["egui", "eframe", "wgpu", "candle", "rfd", "crate::app"];
+    for file in lower {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("use ") || l.contains("::"))
+        {
+            for f in forbidden {
+                assert!(
+                    !line.contains(&format!("{f}::")) && !line.contains(&format!("use {f}")),
+                    "{file} reaches up into {f}: {line}"
+                );
+            }
+        }
+    }
+}
