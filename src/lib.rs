@@ -5,4 +5,5 @@
 
 pub mod info;
 pub mod io;
+pub mod phantom;
 pub mod volume;

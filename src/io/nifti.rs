@@ -558,7 +558,7 @@ fn build_header(volume: &Volume) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
     let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &348i32.to_le_bytes());
-    put(38, &[b'r']); // regular
+    put(38, b"r"); // regular
     let [nx, ny, nz] = volume.dims();
     for (a, d) in [3usize, nx, ny, nz, 1, 1, 1, 1].iter().enumerate() {
         put(40 + 2 * a, &(*d as i16).to_le_bytes());

@@ -1,0 +1,113 @@
+//! Benchmark: open a 512×512×300 int16 `.nii.gz` with heartloc, and the same file with nibabel
+//! and SimpleITK (when importable by `python3`) side by side. Prints medians and ratios.
+//!
+//! Run: `cargo bench --bench load` (optional references: `pip install nibabel SimpleITK`).
+//! The file is a synthetic CT-like phantom with noise, so it compresses like real CT does.
+
+use std::process::Command;
+use std::time::Instant;
+
+use glam::{DMat4, DVec3};
+use heartloc::io::nifti;
+use heartloc::volume::{Grid, Volume, Voxels};
+
+const RUNS: usize = 5;
+
+fn phantom() -> Volume {
+    let (nx, ny, nz) = (512usize, 512usize, 300usize);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 41) as i16 - 20
+    };
+    let mut vals = Vec::with_capacity(nx * ny * nz);
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let x = (i as f64 - 256.0) / 220.0;
+                let y = (j as f64 - 256.0) / 160.0;
+                let r = x * x + y * y;
+                let lung = ((x.abs() - 0.45).powi(2) / 0.09 + y * y / 0.5) < 1.0;
+                let base: i16 = if r > 1.0 {
+                    -1000
+                } else if lung {
+                    -850
+                } else if (x * x + (y - 0.75).powi(2)) < 0.01 {
+                    700 // spine
+                } else {
+                    40 + (k % 7) as i16
+                };
+                vals.push(base + noise());
+            }
+        }
+    }
+    let m = DMat4::from_scale(DVec3::new(0.8, 0.8, 1.0));
+    Volume::new(Grid::new([nx, ny, nz], m), Voxels::I16(vals))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn python_median(code: &str, path: &str) -> Result<f64, String> {
+    let script = format!(
+        "import time, sys\n{code}\nts=[]\nfor _ in range({RUNS}):\n    t=time.perf_counter(); load(sys.argv[1]); ts.append(time.perf_counter()-t)\nts.sort(); print(ts[len(ts)//2])"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .map_err(|e| format!("python3 not runnable: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}"))
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ct_512x512x300.nii.gz");
+    println!("writing a 512×512×300 int16 phantom …");
+    nifti::write(&path, &phantom()).expect("write phantom");
+    let mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!("file: {mb:.1} MB gzip (157.3 MB of voxels)");
+
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let v = nifti::read(&path).expect("read");
+        times.push(t.elapsed().as_secs_f64());
+        assert_eq!(v.dims(), [512, 512, 300]);
+    }
+    let ours = median(times);
+    println!("heartloc   open .nii.gz: {:7.3} s (median of {RUNS})", ours);
+
+    let p = path.to_string_lossy();
+    let refs = [
+        (
+            "nibabel",
+            "import nibabel as nib, numpy as np\ndef load(p): return np.asanyarray(nib.load(p).dataobj)",
+        ),
+        (
+            "SimpleITK",
+            "import SimpleITK as sitk\ndef load(p): return sitk.GetArrayViewFromImage(sitk.ReadImage(p))",
+        ),
+    ];
+    for (name, code) in refs {
+        match python_median(code, &p) {
+            Ok(t) => println!(
+                "{name:<10} open .nii.gz: {t:7.3} s   ratio heartloc/{name} = {:.2}",
+                ours / t
+            ),
+            Err(e) => println!("{name:<10} not measured ({e}); pip install {name}"),
+        }
+    }
+}
