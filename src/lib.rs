@@ -3,7 +3,12 @@
 //! Layers only look down (see ARCHITECTURE.md): [`volume`] (geometry core) ← [`io`] (file
 //! formats) ← [`info`] (reports) ← the binary's CLI and, with the `gui` feature, the app.
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod info;
 pub mod io;
 pub mod phantom;
+#[cfg(feature = "gui")]
+pub mod render;
+pub mod slice_view;
 pub mod volume;

@@ -237,3 +237,39 @@ fn dicom_series_written_from_a_shared_case_round_trips_world_geometry() {
         }
     }
 }
+
+#[test]
+fn ct_window_calibration_puts_the_heart_at_soft_tissue_hu() {
+    // SegTHOR intensities are min-max scaled per volume, not HU: the presets go through an
+    // air/soft-tissue calibration. Checked against the expert heart mask of every CT case.
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    for case in common::manifest(&data)
+        .iter()
+        .filter(|c| c.modality == "CT")
+    {
+        let image = nifti::read(&data.join(&case.case).join("image.nii.gz")).unwrap();
+        let labels = nifti::read(&data.join(&case.case).join("labels.nii.gz")).unwrap();
+        let intensity = heartloc::slice_view::Intensity::of(&image);
+        let (scale, offset) = intensity
+            .hu_from_value
+            .unwrap_or_else(|| panic!("{}: no HU calibration", case.case));
+        let mut heart: Vec<f64> = (0..labels.voxels.len())
+            .filter(|&i| {
+                case.heart_values
+                    .iter()
+                    .any(|&h| h as f32 == labels.voxels.get(i))
+            })
+            .map(|i| f64::from(image.voxels.get(i)) * scale + offset)
+            .collect();
+        heart.sort_by(f64::total_cmp);
+        let median = heart[heart.len() / 2];
+        println!("{}: heart median {median:.0} HU (estimated)", case.case);
+        assert!(
+            (-60.0..=450.0).contains(&median),
+            "{}: heart at {median:.0} HU",
+            case.case
+        );
+    }
+}

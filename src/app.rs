@@ -1,0 +1,979 @@
+//! The desktop app: four panes (axial, coronal, sagittal, 3D) over one volume, a linked
+//! crosshair in LPS mm, window/level presets, volume modes, files opened in the background.
+//!
+//! The UI only reads and writes [`crate::slice_view`] state and hands draw descriptions to
+//! [`crate::render`]; file loading runs on a background thread and answers over a channel,
+//! tagged with a request id so a stale answer is dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+
+use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
+use glam::{DVec2, DVec3};
+
+use crate::io::{self, OpenOptions};
+use crate::render::{self, GpuVolume, PaneDraw, Renderer};
+use crate::slice_view::{
+    scale_bar_mm, step_slice, Intensity, OrbitCamera, Plane, SliceView, VolumeMode, WindowPreset,
+};
+use crate::volume::{Interpolation, Volume};
+
+/// Ask the user for paths. Behind a trait so tests never open a dialog.
+pub trait FileDialog {
+    fn pick_file(&self) -> Option<PathBuf>;
+    fn pick_folder(&self) -> Option<PathBuf>;
+    fn save_png(&self, suggested: &str) -> Option<PathBuf>;
+}
+
+/// Native dialogs (rfd).
+pub struct NativeDialog;
+
+impl FileDialog for NativeDialog {
+    fn pick_file(&self) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .add_filter("NIfTI", &["nii", "gz"])
+            .add_filter("All files", &["*"])
+            .pick_file()
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        rfd::FileDialog::new().pick_folder()
+    }
+    fn save_png(&self, suggested: &str) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_file_name(suggested)
+            .add_filter("PNG", &["png"])
+            .save_file()
+    }
+}
+
+/// Settings kept between runs (eframe storage).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent: Vec<PathBuf>,
+    pub preset: WindowPreset,
+    pub mode: VolumeMode,
+    /// Index of the maximised pane (0 axial, 1 coronal, 2 sagittal, 3 volume).
+    pub maximized: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            recent: Vec::new(),
+            preset: WindowPreset::Auto,
+            mode: VolumeMode::Dvr,
+            maximized: None,
+        }
+    }
+}
+
+const SETTINGS_KEY: &str = "heartloc-settings";
+const MAX_RECENT: usize = 10;
+
+/// The volume on screen and what was derived from it once.
+pub struct Document {
+    pub name: String,
+    pub source: Option<PathBuf>,
+    pub volume: Arc<Volume>,
+    pub gpu: Arc<GpuVolume>,
+    pub intensity: Intensity,
+    pub format: String,
+}
+
+/// What to open.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Demo,
+    Path(PathBuf),
+}
+
+struct Pending {
+    id: u64,
+    what: String,
+    rx: Receiver<Result<Document, String>>,
+}
+
+/// A readout of the point under the cursor.
+#[derive(Clone, Copy, Debug)]
+pub struct Hover {
+    pub world: DVec3,
+    pub ijk: DVec3,
+    pub value: Option<f32>,
+}
+
+pub struct HeartlocApp {
+    pub settings: Settings,
+    pub doc: Option<Document>,
+    pub views: [SliceView; 3],
+    pub camera: OrbitCamera,
+    pub crosshair: DVec3,
+    /// Window low/high in stored values.
+    pub window: (f64, f64),
+    /// Isosurface level in stored values.
+    pub iso: f64,
+    pub message: Option<String>,
+    pub hover: Option<Hover>,
+    pending: Option<Pending>,
+    next_id: u64,
+    needs_fit: bool,
+    interacting: bool,
+    dialog: Box<dyn FileDialog>,
+    max_texture_dim: u32,
+    has_wgpu: bool,
+    screenshot: Option<(Receiver<Arc<egui::ColorImage>>, PathBuf, Option<Rect>)>,
+    pane_rects: [Rect; 4],
+}
+
+impl HeartlocApp {
+    /// Build the app; `open` starts loading at once (the demo when the user named no file).
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        open: Source,
+        dialog: Box<dyn FileDialog>,
+    ) -> Self {
+        let settings = cc
+            .storage
+            .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        let (has_wgpu, max_texture_dim) = match cc.wgpu_render_state.as_ref() {
+            Some(rs) => {
+                Renderer::install(rs);
+                (true, rs.device.limits().max_texture_dimension_3d)
+            }
+            None => (false, 256),
+        };
+        let mut app = HeartlocApp {
+            settings,
+            doc: None,
+            views: Plane::ALL.map(|plane| SliceView {
+                plane,
+                center_mm: DVec3::ZERO,
+                mm_per_px: 1.0,
+            }),
+            camera: OrbitCamera {
+                target: DVec3::ZERO,
+                yaw: 0.0,
+                pitch: 0.0,
+                distance_mm: 500.0,
+            },
+            crosshair: DVec3::ZERO,
+            window: (0.0, 1.0),
+            iso: 0.0,
+            message: None,
+            hover: None,
+            pending: None,
+            next_id: 1,
+            needs_fit: false,
+            interacting: false,
+            dialog,
+            max_texture_dim,
+            has_wgpu,
+            screenshot: None,
+            pane_rects: [Rect::NOTHING; 4],
+        };
+        app.open(open, &cc.egui_ctx);
+        app
+    }
+
+    /// Start loading in the background; the answer replaces the shown volume when it arrives.
+    pub fn open(&mut self, source: Source, ctx: &egui::Context) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let what = match &source {
+            Source::Demo => "synthetic demo".to_string(),
+            Source::Path(p) => p.display().to_string(),
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        let ctx = ctx.clone();
+        let max_dim = self.max_texture_dim;
+        std::thread::Builder::new()
+            .name("heartloc-open".into())
+            .spawn(move || {
+                let _ = tx.send(load_document(id, source, max_dim));
+                ctx.request_repaint();
+            })
+            .ok();
+        self.pending = Some(Pending { id, what, rx });
+    }
+
+    /// True while a file is loading.
+    pub fn is_loading(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn poll_loading(&mut self) {
+        let Some(p) = &self.pending else { return };
+        let Ok(result) = p.rx.try_recv() else { return };
+        let id = p.id;
+        self.pending = None;
+        match result {
+            Ok(doc) if doc.gpu.id == id => self.show(doc),
+            Ok(_) => {} // stale: a newer request replaced it
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    fn show(&mut self, doc: Document) {
+        if let Some(path) = &doc.source {
+            self.settings.recent.retain(|p| p != path);
+            self.settings.recent.insert(0, path.clone());
+            self.settings.recent.truncate(MAX_RECENT);
+        }
+        let grid = doc.volume.grid;
+        let (lo, hi) = grid.world_bbox();
+        self.crosshair = (lo + hi) * 0.5;
+        self.camera = OrbitCamera::fit(&grid);
+        self.window = doc.intensity.window(self.settings.preset);
+        self.iso = default_iso(&doc.intensity);
+        self.message = doc
+            .volume
+            .warnings
+            .first()
+            .map(|w| format!("{}: {w}", doc.name));
+        if let Some(n) = &doc.gpu.notice {
+            self.message = Some(n.clone());
+        }
+        self.doc = Some(doc);
+        self.needs_fit = true;
+    }
+
+    /// Apply a window/level preset.
+    pub fn set_preset(&mut self, preset: WindowPreset) {
+        self.settings.preset = preset;
+        if let Some(doc) = &self.doc {
+            self.window = doc.intensity.window(preset);
+        }
+    }
+
+    /// Move the crosshair by whole slices along a pane's normal.
+    pub fn step(&mut self, plane: Plane, steps: f64) {
+        if let Some(doc) = &self.doc {
+            self.crosshair = step_slice(&doc.volume.grid, plane, self.crosshair, steps);
+        }
+    }
+
+    /// Where each pane was drawn last frame (points): axial, coronal, sagittal, volume.
+    pub fn pane_rects(&self) -> [Rect; 4] {
+        self.pane_rects
+    }
+}
+
+fn default_iso(i: &Intensity) -> f64 {
+    // Bone/contrast for CT-like data; the upper quarter of the robust range otherwise.
+    match i.hu_from_value {
+        Some((s, o)) if s.abs() > 1e-12 => (200.0 - o) / s,
+        _ => i.p1 + (i.p99_5 - i.p1) * 0.6,
+    }
+}
+
+fn load_document(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
+    let (volume, name, source_path, format) = match source {
+        Source::Demo => {
+            let (v, _) = crate::phantom::chest_ct([176, 144, 128], 2.5);
+            (
+                v,
+                "Demo (synthetic phantom)".to_string(),
+                None,
+                "phantom".to_string(),
+            )
+        }
+        Source::Path(p) => {
+            let (v, f) = io::open(&p, &OpenOptions::default()).map_err(|e| e.to_string())?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| p.display().to_string());
+            (v, name, Some(p), f.name().to_string())
+        }
+    };
+    let intensity = Intensity::of(&volume);
+    let gpu = GpuVolume::new(id, &volume, max_dim);
+    Ok(Document {
+        name,
+        source: source_path,
+        volume: Arc::new(volume),
+        gpu: Arc::new(gpu),
+        intensity,
+        format,
+    })
+}
+
+const PANE_COLORS: [Color32; 3] = [
+    Color32::from_rgb(90, 200, 255),
+    Color32::from_rgb(120, 230, 120),
+    Color32::from_rgb(255, 190, 80),
+];
+
+impl eframe::App for HeartlocApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.poll_loading();
+        let ctx = ui.ctx().clone();
+        self.handle_dropped_files(&ctx);
+        self.handle_screenshot_events(&ctx);
+
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(230.0)
+            .show(ui, |ui| self.controls(ui));
+        egui::CentralPanel::no_frame().show(ui, |ui| self.panes(ui));
+        if self.pending.is_some() || self.interacting {
+            ctx.request_repaint();
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+impl HeartlocApp {
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        if let Some(p) = dropped.into_iter().next() {
+            self.open(Source::Path(p), ctx);
+        }
+    }
+
+    fn handle_screenshot_events(&mut self, ctx: &egui::Context) {
+        let Some((rx, _, _)) = &self.screenshot else {
+            return;
+        };
+        let Ok(image) = rx.try_recv() else { return };
+        let Some((_, path, crop)) = self.screenshot.take() else {
+            return;
+        };
+        let image = match crop {
+            Some(rect) => image.region(&rect, Some(ctx.pixels_per_point())),
+            None => (*image).clone(),
+        };
+        self.message = Some(match save_png(&path, &image) {
+            Ok(()) => format!("saved {}", path.display()),
+            Err(e) => format!("cannot save screenshot {}: {e}", path.display()),
+        });
+    }
+
+    /// Ask for a screenshot of the window (`pane` None) or of one pane, saved as PNG at `path`.
+    pub fn request_screenshot(&mut self, ctx: &egui::Context, path: PathBuf, pane: Option<usize>) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let repaint = ctx.clone();
+        self.screenshot = Some((rx, path, pane.map(|p| self.pane_rects[p])));
+        ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
+            egui::ScreenshotCallback::new(move |image| {
+                let _ = tx.send(image);
+                repaint.request_repaint();
+            }),
+        ));
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open file…").clicked() {
+                    if let Some(p) = self.dialog.pick_file() {
+                        self.open(Source::Path(p), ui.ctx());
+                    }
+                }
+                if ui.button("Open DICOM folder…").clicked() {
+                    if let Some(p) = self.dialog.pick_folder() {
+                        self.open(Source::Path(p), ui.ctx());
+                    }
+                }
+                if ui.button("Open demo").clicked() {
+                    self.open(Source::Demo, ui.ctx());
+                }
+                ui.menu_button("Recent", |ui| {
+                    if self.settings.recent.is_empty() {
+                        ui.label("(none)");
+                    }
+                    for p in self.settings.recent.clone() {
+                        if ui.button(p.display().to_string()).clicked() {
+                            self.open(Source::Path(p), ui.ctx());
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.button("Save screenshot (window)…").clicked() {
+                    if let Some(p) = self.dialog.save_png("heartloc.png") {
+                        self.request_screenshot(ui.ctx(), p, None);
+                    }
+                }
+                for (i, name) in ["axial", "coronal", "sagittal", "3D"].iter().enumerate() {
+                    if ui
+                        .button(format!("Save screenshot ({name} pane)…"))
+                        .clicked()
+                    {
+                        if let Some(p) = self.dialog.save_png(&format!("heartloc-{name}.png")) {
+                            self.request_screenshot(ui.ctx(), p, Some(i));
+                        }
+                    }
+                }
+            });
+            ui.menu_button("View", |ui| {
+                for (i, name) in ["Axial", "Coronal", "Sagittal", "3D"].iter().enumerate() {
+                    let on = self.settings.maximized == Some(i);
+                    if ui
+                        .selectable_label(on, format!("Maximise {name}"))
+                        .clicked()
+                    {
+                        self.settings.maximized = if on { None } else { Some(i) };
+                    }
+                }
+                if ui.button("Show all panes").clicked() {
+                    self.settings.maximized = None;
+                }
+            });
+            if let Some(p) = &self.pending {
+                ui.spinner();
+                ui.label(format!("Loading {}…", p.what));
+            }
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            match self.hover {
+                Some(h) => {
+                    ui.label(format!(
+                        "voxel ({:.1}, {:.1}, {:.1})   LPS ({:.1}, {:.1}, {:.1}) mm   value {}",
+                        h.ijk.x,
+                        h.ijk.y,
+                        h.ijk.z,
+                        h.world.x,
+                        h.world.y,
+                        h.world.z,
+                        h.value.map_or("–".to_string(), |v| format!("{v:.1}"))
+                    ));
+                }
+                None => {
+                    let c = self.crosshair;
+                    ui.label(format!(
+                        "crosshair LPS ({:.1}, {:.1}, {:.1}) mm",
+                        c.x, c.y, c.z
+                    ));
+                }
+            }
+            if let Some(m) = &self.message {
+                ui.separator();
+                ui.colored_label(Color32::from_rgb(255, 200, 120), m);
+            }
+        });
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        let Some(doc) = self.doc.as_ref().map(|d| {
+            (
+                d.name.clone(),
+                d.source.is_none(),
+                d.volume.clone(),
+                d.intensity,
+                d.format.clone(),
+            )
+        }) else {
+            ui.heading("heartloc");
+            ui.label("No volume open.");
+            if ui.button("Open…").clicked() {
+                if let Some(p) = self.dialog.pick_file() {
+                    self.open(Source::Path(p), ui.ctx());
+                }
+            }
+            return;
+        };
+        let (name, is_demo, v, intensity, format) = doc;
+        ui.heading(&name);
+        if is_demo {
+            ui.colored_label(
+                Color32::from_rgb(255, 200, 120),
+                "Synthetic phantom made in code — not patient data.",
+            );
+        }
+        let [nx, ny, nz] = v.dims();
+        let s = v.spacing_mm();
+        ui.label(format!("{format}  {nx}×{ny}×{nz} {}", v.voxels.type_name()));
+        ui.label(format!("spacing {:.3}×{:.3}×{:.3} mm", s[0], s[1], s[2]));
+        ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
+            .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
+        ui.separator();
+
+        ui.label("Window / level");
+        let hu_note = match intensity.hu_from_value {
+            Some((s, o)) if s == 1.0 && o == 0.0 => "CT presets in HU",
+            Some(_) => "not HU: CT presets use HU estimated from air and soft-tissue peaks (meaningless for MR: use Auto)",
+            None => "no HU scale: CT presets use percentiles",
+        };
+        ui.horizontal_wrapped(|ui| {
+            for p in WindowPreset::ALL {
+                if ui
+                    .selectable_label(self.settings.preset == p, p.name())
+                    .clicked()
+                {
+                    self.set_preset(p);
+                }
+            }
+        });
+        ui.small(hu_note);
+        let (range_lo, range_hi) = (intensity.min, intensity.max);
+        let mut level = (self.window.0 + self.window.1) / 2.0;
+        let mut width = self.window.1 - self.window.0;
+        let l = ui.add(egui::Slider::new(&mut level, range_lo..=range_hi).text("Level"));
+        let w = ui.add(
+            egui::Slider::new(&mut width, 1e-3..=(range_hi - range_lo).max(1e-3) * 2.0)
+                .text("Width"),
+        );
+        if l.changed() || w.changed() {
+            self.window = (level - width / 2.0, level + width / 2.0);
+        }
+        ui.separator();
+
+        ui.label("Slices (mm along L, P, S)");
+        let (lo, hi) = v.grid.world_bbox();
+        for (axis, plane) in [
+            (2usize, Plane::Axial),
+            (1, Plane::Coronal),
+            (0, Plane::Sagittal),
+        ] {
+            let mut x = self.crosshair[axis];
+            if ui
+                .add(
+                    egui::Slider::new(&mut x, lo[axis]..=hi[axis])
+                        .text(format!("{} slice", plane.name())),
+                )
+                .changed()
+            {
+                self.crosshair[axis] = x;
+            }
+        }
+        ui.separator();
+
+        ui.label("Volume view");
+        ui.horizontal(|ui| {
+            for m in VolumeMode::ALL {
+                if ui
+                    .selectable_label(self.settings.mode == m, m.name())
+                    .clicked()
+                {
+                    self.settings.mode = m;
+                }
+            }
+        });
+        if self.settings.mode == VolumeMode::Isosurface {
+            ui.add(egui::Slider::new(&mut self.iso, range_lo..=range_hi).text("Iso level"));
+        }
+        if ui.button("Reset views").clicked() {
+            self.needs_fit = true;
+            self.camera = OrbitCamera::fit(&v.grid);
+        }
+        ui.separator();
+        ui.small(
+            "Left: crosshair · wheel: slice · Ctrl+wheel: zoom · middle: pan · right: window/level · \
+             Up/Down or PgUp/PgDn: slice · M: maximise pane",
+        );
+    }
+
+    fn panes(&mut self, ui: &mut egui::Ui) {
+        let full = ui.available_rect_before_wrap();
+        let Some(doc) = &self.doc else {
+            ui.painter().rect_filled(full, 0.0, Color32::from_gray(10));
+            let text = if self.pending.is_some() {
+                "Loading…"
+            } else {
+                "Open a NIfTI file or DICOM folder (File > Open, or drop it here)"
+            };
+            ui.painter().text(
+                full.center(),
+                egui::Align2::CENTER_CENTER,
+                text,
+                egui::FontId::proportional(16.0),
+                Color32::GRAY,
+            );
+            return;
+        };
+        let gpu = doc.gpu.clone();
+        let volume = doc.volume.clone();
+        let mr = doc.intensity.hu_from_value.is_none();
+        let half = full.size() / 2.0;
+        let mut rects = [
+            Rect::from_min_size(full.min, half),
+            Rect::from_min_size(full.min + Vec2::new(half.x, 0.0), half),
+            Rect::from_min_size(full.min + Vec2::new(0.0, half.y), half),
+            Rect::from_min_size(full.min + half, half),
+        ]
+        .map(|r| r.shrink(1.0));
+        if let Some(m) = self.settings.maximized {
+            rects = [Rect::NOTHING; 4];
+            rects[m.min(3)] = full.shrink(1.0);
+        }
+        if self.needs_fit && rects.iter().all(|r| r.width() > 10.0 || !r.is_positive()) {
+            for (i, view) in self.views.iter_mut().enumerate() {
+                let r = if rects[i].is_positive() {
+                    rects[i]
+                } else {
+                    full
+                };
+                *view = SliceView::fit(view.plane, &volume.grid, to_d(r.size()));
+            }
+            self.needs_fit = false;
+        }
+        self.pane_rects = rects;
+        self.hover = None;
+        self.interacting = false;
+        if !self.has_wgpu {
+            ui.painter().text(
+                full.center(),
+                egui::Align2::CENTER_CENTER,
+                "The viewer needs the wgpu renderer (no GPU adapter was found).",
+                egui::FontId::proportional(16.0),
+                Color32::LIGHT_RED,
+            );
+            return;
+        }
+        for (i, rect) in rects.iter().take(3).enumerate() {
+            if rect.is_positive() {
+                self.slice_pane(ui, i, *rect, &gpu, &volume);
+            }
+        }
+        if rects[3].is_positive() {
+            self.volume_pane(ui, rects[3], &gpu, mr);
+        }
+    }
+
+    fn slice_pane(
+        &mut self,
+        ui: &mut egui::Ui,
+        i: usize,
+        rect: Rect,
+        gpu: &Arc<GpuVolume>,
+        volume: &Volume,
+    ) {
+        let plane = self.views[i].plane;
+        let response = ui
+            .interact(
+                rect,
+                egui::Id::unique(("heartloc-pane", i)),
+                Sense::click_and_drag(),
+            )
+            .on_hover_cursor(egui::CursorIcon::Crosshair);
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::Image, true, format!("{} view", plane.name()))
+        });
+        let size = to_d(rect.size());
+        let (scroll, ctrl, pointer, keys) = ui.input(|inp| {
+            (
+                wheel_notches(inp),
+                inp.modifiers.command || inp.modifiers.ctrl,
+                inp.pointer.hover_pos(),
+                [
+                    inp.key_pressed(egui::Key::ArrowUp) || inp.key_pressed(egui::Key::PageUp),
+                    inp.key_pressed(egui::Key::ArrowDown) || inp.key_pressed(egui::Key::PageDown),
+                    inp.key_pressed(egui::Key::M),
+                ],
+            )
+        });
+        if response.hovered() {
+            if scroll != 0.0 {
+                if ctrl {
+                    if let Some(p) = pointer {
+                        let f = 1.15f64.powf(f64::from(scroll));
+                        self.views[i].zoom_about(f, to_d(p - rect.min), size);
+                    }
+                } else {
+                    self.step(plane, f64::from(scroll.signum()));
+                }
+            }
+            if keys[0] {
+                self.step(plane, 1.0);
+            }
+            if keys[1] {
+                self.step(plane, -1.0);
+            }
+            if keys[2] {
+                self.toggle_maximized(i);
+            }
+        }
+        if response.double_clicked() {
+            self.toggle_maximized(i);
+        }
+        if response.dragged_by(egui::PointerButton::Middle) {
+            self.views[i].pan(to_d(response.drag_delta()));
+            self.interacting = true;
+        }
+        if response.dragged_by(egui::PointerButton::Secondary) {
+            let d = response.drag_delta();
+            let span = (self.window.1 - self.window.0).abs().max(1e-3);
+            let level = (self.window.0 + self.window.1) / 2.0 - f64::from(d.y) * span * 0.005;
+            let width = (span * (f64::from(d.x) * 0.005).exp()).max(1e-3);
+            self.window = (level - width / 2.0, level + width / 2.0);
+        }
+        if response.clicked_by(egui::PointerButton::Primary)
+            || response.dragged_by(egui::PointerButton::Primary)
+        {
+            if let Some(p) = response.interact_pointer_pos() {
+                self.crosshair =
+                    self.views[i].world_from_screen(to_d(p - rect.min), size, self.crosshair);
+            }
+        }
+        if let Some(p) = response.hover_pos() {
+            let world = self.views[i].world_from_screen(to_d(p - rect.min), size, self.crosshair);
+            self.hover = Some(Hover {
+                world,
+                ijk: volume.voxel_from_world().transform_point3(world),
+                value: volume.sample_world(world, Interpolation::Trilinear),
+            });
+        }
+
+        let view = self.views[i];
+        let painter = ui.painter_at(rect);
+        painter.add(render::pane_callback(
+            i as u32,
+            gpu.clone(),
+            PaneDraw::Slice {
+                view,
+                crosshair: self.crosshair,
+                window: self.window,
+            },
+            rect,
+            ui.ctx().pixels_per_point(),
+        ));
+        // Crosshair lines in the colours of the other two planes.
+        let c = rect.min + to_v(view.screen_from_world(self.crosshair, size));
+        let (vertical_plane, horizontal_plane) = match plane {
+            Plane::Axial => (2, 1),
+            Plane::Coronal => (2, 0),
+            Plane::Sagittal => (1, 0),
+        };
+        painter.vline(
+            c.x,
+            rect.y_range(),
+            Stroke::new(1.0, PANE_COLORS[vertical_plane].gamma_multiply(0.7)),
+        );
+        painter.hline(
+            rect.x_range(),
+            c.y,
+            Stroke::new(1.0, PANE_COLORS[horizontal_plane].gamma_multiply(0.7)),
+        );
+        // Orientation letters, title, scale bar.
+        let [l, r, t, b] = plane.edge_letters();
+        let font = egui::FontId::proportional(15.0);
+        let letter = |pos: Pos2, align: egui::Align2, s: &str| {
+            painter.text(
+                pos,
+                align,
+                s,
+                font.clone(),
+                Color32::from_rgb(255, 235, 120),
+            );
+        };
+        letter(
+            rect.left_center() + Vec2::new(4.0, 0.0),
+            egui::Align2::LEFT_CENTER,
+            l,
+        );
+        letter(
+            rect.right_center() - Vec2::new(4.0, 0.0),
+            egui::Align2::RIGHT_CENTER,
+            r,
+        );
+        letter(
+            rect.center_top() + Vec2::new(0.0, 4.0),
+            egui::Align2::CENTER_TOP,
+            t,
+        );
+        letter(
+            rect.center_bottom() - Vec2::new(0.0, 4.0),
+            egui::Align2::CENTER_BOTTOM,
+            b,
+        );
+        let (_, _, n) = plane.axes();
+        painter.text(
+            rect.left_top() + Vec2::new(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            format!("{}  {:.1} mm", plane.name(), self.crosshair.dot(n)),
+            egui::FontId::proportional(13.0),
+            PANE_COLORS[i],
+        );
+        let bar_mm = scale_bar_mm(f64::from(rect.width()) * view.mm_per_px);
+        let bar_px = (bar_mm / view.mm_per_px) as f32;
+        let y = rect.bottom() - 22.0;
+        let x0 = rect.left() + 10.0;
+        painter.line_segment(
+            [Pos2::new(x0, y), Pos2::new(x0 + bar_px, y)],
+            Stroke::new(2.0, Color32::WHITE),
+        );
+        painter.text(
+            Pos2::new(x0 + bar_px / 2.0, y - 3.0),
+            egui::Align2::CENTER_BOTTOM,
+            format!("{bar_mm} mm"),
+            egui::FontId::proportional(11.0),
+            Color32::WHITE,
+        );
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(1.0, PANE_COLORS[i].gamma_multiply(0.4)),
+            egui::StrokeKind::Inside,
+        );
+    }
+
+    fn volume_pane(&mut self, ui: &mut egui::Ui, rect: Rect, gpu: &Arc<GpuVolume>, mr: bool) {
+        let response = ui.interact(
+            rect,
+            egui::Id::unique("heartloc-volume-pane"),
+            Sense::click_and_drag(),
+        );
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "3D view"));
+        if response.dragged_by(egui::PointerButton::Primary) {
+            self.camera.orbit(to_d(response.drag_delta()));
+            self.interacting = true;
+        }
+        if response.dragged_by(egui::PointerButton::Middle) {
+            self.camera
+                .pan(to_d(response.drag_delta()), f64::from(rect.height()));
+            self.interacting = true;
+        }
+        if response.hovered() {
+            let (scroll, m) = ui.input(|i| (wheel_notches(i), i.key_pressed(egui::Key::M)));
+            if scroll != 0.0 {
+                self.camera.zoom(1.15f64.powf(f64::from(scroll)));
+            }
+            if m {
+                self.toggle_maximized(3);
+            }
+        }
+        if response.double_clicked() {
+            self.toggle_maximized(3);
+        }
+        let painter = ui.painter_at(rect);
+        painter.add(render::pane_callback(
+            3,
+            gpu.clone(),
+            PaneDraw::Volume {
+                camera: self.camera,
+                mode: self.settings.mode,
+                window: self.window,
+                iso: self.iso,
+                mr,
+                // Coarser rays while the user drags keep the view responsive without a GPU.
+                step_voxels: if self.interacting { 2.5 } else { 1.0 },
+            },
+            rect,
+            ui.ctx().pixels_per_point(),
+        ));
+        // The crosshair as a small 3D cross, each arm in its plane's colour.
+        let size = to_d(rect.size());
+        for (axis, color) in [
+            (DVec3::Z, PANE_COLORS[0]),
+            (DVec3::Y, PANE_COLORS[1]),
+            (DVec3::X, PANE_COLORS[2]),
+        ] {
+            let a = render::project_to_pane(&self.camera, self.crosshair - axis * 20.0, size);
+            let b = render::project_to_pane(&self.camera, self.crosshair + axis * 20.0, size);
+            if let (Some(a), Some(b)) = (a, b) {
+                painter.line_segment(
+                    [rect.min + to_v(a), rect.min + to_v(b)],
+                    Stroke::new(2.0, color),
+                );
+            }
+        }
+        painter.text(
+            rect.left_top() + Vec2::new(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            format!("3D  {}", self.settings.mode.name()),
+            egui::FontId::proportional(13.0),
+            Color32::LIGHT_GRAY,
+        );
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(1.0, Color32::from_gray(60)),
+            egui::StrokeKind::Inside,
+        );
+    }
+
+    fn toggle_maximized(&mut self, pane: usize) {
+        self.settings.maximized = if self.settings.maximized == Some(pane) {
+            None
+        } else {
+            Some(pane)
+        };
+        self.needs_fit = true;
+    }
+}
+
+/// Vertical mouse-wheel movement this frame in notches (lines), positive away from the user.
+fn wheel_notches(input: &egui::InputState) -> f32 {
+    input
+        .raw
+        .events
+        .iter()
+        .map(|e| match e {
+            egui::Event::MouseWheel { unit, delta, .. } => match unit {
+                egui::MouseWheelUnit::Point => delta.y / 50.0,
+                egui::MouseWheelUnit::Line => delta.y,
+                egui::MouseWheelUnit::Page => delta.y * 10.0,
+            },
+            _ => 0.0,
+        })
+        .sum()
+}
+
+fn to_d(v: Vec2) -> DVec2 {
+    DVec2::new(f64::from(v.x), f64::from(v.y))
+}
+
+fn to_v(v: DVec2) -> Vec2 {
+    Vec2::new(v.x as f32, v.y as f32)
+}
+
+/// Write an egui image as PNG (atomically: temporary file, then rename).
+pub fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
+    let tmp = path.with_extension("png.partial");
+    let write = || -> Result<(), Box<dyn std::error::Error>> {
+        let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut enc = png::Encoder::new(file, image.size[0] as u32, image.size[1] as u32);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        w.write_image_data(image.as_raw())?;
+        w.finish()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.to_string()
+    })
+}
+
+/// Run the app (blocking until the window closes).
+pub fn run(input: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Wgpu,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("heartloc")
+            .with_inner_size([1280.0, 860.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    let source = input.map_or(Source::Demo, Source::Path);
+    eframe::run_native(
+        "heartloc",
+        options,
+        Box::new(move |cc| {
+            Ok(Box::new(HeartlocApp::new(
+                cc,
+                source,
+                Box::new(NativeDialog),
+            )))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the app: {e}"))
+}

@@ -1,0 +1,499 @@
+//! All wgpu code: the volume uploaded once as a 3D texture, a slice pipeline and a ray-marching
+//! volume pipeline (WGSL in `shaders/`), drawn inside egui through paint callbacks.
+//!
+//! The texture holds values normalised to 0..1 over the volume's range as `R16Float`
+//! (filterable on every backend, half the memory of `R32Float`). Volumes larger than the
+//! adapter's 3D-texture limit are downsampled by an integer factor, and [`GpuVolume::notice`]
+//! says so.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eframe::egui_wgpu::{self, wgpu};
+use glam::{DMat4, DVec2, DVec3};
+
+use crate::slice_view::{OrbitCamera, SliceView, VolumeMode};
+use crate::volume::Volume;
+
+/// A volume ready for upload: normalised half floats and the texture's placement in the world.
+pub struct GpuVolume {
+    /// Changes whenever the shown volume changes; the texture is uploaded once per id.
+    pub id: u64,
+    pub dims: [u32; 3],
+    texels: Vec<half::f16>,
+    /// Stored value → normalised texture value: `(v - lo) / (hi - lo)`.
+    pub value_lo: f64,
+    pub value_hi: f64,
+    /// LPS mm → texture coordinates (0..1 across the voxel extents).
+    pub tex_from_world: DMat4,
+    /// Set when the volume had to be downsampled to fit the GPU.
+    pub notice: Option<String>,
+}
+
+impl GpuVolume {
+    /// Prepare `volume` for a GPU whose 3D textures may be at most `max_dim` texels per side.
+    pub fn new(id: u64, volume: &Volume, max_dim: u32) -> Self {
+        let dims = volume.dims();
+        let largest = *dims.iter().max().unwrap_or(&1) as u32;
+        let factor = largest.div_ceil(max_dim.max(1)).max(1) as usize;
+        let out_dims = dims.map(|d| d.div_ceil(factor));
+        let (lo, hi) = volume.intensity_range();
+        let (lo, hi) = (f64::from(lo), f64::from(hi).max(f64::from(lo) + 1e-6));
+        let scale = 1.0 / (hi - lo);
+        let mut texels = Vec::with_capacity(out_dims.iter().product());
+        for k in 0..out_dims[2] {
+            for j in 0..out_dims[1] {
+                for i in 0..out_dims[0] {
+                    let v = volume.at(
+                        (i * factor).min(dims[0] - 1),
+                        (j * factor).min(dims[1] - 1),
+                        (k * factor).min(dims[2] - 1),
+                    );
+                    texels.push(half::f16::from_f64((f64::from(v) - lo) * scale));
+                }
+            }
+        }
+        // Texture coordinate of voxel centre i (of the downsampled grid) is (i + 0.5) / n.
+        let world_from_small =
+            volume.world_from_voxel() * DMat4::from_scale(DVec3::splat(factor as f64));
+        let n = DVec3::new(out_dims[0] as f64, out_dims[1] as f64, out_dims[2] as f64);
+        let tex_from_small =
+            DMat4::from_scale(n.recip()) * DMat4::from_translation(DVec3::splat(0.5));
+        let notice = (factor > 1).then(|| {
+            format!(
+                "volume {}×{}×{} exceeds the GPU's 3D texture limit ({max_dim}); shown downsampled ×{factor}",
+                dims[0], dims[1], dims[2]
+            )
+        });
+        GpuVolume {
+            id,
+            dims: out_dims.map(|d| d as u32),
+            texels,
+            value_lo: lo,
+            value_hi: hi,
+            tex_from_world: tex_from_small * world_from_small.inverse(),
+            notice,
+        }
+    }
+
+    /// A stored value as a normalised texture value.
+    pub fn normalise(&self, v: f64) -> f32 {
+        ((v - self.value_lo) / (self.value_hi - self.value_lo)) as f32
+    }
+}
+
+/// Keep in sync with `SliceUniforms` in shaders/slice.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SliceUniforms {
+    tex_from_world: [[f32; 4]; 4],
+    origin: [f32; 4],
+    du: [f32; 4],
+    dv: [f32; 4],
+    rect: [f32; 4],
+    window: [f32; 4],
+}
+const _: () = assert!(std::mem::size_of::<SliceUniforms>() == 144);
+
+/// Keep in sync with `VolumeUniforms` in shaders/volume.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct VolumeUniforms {
+    world_from_clip: [[f32; 4]; 4],
+    tex_from_world: [[f32; 4]; 4],
+    rect: [f32; 4],
+    params: [f32; 4],
+    window: [f32; 4],
+    texel: [f32; 4],
+}
+const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 192);
+
+const UNIFORM_BYTES: u64 = 192;
+
+pub const SLICE_WGSL: &str = include_str!("../shaders/slice.wgsl");
+pub const VOLUME_WGSL: &str = include_str!("../shaders/volume.wgsl");
+
+/// Pipelines and GPU state, kept in egui's callback resources.
+pub struct Renderer {
+    slice_pipeline: wgpu::RenderPipeline,
+    volume_pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    sampler: wgpu::Sampler,
+    srgb_target: bool,
+    texture: Option<(u64, wgpu::TextureView)>,
+    panes: HashMap<u32, Pane>,
+}
+
+struct Pane {
+    buffer: wgpu::Buffer,
+    bind_group: Option<(u64, wgpu::BindGroup)>,
+}
+
+impl Renderer {
+    /// Create pipelines once and store them for the paint callbacks.
+    pub fn install(render_state: &egui_wgpu::RenderState) {
+        let renderer = Renderer::new(&render_state.device, render_state.target_format);
+        render_state
+            .renderer
+            .write()
+            .callback_resources
+            .insert(renderer);
+    }
+
+    fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("heartloc volume"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                        view_dimension: wgpu::TextureViewDimension::D3,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("heartloc"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let make = |label: &str, source: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &module,
+                    entry_point: Some("vs_main"),
+                    buffers: &[],
+                    compilation_options: Default::default(),
+                },
+                fragment: Some(wgpu::FragmentState {
+                    module: &module,
+                    entry_point: Some("fs_main"),
+                    targets: &[Some(target.into())],
+                    compilation_options: Default::default(),
+                }),
+                primitive: wgpu::PrimitiveState::default(),
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("heartloc volume"),
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            address_mode_u: wgpu::AddressMode::ClampToEdge,
+            address_mode_v: wgpu::AddressMode::ClampToEdge,
+            address_mode_w: wgpu::AddressMode::ClampToEdge,
+            ..Default::default()
+        });
+        Renderer {
+            slice_pipeline: make("slice.wgsl", SLICE_WGSL),
+            volume_pipeline: make("volume.wgsl", VOLUME_WGSL),
+            layout,
+            sampler,
+            srgb_target: target.is_srgb(),
+            texture: None,
+            panes: HashMap::new(),
+        }
+    }
+
+    fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, volume: &GpuVolume) {
+        if self
+            .texture
+            .as_ref()
+            .is_some_and(|(id, _)| *id == volume.id)
+        {
+            return;
+        }
+        let size = wgpu::Extent3d {
+            width: volume.dims[0],
+            height: volume.dims[1],
+            depth_or_array_layers: volume.dims[2],
+        };
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("heartloc volume"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D3,
+            format: wgpu::TextureFormat::R16Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        queue.write_texture(
+            texture.as_image_copy(),
+            bytemuck::cast_slice(&volume.texels),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(volume.dims[0] * 2),
+                rows_per_image: Some(volume.dims[1]),
+            },
+            size,
+        );
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        self.texture = Some((volume.id, view));
+    }
+
+    fn write_pane(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, pane: u32, bytes: &[u8]) {
+        let Some((volume_id, view)) = self.texture.as_ref() else {
+            return;
+        };
+        let entry = self.panes.entry(pane).or_insert_with(|| Pane {
+            buffer: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("heartloc pane uniforms"),
+                size: UNIFORM_BYTES,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            bind_group: None,
+        });
+        if entry
+            .bind_group
+            .as_ref()
+            .is_none_or(|(id, _)| id != volume_id)
+        {
+            let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("heartloc pane"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: entry.buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::Sampler(&self.sampler),
+                    },
+                ],
+            });
+            entry.bind_group = Some((*volume_id, group));
+        }
+        let mut padded = [0u8; UNIFORM_BYTES as usize];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        queue.write_buffer(&entry.buffer, 0, &padded);
+    }
+}
+
+fn mat(m: DMat4) -> [[f32; 4]; 4] {
+    m.as_mat4().to_cols_array_2d()
+}
+
+fn v4(v: DVec3) -> [f32; 4] {
+    [v.x as f32, v.y as f32, v.z as f32, 0.0]
+}
+
+/// What one pane draws this frame.
+#[derive(Clone)]
+pub enum PaneDraw {
+    Slice {
+        view: SliceView,
+        crosshair: DVec3,
+        /// Window low/high in stored values.
+        window: (f64, f64),
+    },
+    Volume {
+        camera: OrbitCamera,
+        mode: VolumeMode,
+        window: (f64, f64),
+        /// Isosurface level in stored values.
+        iso: f64,
+        /// Preset for DVR: false = CT, true = MR.
+        mr: bool,
+        /// Ray step in voxels (larger while interacting).
+        step_voxels: f64,
+    },
+}
+
+/// The paint callback of one pane: its rectangle in framebuffer pixels and what to draw.
+struct PaneCallback {
+    pane: u32,
+    volume: Arc<GpuVolume>,
+    draw: PaneDraw,
+    rect_px: [f32; 4],
+}
+
+/// A paint callback drawing `draw` into `rect` (points) of the egui frame.
+pub fn pane_callback(
+    pane: u32,
+    volume: Arc<GpuVolume>,
+    draw: PaneDraw,
+    rect: eframe::egui::Rect,
+    pixels_per_point: f32,
+) -> eframe::egui::PaintCallback {
+    let rect_px = [
+        rect.min.x * pixels_per_point,
+        rect.min.y * pixels_per_point,
+        rect.width() * pixels_per_point,
+        rect.height() * pixels_per_point,
+    ];
+    egui_wgpu::Callback::new_paint_callback(
+        rect,
+        PaneCallback {
+            pane,
+            volume,
+            draw,
+            rect_px,
+        },
+    )
+}
+
+impl PaneCallback {
+    fn uniforms(&self, ppp: f64, srgb: f32) -> Vec<u8> {
+        let vol = &self.volume;
+        let size_pt = DVec2::new(
+            f64::from(self.rect_px[2]) / ppp,
+            f64::from(self.rect_px[3]) / ppp,
+        );
+        match &self.draw {
+            PaneDraw::Slice {
+                view,
+                crosshair,
+                window,
+            } => {
+                let (r, d, _) = view.plane.axes();
+                // `origin` is the world point at the pane's top-left corner; the shader adds
+                // per-pixel steps to fragment positions (pixel centres).
+                let origin = view.world_from_screen(DVec2::ZERO, size_pt, *crosshair);
+                let u = SliceUniforms {
+                    tex_from_world: mat(vol.tex_from_world),
+                    origin: v4(origin),
+                    du: v4(r * view.mm_per_px / ppp),
+                    dv: v4(d * view.mm_per_px / ppp),
+                    rect: self.rect_px,
+                    window: [vol.normalise(window.0), vol.normalise(window.1), srgb, 0.0],
+                };
+                bytemuck::bytes_of(&u).to_vec()
+            }
+            PaneDraw::Volume {
+                camera,
+                mode,
+                window,
+                iso,
+                mr,
+                step_voxels,
+            } => {
+                let max_dim = f64::from(*vol.dims.iter().max().unwrap_or(&1));
+                let u = VolumeUniforms {
+                    world_from_clip: mat(camera
+                        .clip_from_world(size_pt.x / size_pt.y.max(1.0))
+                        .inverse()),
+                    tex_from_world: mat(vol.tex_from_world),
+                    rect: self.rect_px,
+                    params: [
+                        match mode {
+                            VolumeMode::Mip => 0.0,
+                            VolumeMode::Dvr => 1.0,
+                            VolumeMode::Isosurface => 2.0,
+                        },
+                        (step_voxels / max_dim) as f32,
+                        vol.normalise(*iso),
+                        srgb,
+                    ],
+                    window: [
+                        vol.normalise(window.0),
+                        vol.normalise(window.1),
+                        1.0,
+                        if *mr { 1.0 } else { 0.0 },
+                    ],
+                    texel: [
+                        1.0 / vol.dims[0] as f32,
+                        1.0 / vol.dims[1] as f32,
+                        1.0 / vol.dims[2] as f32,
+                        0.0,
+                    ],
+                };
+                bytemuck::bytes_of(&u).to_vec()
+            }
+        }
+    }
+}
+
+impl egui_wgpu::CallbackTrait for PaneCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(renderer) = resources.get_mut::<Renderer>() else {
+            return Vec::new();
+        };
+        renderer.upload(device, queue, &self.volume);
+        let srgb = if renderer.srgb_target { 1.0 } else { 0.0 };
+        let bytes = self.uniforms(f64::from(screen.pixels_per_point), srgb);
+        renderer.write_pane(device, queue, self.pane, &bytes);
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: eframe::egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(renderer) = resources.get::<Renderer>() else {
+            return;
+        };
+        let Some((_, group)) = renderer
+            .panes
+            .get(&self.pane)
+            .and_then(|p| p.bind_group.as_ref())
+        else {
+            return;
+        };
+        let pipeline = match self.draw {
+            PaneDraw::Slice { .. } => &renderer.slice_pipeline,
+            PaneDraw::Volume { .. } => &renderer.volume_pipeline,
+        };
+        render_pass.set_pipeline(pipeline);
+        render_pass.set_bind_group(0, group, &[]);
+        render_pass.draw(0..3, 0..1);
+    }
+}
+
+/// Project a world point into a volume pane (points, relative to the pane's top-left), or
+/// `None` behind the camera. Used to draw the crosshair over the 3D view.
+pub fn project_to_pane(camera: &OrbitCamera, world: DVec3, size: DVec2) -> Option<DVec2> {
+    let clip = camera.clip_from_world(size.x / size.y.max(1.0)) * world.extend(1.0);
+    if clip.w <= 1e-6 {
+        return None;
+    }
+    let ndc = clip.truncate() / clip.w;
+    Some(DVec2::new(
+        (ndc.x + 1.0) * 0.5 * size.x,
+        (1.0 - ndc.y) * 0.5 * size.y,
+    ))
+}

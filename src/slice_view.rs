@@ -1,0 +1,504 @@
+//! Slice-view state and its pure mappings: screen pixel ↔ world (LPS mm), zoom, pan, slice
+//! stepping, window/level presets and the 3D orbit camera. No GUI or GPU imports: the app reads
+//! and writes this, the renderer draws what it says.
+//!
+//! Slices are cut in **world orientation** (planes of the LPS axes), not voxel orientation, so an
+//! oblique or flipped file shows the patient the same way as a straight one. Display follows the
+//! radiological convention: patient right on screen left (axial, coronal), anterior on screen
+//! left (sagittal), superior up.
+
+use glam::{DMat4, DVec2, DVec3};
+
+use crate::volume::{Grid, Volume};
+
+/// The three orthogonal slice planes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Plane {
+    Axial,
+    Coronal,
+    Sagittal,
+}
+
+impl Plane {
+    pub const ALL: [Plane; 3] = [Plane::Axial, Plane::Coronal, Plane::Sagittal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Plane::Axial => "Axial",
+            Plane::Coronal => "Coronal",
+            Plane::Sagittal => "Sagittal",
+        }
+    }
+
+    /// LPS unit vectors of screen-right, screen-down and the plane normal.
+    pub fn axes(self) -> (DVec3, DVec3, DVec3) {
+        match self {
+            // Looking from the feet: patient left (+x) on screen right, posterior (+y) down.
+            Plane::Axial => (DVec3::X, DVec3::Y, DVec3::Z),
+            // Looking from the front: left on screen right, superior up.
+            Plane::Coronal => (DVec3::X, -DVec3::Z, DVec3::Y),
+            // Looking from the patient's left: anterior on screen left, superior up.
+            Plane::Sagittal => (DVec3::Y, -DVec3::Z, DVec3::X),
+        }
+    }
+
+    /// Orientation letters at the left, right, top and bottom edges.
+    pub fn edge_letters(self) -> [&'static str; 4] {
+        match self {
+            Plane::Axial => ["R", "L", "A", "P"],
+            Plane::Coronal => ["R", "L", "S", "I"],
+            Plane::Sagittal => ["A", "P", "S", "I"],
+        }
+    }
+}
+
+/// One slice pane: which plane, where its centre is and how many mm a pixel covers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SliceView {
+    pub plane: Plane,
+    /// World point shown at the pane centre (its through-plane part is ignored: the crosshair
+    /// decides which slice is shown).
+    pub center_mm: DVec3,
+    pub mm_per_px: f64,
+}
+
+impl SliceView {
+    /// Frame the whole grid in a pane of `size_px`.
+    pub fn fit(plane: Plane, grid: &Grid, size_px: DVec2) -> Self {
+        let (lo, hi) = grid.world_bbox();
+        let extent = hi - lo + DVec3::from_array(grid.spacing_mm());
+        let (r, d, _) = plane.axes();
+        let w = extent.dot(r.abs());
+        let h = extent.dot(d.abs());
+        let mm_per_px = (w / size_px.x.max(1.0)).max(h / size_px.y.max(1.0)) * 1.05;
+        SliceView {
+            plane,
+            center_mm: (lo + hi) * 0.5,
+            mm_per_px: mm_per_px.max(1e-3),
+        }
+    }
+
+    /// World point under pane pixel `pos_px` (from the pane's top-left), on the slice through
+    /// `crosshair`.
+    pub fn world_from_screen(&self, pos_px: DVec2, size_px: DVec2, crosshair: DVec3) -> DVec3 {
+        let (r, d, n) = self.plane.axes();
+        let c = self.center_mm + n * (crosshair - self.center_mm).dot(n);
+        c + r * (pos_px.x - size_px.x * 0.5) * self.mm_per_px
+            + d * (pos_px.y - size_px.y * 0.5) * self.mm_per_px
+    }
+
+    /// Pane pixel of a world point (its through-plane part is dropped).
+    pub fn screen_from_world(&self, world: DVec3, size_px: DVec2) -> DVec2 {
+        let (r, d, _) = self.plane.axes();
+        let rel = world - self.center_mm;
+        DVec2::new(
+            rel.dot(r) / self.mm_per_px + size_px.x * 0.5,
+            rel.dot(d) / self.mm_per_px + size_px.y * 0.5,
+        )
+    }
+
+    /// Zoom by `factor` (>1 zooms in) keeping the world point under `pos_px` fixed.
+    pub fn zoom_about(&mut self, factor: f64, pos_px: DVec2, size_px: DVec2) {
+        let anchor = self.world_from_screen(pos_px, size_px, self.center_mm);
+        self.mm_per_px = (self.mm_per_px / factor).clamp(1e-3, 1e3);
+        let moved = self.world_from_screen(pos_px, size_px, self.center_mm);
+        self.center_mm += anchor - moved;
+    }
+
+    /// Move the view by a drag of `delta_px` (content follows the pointer).
+    pub fn pan(&mut self, delta_px: DVec2) {
+        let (r, d, _) = self.plane.axes();
+        self.center_mm -= (r * delta_px.x + d * delta_px.y) * self.mm_per_px;
+    }
+}
+
+/// Step between slices along a plane's normal: the spacing of the voxel axis most aligned
+/// with it (10 mm for ACDC's axial slices, 1.5 mm in-plane).
+pub fn slice_step_mm(grid: &Grid, plane: Plane) -> f64 {
+    let (_, _, n) = plane.axes();
+    let spacing = grid.spacing_mm();
+    let dirs = grid.directions();
+    let best = (0..3)
+        .max_by(|&a, &b| dirs[a].dot(n).abs().total_cmp(&dirs[b].dot(n).abs()))
+        .unwrap_or(2);
+    spacing[best]
+}
+
+/// Move `crosshair` by `steps` slices along a plane's normal, kept inside the grid's box.
+pub fn step_slice(grid: &Grid, plane: Plane, crosshair: DVec3, steps: f64) -> DVec3 {
+    let (_, _, n) = plane.axes();
+    let (lo, hi) = grid.world_bbox();
+    let moved = crosshair + n * steps * slice_step_mm(grid, plane);
+    moved.clamp(lo, hi)
+}
+
+/// Window/level presets. CT presets are defined in Hounsfield units and go through a
+/// calibration when the data is not HU (see [`Intensity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WindowPreset {
+    Auto,
+    Mediastinum,
+    Lung,
+    Bone,
+    Cardiac,
+}
+
+impl WindowPreset {
+    pub const ALL: [WindowPreset; 5] = [
+        WindowPreset::Auto,
+        WindowPreset::Mediastinum,
+        WindowPreset::Lung,
+        WindowPreset::Bone,
+        WindowPreset::Cardiac,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowPreset::Auto => "Auto",
+            WindowPreset::Mediastinum => "Mediastinum",
+            WindowPreset::Lung => "Lung",
+            WindowPreset::Bone => "Bone",
+            WindowPreset::Cardiac => "Cardiac",
+        }
+    }
+
+    /// (level, width) in HU; `None` for Auto.
+    fn hu(self) -> Option<(f64, f64)> {
+        match self {
+            WindowPreset::Auto => None,
+            WindowPreset::Mediastinum => Some((40.0, 400.0)),
+            WindowPreset::Lung => Some((-600.0, 1500.0)),
+            WindowPreset::Bone => Some((400.0, 1800.0)),
+            WindowPreset::Cardiac => Some((150.0, 600.0)),
+        }
+    }
+}
+
+/// Intensity facts a viewer needs: range, robust percentiles and, for CT-like data, how stored
+/// values map to HU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Intensity {
+    pub min: f64,
+    pub max: f64,
+    pub p1: f64,
+    pub p99_5: f64,
+    /// `hu = value * scale + offset`. Identity for HU data; estimated from the air and
+    /// soft-tissue histogram peaks for rescaled CT (SegTHOR is 0..255); `None` when no such
+    /// peaks exist (MR), where CT presets fall back to percentiles.
+    pub hu_from_value: Option<(f64, f64)>,
+}
+
+impl Intensity {
+    pub fn of(volume: &Volume) -> Self {
+        let (min, max) = volume.intensity_range();
+        let p = volume.percentiles(&[1.0, 99.5]);
+        let (min, max) = (f64::from(min), f64::from(max));
+        let hu_from_value = if min <= -900.0 && max >= 100.0 {
+            Some((1.0, 0.0))
+        } else {
+            air_tissue_calibration(volume, min, max)
+        };
+        Intensity {
+            min,
+            max,
+            p1: f64::from(p[0]),
+            p99_5: f64::from(p[1]),
+            hu_from_value,
+        }
+    }
+
+    /// (low, high) stored values of a preset.
+    pub fn window(&self, preset: WindowPreset) -> (f64, f64) {
+        match (preset.hu(), self.hu_from_value) {
+            (Some((level, width)), Some((scale, offset))) if scale.abs() > 1e-12 => {
+                let to_value = |hu: f64| (hu - offset) / scale;
+                (to_value(level - width / 2.0), to_value(level + width / 2.0))
+            }
+            _ => (self.p1, self.p99_5.max(self.p1 + 1e-6)),
+        }
+    }
+}
+
+/// For CT stored in arbitrary linear units (SegTHOR was min-max scaled to 0..255 per volume):
+/// map the air peak (the strongest low mode) to -1000 HU and the soft-tissue peak (the
+/// highest-valued histogram peak holding at least 1% of voxels, below the 99.5th percentile) to
+/// +40 HU. `None` when the histogram has no such pair of peaks (MR).
+fn air_tissue_calibration(volume: &Volume, min: f64, max: f64) -> Option<(f64, f64)> {
+    const BINS: usize = 512;
+    if max <= min {
+        return None;
+    }
+    let p995 = f64::from(volume.percentiles(&[99.5])[0]);
+    let integral = !matches!(volume.voxels, crate::volume::Voxels::F32(_));
+    // One bin per stored value for integer data with a small range, else 512 bins.
+    let bins = if integral && max - min < BINS as f64 {
+        (max - min) as usize + 1
+    } else {
+        BINS
+    };
+    let scale = (bins - 1) as f64 / (max - min);
+    let mut hist = vec![0u64; bins];
+    for i in 0..volume.voxels.len() {
+        let b = ((f64::from(volume.voxels.get(i)) - min) * scale).round() as usize;
+        hist[b.min(bins - 1)] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let smooth: Vec<u64> = (0..bins)
+        .map(|b| hist[b.saturating_sub(1)] + hist[b] + hist[(b + 1).min(bins - 1)])
+        .collect();
+    let value = |b: usize| min + b as f64 / scale;
+    let air = (0..bins / 4).max_by_key(|&b| smooth[b])?;
+    let last = (((p995 - min) * scale) as usize).min(bins - 1);
+    let is_peak = |b: usize| {
+        b > air + 1
+            && smooth[b] >= smooth[b - 1]
+            && smooth[b] >= smooth[(b + 1).min(bins - 1)]
+            && hist[b] * 100 >= total
+    };
+    let tissue = (air + 2..=last).rev().find(|&b| is_peak(b))?;
+    if hist[air] * 20 < total {
+        return None;
+    }
+    let (va, vt) = (value(air), value(tissue));
+    let s = 1040.0 / (vt - va);
+    Some((s, -1000.0 - va * s))
+}
+
+/// Volume-view rendering modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VolumeMode {
+    Mip,
+    Dvr,
+    Isosurface,
+}
+
+impl VolumeMode {
+    pub const ALL: [VolumeMode; 3] = [VolumeMode::Mip, VolumeMode::Dvr, VolumeMode::Isosurface];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VolumeMode::Mip => "MIP",
+            VolumeMode::Dvr => "DVR",
+            VolumeMode::Isosurface => "Isosurface",
+        }
+    }
+}
+
+/// Orbit camera around a target, perspective, looking at the patient from the front by default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OrbitCamera {
+    pub target: DVec3,
+    /// Rotation about the superior axis, radians (0 = from anterior).
+    pub yaw: f64,
+    /// Elevation, radians.
+    pub pitch: f64,
+    pub distance_mm: f64,
+}
+
+impl OrbitCamera {
+    pub fn fit(grid: &Grid) -> Self {
+        let (lo, hi) = grid.world_bbox();
+        OrbitCamera {
+            target: (lo + hi) * 0.5,
+            yaw: 0.0,
+            pitch: 0.15,
+            distance_mm: (hi - lo).length() * 1.9,
+        }
+    }
+
+    pub fn eye(&self) -> DVec3 {
+        // From anterior: the eye sits at -y (anterior) of the target, superior is up.
+        let dir = DVec3::new(
+            self.yaw.sin() * self.pitch.cos(),
+            -self.yaw.cos() * self.pitch.cos(),
+            self.pitch.sin(),
+        );
+        self.target + dir * self.distance_mm
+    }
+
+    /// Clip space (wgpu: depth 0..1) from LPS world.
+    pub fn clip_from_world(&self, aspect: f64) -> DMat4 {
+        perspective_rh(30f64.to_radians(), aspect.max(1e-3), 1.0, 1e5)
+            * look_at_rh(self.eye(), self.target, DVec3::Z)
+    }
+
+    pub fn orbit(&mut self, delta_px: DVec2) {
+        self.yaw -= delta_px.x * 0.01;
+        self.pitch = (self.pitch + delta_px.y * 0.01).clamp(-1.5, 1.5);
+    }
+
+    pub fn zoom(&mut self, factor: f64) {
+        self.distance_mm = (self.distance_mm / factor).clamp(10.0, 1e5);
+    }
+
+    pub fn pan(&mut self, delta_px: DVec2, viewport_height_px: f64) {
+        let forward = (self.target - self.eye()).normalize();
+        let right = forward.cross(DVec3::Z).normalize_or_zero();
+        let up = right.cross(forward);
+        let mm_per_px = 2.0 * self.distance_mm * (15f64.to_radians()).tan() / viewport_height_px;
+        self.target += (-right * delta_px.x + up * delta_px.y) * mm_per_px;
+    }
+}
+
+/// Right-handed view matrix: camera space from world, looking from `eye` at `target`.
+fn look_at_rh(eye: DVec3, target: DVec3, up: DVec3) -> DMat4 {
+    let f = (target - eye).normalize();
+    let s = f.cross(up).normalize();
+    let u = s.cross(f);
+    DMat4::from_cols(
+        glam::DVec4::new(s.x, u.x, -f.x, 0.0),
+        glam::DVec4::new(s.y, u.y, -f.y, 0.0),
+        glam::DVec4::new(s.z, u.z, -f.z, 0.0),
+        glam::DVec4::new(-s.dot(eye), -u.dot(eye), f.dot(eye), 1.0),
+    )
+}
+
+/// Right-handed perspective projection with wgpu's 0..1 depth range.
+fn perspective_rh(fov_y: f64, aspect: f64, near: f64, far: f64) -> DMat4 {
+    let h = 1.0 / (fov_y * 0.5).tan();
+    let r = far / (near - far);
+    DMat4::from_cols(
+        glam::DVec4::new(h / aspect, 0.0, 0.0, 0.0),
+        glam::DVec4::new(0.0, h, 0.0, 0.0),
+        glam::DVec4::new(0.0, 0.0, r, -1.0),
+        glam::DVec4::new(0.0, 0.0, r * near, 0.0),
+    )
+}
+
+/// A "nice" scale-bar length (1, 2 or 5 × 10^n mm) close to a fifth of `pane_mm`.
+pub fn scale_bar_mm(pane_mm: f64) -> f64 {
+    let target = (pane_mm / 5.0).max(1e-6);
+    let base = 10f64.powf(target.log10().floor());
+    [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * base)
+        .find(|&v| v <= target)
+        .unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::Voxels;
+
+    fn grid() -> Grid {
+        Grid::new([100, 80, 40], DMat4::from_scale(DVec3::new(1.0, 1.0, 2.5)))
+    }
+
+    #[test]
+    fn radiological_convention_puts_patient_left_on_screen_right() {
+        let size = DVec2::new(200.0, 200.0);
+        let c = DVec3::new(50.0, 40.0, 50.0);
+        for plane in Plane::ALL {
+            let v = SliceView {
+                plane,
+                center_mm: c,
+                mm_per_px: 1.0,
+            };
+            let center = v.screen_from_world(c, size);
+            let left = v.screen_from_world(c + DVec3::X * 10.0, size);
+            let anterior = v.screen_from_world(c - DVec3::Y * 10.0, size);
+            let superior = v.screen_from_world(c + DVec3::Z * 10.0, size);
+            match plane {
+                Plane::Axial => {
+                    assert!(left.x > center.x, "patient left must be on screen right");
+                    assert!(anterior.y < center.y, "anterior must be up");
+                }
+                Plane::Coronal => {
+                    assert!(left.x > center.x);
+                    assert!(superior.y < center.y, "superior must be up");
+                }
+                Plane::Sagittal => {
+                    assert!(anterior.x < center.x, "anterior must be on screen left");
+                    assert!(superior.y < center.y);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn screen_and_world_round_trip_and_zoom_keeps_the_anchor() {
+        let size = DVec2::new(300.0, 200.0);
+        let cross = DVec3::new(10.0, 20.0, 30.0);
+        for plane in Plane::ALL {
+            let mut v = SliceView::fit(plane, &grid(), size);
+            let px = DVec2::new(37.0, 151.0);
+            let w = v.world_from_screen(px, size, cross);
+            assert!((v.screen_from_world(w, size) - px).length() < 1e-9);
+            let (_, _, n) = plane.axes();
+            assert!(
+                (w.dot(n) - cross.dot(n)).abs() < 1e-9,
+                "slice goes through the crosshair"
+            );
+            v.zoom_about(2.0, px, size);
+            let w2 = v.world_from_screen(px, size, cross);
+            assert!((w2 - w).length() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn slice_steps_follow_voxel_spacing() {
+        let g = grid();
+        assert_eq!(slice_step_mm(&g, Plane::Axial), 2.5);
+        assert_eq!(slice_step_mm(&g, Plane::Coronal), 1.0);
+        let p = step_slice(&g, Plane::Axial, DVec3::new(5.0, 5.0, 5.0), 2.0);
+        assert_eq!(p, DVec3::new(5.0, 5.0, 10.0));
+        let clamped = step_slice(&g, Plane::Axial, p, 1000.0);
+        assert_eq!(clamped.z, 39.0 * 2.5);
+    }
+
+    #[test]
+    fn presets_use_hu_directly_or_through_the_air_tissue_calibration() {
+        // HU data: presets are the textbook windows.
+        let mut hu: Vec<i16> = vec![-1000; 600];
+        hu.extend(vec![40i16; 350]);
+        hu.extend(vec![1000i16; 50]);
+        let v = Volume::new(
+            Grid::new([10, 10, 10], DMat4::IDENTITY),
+            Voxels::I16(hu.clone()),
+        );
+        let i = Intensity::of(&v);
+        assert_eq!(i.window(WindowPreset::Mediastinum), (-160.0, 240.0));
+        // The same data min-max scaled to 0..255, as SegTHOR was.
+        let scaled: Vec<u8> = hu
+            .iter()
+            .map(|&x| ((f64::from(x) + 1000.0) / 2000.0 * 255.0).round() as u8)
+            .collect();
+        let v = Volume::new(Grid::new([10, 10, 10], DMat4::IDENTITY), Voxels::U8(scaled));
+        let i = Intensity::of(&v);
+        let (lo, hi) = i.window(WindowPreset::Mediastinum);
+        // -160..240 HU is 107..158 on this scale (within a histogram bin).
+        assert!(
+            (lo - 107.1).abs() < 2.0 && (hi - 158.1).abs() < 2.0,
+            "{lo} {hi}"
+        );
+        // MR-like data without an air/tissue structure falls back to percentiles.
+        let mr: Vec<f32> = (0..1000).map(|x| (x % 500) as f32).collect();
+        let v = Volume::new(Grid::new([10, 10, 10], DMat4::IDENTITY), Voxels::F32(mr));
+        let i = Intensity::of(&v);
+        assert_eq!(i.window(WindowPreset::Lung), i.window(WindowPreset::Auto));
+    }
+
+    #[test]
+    fn camera_starts_in_front_of_the_patient() {
+        let cam = OrbitCamera::fit(&grid());
+        assert!(cam.eye().y < cam.target.y, "eye is anterior");
+        let m = cam.clip_from_world(1.0);
+        let left = m.project_point3(cam.target + DVec3::X * 10.0);
+        assert!(
+            left.x > 0.0,
+            "patient left appears on screen right from the front"
+        );
+        let up = m.project_point3(cam.target + DVec3::Z * 10.0);
+        assert!(up.y > 0.0, "superior appears up");
+        let centre = m.project_point3(cam.target);
+        assert!(centre.truncate().length() < 1e-9 && centre.z > 0.0 && centre.z < 1.0);
+    }
+
+    #[test]
+    fn scale_bars_are_round_numbers() {
+        assert_eq!(scale_bar_mm(500.0), 100.0);
+        assert_eq!(scale_bar_mm(240.0), 20.0);
+        assert_eq!(scale_bar_mm(30.0), 5.0);
+    }
+}

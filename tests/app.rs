@@ -1,0 +1,252 @@
+//! The real app driven headless through egui_kittest with the wgpu renderer (Mesa lavapipe
+//! in CI): orientation proven by pixels, real CT and MR cases opened, slices stepped,
+//! window/level and volume modes switched through AccessKit labels.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use glam::{DMat4, DVec2, DVec3};
+use heartloc::app::{FileDialog, HeartlocApp, Source};
+use heartloc::io::nifti;
+use heartloc::slice_view::{Plane, VolumeMode, WindowPreset};
+use heartloc::volume::{lps_from_ras, Grid, Volume, Voxels};
+
+struct NoDialog;
+impl FileDialog for NoDialog {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    fn save_png(&self, _: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+fn harness(source: Source) -> Harness<'static, HeartlocApp> {
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::new(cc, source, Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    h
+}
+
+fn wait_loaded(h: &mut Harness<'static, HeartlocApp>) {
+    for _ in 0..3000 {
+        h.step();
+        if !h.state().is_loading() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!h.state().is_loading(), "volume did not load");
+    h.run_steps(3);
+}
+
+/// Brightness-weighted centre of near-white pixels inside `rect` (margins excluded).
+fn bright_centre(img: &image::RgbaImage, rect: egui::Rect) -> Option<DVec2> {
+    let (mut sum, mut n) = (DVec2::ZERO, 0.0);
+    let r = rect.shrink(45.0);
+    for y in r.min.y as u32..r.max.y as u32 {
+        for x in r.min.x as u32..r.max.x as u32 {
+            let p = img.get_pixel(x, y);
+            if p[0] > 200 && p[1] > 200 && p[2] > 200 {
+                sum += DVec2::new(f64::from(x) + 0.5, f64::from(y) + 0.5);
+                n += 1.0;
+            }
+        }
+    }
+    (n > 0.0).then(|| sum / n)
+}
+
+#[test]
+fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
+    // A RAS-stored volume (as NIfTI files usually are) with its centre at the LPS origin and a
+    // bright 8 mm cube at 30 mm left, 20 mm anterior, 25 mm superior.
+    let dims = [64usize, 64, 64];
+    let world_from_voxel = lps_from_ras()
+        * DMat4::from_translation(DVec3::splat(-63.0))
+        * DMat4::from_scale(DVec3::splat(2.0));
+    let grid = Grid::new(dims, world_from_voxel);
+    let marker = DVec3::new(30.0, -20.0, 25.0);
+    let mut vals = vec![0i16; 64 * 64 * 64];
+    for k in 0..64 {
+        for j in 0..64 {
+            for i in 0..64 {
+                let p = grid.world_from_index(DVec3::new(i as f64, j as f64, k as f64));
+                if (p - marker).abs().max_element() <= 4.0 {
+                    vals[i + 64 * (j + 64 * k)] = 1000;
+                }
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("marker.nii.gz");
+    nifti::write(&path, &Volume::new(grid, Voxels::I16(vals))).unwrap();
+    assert_eq!(grid.orientation_code(), "RAS");
+
+    let mut h = harness(Source::Path(path));
+    h.state_mut().crosshair = marker;
+    h.state_mut().window = (0.0, 1000.0);
+    h.run_steps(2);
+    let img = h.render().expect("render");
+    let rects = h.state().pane_rects();
+    for (i, plane) in Plane::ALL.iter().enumerate() {
+        let rect = rects[i];
+        let found =
+            bright_centre(&img, rect).unwrap_or_else(|| panic!("{plane:?}: marker not drawn"));
+        let c = DVec2::new(f64::from(rect.center().x), f64::from(rect.center().y));
+        let rel = found - c;
+        match plane {
+            // Patient left on screen right, anterior up.
+            Plane::Axial => assert!(rel.x > 40.0 && rel.y < -25.0, "axial {rel}"),
+            // Patient left on screen right, superior up.
+            Plane::Coronal => assert!(rel.x > 40.0 && rel.y < -30.0, "coronal {rel}"),
+            // Anterior on screen left, superior up.
+            Plane::Sagittal => assert!(rel.x < -25.0 && rel.y < -30.0, "sagittal {rel}"),
+        }
+        // And exactly where the view's own mapping puts it (GPU and CPU agree).
+        let view = h.state().views[i];
+        let size = DVec2::new(f64::from(rect.width()), f64::from(rect.height()));
+        let want = view.screen_from_world(marker, size)
+            + DVec2::new(f64::from(rect.min.x), f64::from(rect.min.y));
+        assert!(
+            (found - want).length() < 2.0,
+            "{plane:?}: drawn at {found}, mapped to {want}"
+        );
+    }
+}
+
+#[test]
+fn demo_opens_and_matches_its_snapshot() {
+    let mut h = harness(Source::Demo);
+    assert!(h.state().doc.as_ref().is_some_and(|d| d.source.is_none()));
+    h.get_by_label("Synthetic phantom made in code — not patient data.");
+    h.snapshot("demo_phantom");
+}
+
+fn pane_stats(img: &image::RgbaImage, rect: egui::Rect) -> (f64, f64) {
+    let r = rect.shrink(30.0);
+    let mut v = Vec::new();
+    for y in r.min.y as u32..r.max.y as u32 {
+        for x in r.min.x as u32..r.max.x as u32 {
+            let p = img.get_pixel(x, y);
+            v.push((f64::from(p[0]) + f64::from(p[1]) + f64::from(p[2])) / 3.0);
+        }
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn real_ct_and_mr_cases_open_step_window_and_render_in_every_mode() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    for case in ["ct-segthor/Patient_03", "mri-acdc/patient001_ED"] {
+        let mut h = harness(Source::Path(data.join(case).join("image.nii.gz")));
+        let doc_dims = h
+            .state()
+            .doc
+            .as_ref()
+            .map(|d| d.volume.dims())
+            .expect("loaded");
+        let want: Vec<usize> = common::manifest(&data)
+            .into_iter()
+            .find(|c| c.case == case)
+            .map(|c| c.shape.to_vec())
+            .expect("in manifest");
+        assert_eq!(doc_dims.to_vec(), want);
+
+        // Step the axial slice with the keyboard over the axial pane.
+        let rects = h.state().pane_rects();
+        let z0 = h.state().crosshair.z;
+        h.hover_at(rects[0].center());
+        h.run_steps(1);
+        h.key_press(egui::Key::ArrowUp);
+        h.run_steps(2);
+        let step = h.state().crosshair.z - z0;
+        let spacing_z = h
+            .state()
+            .doc
+            .as_ref()
+            .map(|d| d.volume.spacing_mm()[2])
+            .unwrap_or(0.0);
+        assert!(
+            (step - spacing_z).abs() < 1e-6,
+            "{case}: stepped {step} mm, slice spacing {spacing_z}"
+        );
+
+        // Window presets by their labels.
+        let before = h.state().window;
+        h.get_by_label("Lung").click();
+        h.run_steps(2);
+        assert_eq!(h.state().settings.preset, WindowPreset::Lung);
+        let lung = h.state().window;
+        h.get_by_label("Mediastinum").click();
+        h.run_steps(2);
+        let calibrated = h
+            .state()
+            .doc
+            .as_ref()
+            .is_some_and(|d| d.intensity.hu_from_value.is_some());
+        // CT presets differ from each other (SegTHOR goes through the air/tissue calibration).
+        if case.starts_with("ct") {
+            assert!(calibrated, "{case}: no HU calibration");
+            assert_ne!(h.state().window, lung, "{case}: presets differ");
+        }
+        h.get_by_label("Auto").click();
+        h.run_steps(2);
+        assert_eq!(
+            h.state().window,
+            before,
+            "{case}: Auto restores the first window"
+        );
+
+        // Each volume mode renders something and the modes differ.
+        let mut stats = Vec::new();
+        for mode in VolumeMode::ALL {
+            h.get_by_label(mode.name()).click();
+            h.run_steps(2);
+            assert_eq!(h.state().settings.mode, mode);
+            let img = h.render().expect("render");
+            // For looking at real cases: HEARTLOC_SCREENSHOT_DIR=/tmp/shots (never committed).
+            if let Some(dir) = std::env::var_os("HEARTLOC_SCREENSHOT_DIR") {
+                let name = format!("{}_{}.png", case.replace('/', "_"), mode.name());
+                img.save(PathBuf::from(dir).join(name)).unwrap();
+            }
+            let s = pane_stats(&img, h.state().pane_rects()[3]);
+            assert!(s.1 > 3.0, "{case} {mode:?}: volume pane is flat ({s:?})");
+            stats.push(s);
+            let axial = pane_stats(&img, h.state().pane_rects()[0]);
+            assert!(axial.1 > 3.0, "{case}: axial pane is flat ({axial:?})");
+        }
+        assert!(
+            stats[0] != stats[1] && stats[1] != stats[2],
+            "{case}: modes look identical"
+        );
+    }
+}
+
+#[test]
+fn a_broken_file_shows_a_message_and_the_app_keeps_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("broken.nii.gz");
+    std::fs::write(&bad, b"\x1f\x8b not gzip").unwrap();
+    let mut h = harness(Source::Path(bad));
+    let msg = h.state().message.clone().unwrap_or_default();
+    assert!(msg.contains("broken.nii.gz"), "{msg}");
+    assert!(h.state().doc.is_none());
+    let ctx = h.ctx.clone();
+    h.state_mut().open(Source::Demo, &ctx);
+    wait_loaded(&mut h);
+    assert!(h.state().doc.is_some());
+}
