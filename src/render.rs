@@ -497,3 +497,35 @@ pub fn project_to_pane(camera: &OrbitCamera, world: DVec3, size: DVec2) -> Optio
         (1.0 - ndc.y) * 0.5 * size.y,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::{Grid, Voxels};
+
+    #[test]
+    fn oversized_volumes_are_downsampled_with_a_notice_and_keep_their_world_placement() {
+        let m = DMat4::from_scale(DVec3::new(0.5, 0.7, 2.0))
+            * DMat4::from_translation(DVec3::new(-10.0, 3.0, 1.0));
+        let vals: Vec<f32> = (0..100 * 40 * 9).map(|x| x as f32).collect();
+        let vol = Volume::new(Grid::new([100, 40, 9], m), Voxels::F32(vals));
+        let fits = GpuVolume::new(1, &vol, 128);
+        assert!(fits.notice.is_none());
+        assert_eq!(fits.dims, [100, 40, 9]);
+        let small = GpuVolume::new(2, &vol, 32);
+        assert_eq!(small.dims, [25, 10, 3]);
+        assert!(small
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("downsampled ×4")));
+        // Voxel (0,0,0)'s centre is at the first texel's centre in both.
+        let p = vol.grid.world_from_index(DVec3::ZERO);
+        let tc_full = fits.tex_from_world.transform_point3(p);
+        assert!((tc_full - DVec3::new(0.5 / 100.0, 0.5 / 40.0, 0.5 / 9.0)).length() < 1e-9);
+        let tc_small = small.tex_from_world.transform_point3(p);
+        assert!((tc_small - DVec3::new(0.5 / 25.0, 0.5 / 10.0, 0.5 / 3.0)).length() < 1e-9);
+        // Values are normalised to 0..1 over the volume's range.
+        assert_eq!(fits.normalise(0.0), 0.0);
+        assert_eq!(fits.normalise(f64::from(100 * 40 * 9 - 1)), 1.0);
+    }
+}

@@ -450,9 +450,10 @@ mod tests {
     #[test]
     fn presets_use_hu_directly_or_through_the_air_tissue_calibration() {
         // HU data: presets are the textbook windows.
+        // Air, soft tissue and a little bone (well under 1% of voxels, as in a chest CT).
         let mut hu: Vec<i16> = vec![-1000; 600];
-        hu.extend(vec![40i16; 350]);
-        hu.extend(vec![1000i16; 50]);
+        hu.extend(vec![40i16; 396]);
+        hu.extend(vec![1000i16; 4]);
         let v = Volume::new(
             Grid::new([10, 10, 10], DMat4::IDENTITY),
             Voxels::I16(hu.clone()),

@@ -1,0 +1,99 @@
+//! Benchmark: frame times of the real app at 1024×768 through egui_kittest's wgpu renderer
+//! (Mesa lavapipe on a machine without a GPU), for a 256³ and a 512×512×300 volume: a maximised
+//! axial slice pane while stepping slices, and the maximised 3D pane in each mode while orbiting.
+//! Each frame is rendered and read back, so the figures include the copy to the CPU.
+//!
+//! Run: `cargo bench --bench frames`. Goal on lavapipe: volume view ≥ 10 fps (≤ 100 ms).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use egui_kittest::Harness;
+use heartloc::app::{FileDialog, HeartlocApp, Source};
+use heartloc::slice_view::{Plane, VolumeMode};
+
+const FRAMES: usize = 15;
+const GOAL_MS: f64 = 100.0;
+
+struct NoDialog;
+impl FileDialog for NoDialog {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    fn save_png(&self, _: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+fn stats(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let p95 = ms[((ms.len() as f64 * 0.95).ceil() as usize).min(ms.len()) - 1];
+    (ms[ms.len() / 2], p95)
+}
+
+fn report(what: &str, ms: Vec<f64>) {
+    let (median, p95) = stats(ms);
+    println!(
+        "  {what:<28} median {median:7.1} ms  p95 {p95:7.1} ms  ({:5.1} fps)  median/goal {:.2}",
+        1000.0 / median,
+        median / GOAL_MS
+    );
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (dims, spacing) in [([256usize, 256, 256], 1.5), ([512, 512, 300], 0.8)] {
+        let (vol, _) = heartloc::phantom::chest_ct(dims, spacing);
+        let path = tmp.path().join(format!("phantom_{}.nii", dims[2]));
+        heartloc::io::nifti::write(&path, &vol).expect("write");
+        drop(vol);
+        let mut h = Harness::builder()
+            .with_size([1024.0, 768.0])
+            .wgpu()
+            .build_eframe(|cc| {
+                HeartlocApp::new(cc, Source::Path(path.clone()), Box::new(NoDialog))
+            });
+        while h.state().is_loading() {
+            h.step();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        h.run_steps(2);
+        println!(
+            "volume {}×{}×{} (synthetic chest phantom), window 1024×768:",
+            dims[0], dims[1], dims[2]
+        );
+
+        h.state_mut().settings.maximized = Some(0);
+        h.run_steps(2);
+        let _ = h.render(); // first frame: texture upload and pipeline compile
+        let mut ms = Vec::new();
+        for i in 0..FRAMES {
+            h.state_mut()
+                .step(Plane::Axial, if i % 2 == 0 { 1.0 } else { -1.0 });
+            let t = Instant::now();
+            h.step();
+            let _ = h.render().expect("render");
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        report("axial slice (maximised)", ms);
+
+        h.state_mut().settings.maximized = Some(3);
+        for mode in VolumeMode::ALL {
+            h.state_mut().settings.mode = mode;
+            h.run_steps(2);
+            let _ = h.render();
+            let mut ms = Vec::new();
+            for _ in 0..FRAMES {
+                h.state_mut().camera.yaw += 0.05;
+                let t = Instant::now();
+                h.step();
+                let _ = h.render().expect("render");
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            report(&format!("3D {} (maximised)", mode.name()), ms);
+        }
+    }
+}
