@@ -23,7 +23,7 @@ impl FileDialog for NoDialog {
     fn pick_folder(&self) -> Option<PathBuf> {
         None
     }
-    fn save_png(&self, _: &str) -> Option<PathBuf> {
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
         None
     }
 }

@@ -12,18 +12,22 @@ use std::sync::Arc;
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
 use glam::{DVec2, DVec3};
 
-use crate::io::{self, OpenOptions};
+use crate::annotation::{Annotation, LandmarkSet, Status};
+use crate::io::{self, markups, OpenOptions};
 use crate::render::{self, GpuVolume, PaneDraw, Renderer};
 use crate::slice_view::{
-    scale_bar_mm, step_slice, Intensity, OrbitCamera, Plane, SliceView, VolumeMode, WindowPreset,
+    scale_bar_mm, slice_step_mm, step_slice, Intensity, OrbitCamera, Plane, SliceView, VolumeMode,
+    WindowPreset,
 };
 use crate::volume::{Interpolation, Volume};
+use crate::worklist::{CaseStatus, Worklist};
 
 /// Ask the user for paths. Behind a trait so tests never open a dialog.
 pub trait FileDialog {
     fn pick_file(&self) -> Option<PathBuf>;
     fn pick_folder(&self) -> Option<PathBuf>;
-    fn save_png(&self, suggested: &str) -> Option<PathBuf>;
+    /// Ask where to save a new file named like `suggested` with `extension` ("png", "csv").
+    fn save_file(&self, suggested: &str, extension: &str) -> Option<PathBuf>;
 }
 
 /// Native dialogs (rfd).
@@ -39,10 +43,10 @@ impl FileDialog for NativeDialog {
     fn pick_folder(&self) -> Option<PathBuf> {
         rfd::FileDialog::new().pick_folder()
     }
-    fn save_png(&self, suggested: &str) -> Option<PathBuf> {
+    fn save_file(&self, suggested: &str, extension: &str) -> Option<PathBuf> {
         rfd::FileDialog::new()
             .set_file_name(suggested)
-            .add_filter("PNG", &["png"])
+            .add_filter(extension.to_uppercase(), &[extension])
             .save_file()
     }
 }
@@ -89,6 +93,17 @@ pub enum Source {
     Path(PathBuf),
 }
 
+/// Where the landmarks of the open volume come from and are saved to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LandmarkTarget {
+    /// Not saved (the demo).
+    None,
+    /// A markups file (`view --landmarks`, or `<image>.mrk.json` beside an opened file).
+    File(PathBuf),
+    /// Case `i` of the open worklist.
+    Case(usize),
+}
+
 struct Pending {
     id: u64,
     what: String,
@@ -124,6 +139,21 @@ pub struct HeartlocApp {
     has_wgpu: bool,
     screenshot: Option<(Receiver<Arc<egui::ColorImage>>, PathBuf, Option<Rect>)>,
     pane_rects: [Rect; 4],
+    /// Landmarks of the open volume, with undo/redo.
+    pub annotation: Annotation,
+    /// The slot that keys, Delete and placing act on.
+    pub active_slot: String,
+    /// The next left click in a slice places the active slot.
+    pub armed: bool,
+    pub show_landmarks: bool,
+    pub landmark_target: LandmarkTarget,
+    pub worklist: Option<Worklist>,
+    /// Landmark being dragged and the set before the drag (for one undo step or Escape).
+    drag: Option<(String, LandmarkSet)>,
+    saved_revision: u64,
+    new_slot_name: String,
+    /// Landmark file to read when the pending volume arrives (`view --landmarks`).
+    pending_landmarks: Option<LandmarkTarget>,
 }
 
 impl HeartlocApp {
@@ -133,6 +163,13 @@ impl HeartlocApp {
         open: Source,
         dialog: Box<dyn FileDialog>,
     ) -> Self {
+        let mut app = Self::blank(cc, dialog);
+        app.open(open, &cc.egui_ctx);
+        app
+    }
+
+    /// The app with nothing open yet.
+    fn blank(cc: &eframe::CreationContext<'_>, dialog: Box<dyn FileDialog>) -> Self {
         let settings = cc
             .storage
             .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
@@ -144,7 +181,7 @@ impl HeartlocApp {
             }
             None => (false, 256),
         };
-        let mut app = HeartlocApp {
+        HeartlocApp {
             settings,
             doc: None,
             views: Plane::ALL.map(|plane| SliceView {
@@ -172,13 +209,36 @@ impl HeartlocApp {
             has_wgpu,
             screenshot: None,
             pane_rects: [Rect::NOTHING; 4],
-        };
-        app.open(open, &cc.egui_ctx);
-        app
+            annotation: Annotation::default(),
+            active_slot: crate::annotation::DEFAULT_SLOTS[0].to_string(),
+            armed: false,
+            show_landmarks: true,
+            landmark_target: LandmarkTarget::None,
+            worklist: None,
+            drag: None,
+            saved_revision: 0,
+            new_slot_name: String::new(),
+            pending_landmarks: None,
+        }
     }
 
     /// Start loading in the background; the answer replaces the shown volume when it arrives.
     pub fn open(&mut self, source: Source, ctx: &egui::Context) {
+        let target = match &source {
+            Source::Demo => LandmarkTarget::None,
+            Source::Path(p) => LandmarkTarget::File(landmarks_beside(p)),
+        };
+        self.open_with_landmarks(source, target, ctx);
+    }
+
+    /// Open a volume whose landmarks live in `target` (read when the volume arrives).
+    pub fn open_with_landmarks(
+        &mut self,
+        source: Source,
+        target: LandmarkTarget,
+        ctx: &egui::Context,
+    ) {
+        self.pending_landmarks = Some(target);
         let id = self.next_id;
         self.next_id += 1;
         let what = match &source {
@@ -237,6 +297,36 @@ impl HeartlocApp {
         }
         self.doc = Some(doc);
         self.needs_fit = true;
+        let target = self
+            .pending_landmarks
+            .take()
+            .unwrap_or(LandmarkTarget::None);
+        let set = match &target {
+            LandmarkTarget::None => Ok(LandmarkSet::default()),
+            LandmarkTarget::File(p) if p.is_file() => {
+                markups::read(p).map(|pts| LandmarkSet::from_points(&pts))
+            }
+            LandmarkTarget::File(_) => Ok(LandmarkSet::default()),
+            LandmarkTarget::Case(i) => self
+                .worklist
+                .as_ref()
+                .map_or(Ok(LandmarkSet::default()), |w| w.load_landmarks(*i)),
+        };
+        match set {
+            Ok(set) => {
+                self.annotation = Annotation::new(set);
+                self.landmark_target = target;
+            }
+            Err(e) => {
+                // Never overwrite a file we could not read: keep landmarks unsaved until fixed.
+                self.annotation = Annotation::default();
+                self.landmark_target = LandmarkTarget::None;
+                self.message = Some(format!("landmarks not loaded, not saving: {e}"));
+            }
+        }
+        self.saved_revision = self.annotation.revision;
+        self.drag = None;
+        self.armed = false;
     }
 
     /// Apply a window/level preset.
@@ -300,6 +390,9 @@ fn load_document(id: u64, source: Source, max_dim: u32) -> Result<Document, Stri
     })
 }
 
+/// Landmarks this close to a slice (mm) are drawn faded on it.
+const FADED_MM: f64 = 10.0;
+
 const PANE_COLORS: [Color32; 3] = [
     Color32::from_rgb(90, 200, 255),
     Color32::from_rgb(120, 230, 120),
@@ -312,6 +405,7 @@ impl eframe::App for HeartlocApp {
         let ctx = ui.ctx().clone();
         self.handle_dropped_files(&ctx);
         self.handle_screenshot_events(&ctx);
+        self.handle_annotation_keys(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
@@ -320,6 +414,7 @@ impl eframe::App for HeartlocApp {
             .default_size(230.0)
             .show(ui, |ui| self.controls(ui));
         egui::CentralPanel::no_frame().show(ui, |ui| self.panes(ui));
+        self.autosave();
         if self.pending.is_some() || self.interacting {
             ctx.request_repaint();
         }
@@ -388,6 +483,16 @@ impl HeartlocApp {
                         self.open(Source::Path(p), ui.ctx());
                     }
                 }
+                if ui.button("Open worklist folder…").clicked() {
+                    if let Some(p) = self.dialog.pick_folder() {
+                        self.open_worklist(&p, None, ui.ctx());
+                    }
+                }
+                if ui.button("Open worklist CSV…").clicked() {
+                    if let Some(p) = self.dialog.pick_file() {
+                        self.open_worklist(&p, None, ui.ctx());
+                    }
+                }
                 if ui.button("Open demo").clicked() {
                     self.open(Source::Demo, ui.ctx());
                 }
@@ -403,7 +508,7 @@ impl HeartlocApp {
                 });
                 ui.separator();
                 if ui.button("Save screenshot (window)…").clicked() {
-                    if let Some(p) = self.dialog.save_png("heartloc.png") {
+                    if let Some(p) = self.dialog.save_file("heartloc.png", "png") {
                         self.request_screenshot(ui.ctx(), p, None);
                     }
                 }
@@ -412,7 +517,10 @@ impl HeartlocApp {
                         .button(format!("Save screenshot ({name} pane)…"))
                         .clicked()
                     {
-                        if let Some(p) = self.dialog.save_png(&format!("heartloc-{name}.png")) {
+                        if let Some(p) = self
+                            .dialog
+                            .save_file(&format!("heartloc-{name}.png"), "png")
+                        {
                             self.request_screenshot(ui.ctx(), p, Some(i));
                         }
                     }
@@ -573,6 +681,9 @@ impl HeartlocApp {
             self.camera = OrbitCamera::fit(&v.grid);
         }
         ui.separator();
+        self.landmark_controls(ui);
+        self.worklist_controls(ui);
+        ui.separator();
         ui.small(
             "Left: crosshair · wheel: slice · Ctrl+wheel: zoom · middle: pan · right: window/level · \
              Up/Down or PgUp/PgDn: slice · M: maximise pane",
@@ -713,12 +824,38 @@ impl HeartlocApp {
             let width = (span * (f64::from(d.x) * 0.005).exp()).max(1e-3);
             self.window = (level - width / 2.0, level + width / 2.0);
         }
+        // Left button: drag a landmark that was under the press, place the armed slot, or move
+        // the crosshair.
+        if response.drag_started_by(egui::PointerButton::Primary) && !self.armed {
+            let origin = ui.input(|inp| inp.pointer.press_origin());
+            if let Some(name) = origin.and_then(|o| self.landmark_near(i, rect, o, volume)) {
+                self.drag = Some((name.clone(), self.annotation.set.clone()));
+                self.active_slot = name;
+            }
+        }
         if response.clicked_by(egui::PointerButton::Primary)
             || response.dragged_by(egui::PointerButton::Primary)
         {
             if let Some(p) = response.interact_pointer_pos() {
-                self.crosshair =
+                let world =
                     self.views[i].world_from_screen(to_d(p - rect.min), size, self.crosshair);
+                if let Some((name, _)) = &self.drag {
+                    let name = name.clone();
+                    self.annotation.drag_to(&name, world);
+                } else if self.armed {
+                    if response.clicked_by(egui::PointerButton::Primary) {
+                        let slot = self.active_slot.clone();
+                        self.annotation.place(&slot, world);
+                        self.armed = false;
+                    }
+                } else {
+                    self.crosshair = world;
+                }
+            }
+        }
+        if response.drag_stopped_by(egui::PointerButton::Primary) {
+            if let Some((_, before)) = self.drag.take() {
+                self.annotation.finish_drag(before, false);
             }
         }
         if let Some(p) = response.hover_pos() {
@@ -760,6 +897,30 @@ impl HeartlocApp {
             c.y,
             Stroke::new(1.0, PANE_COLORS[horizontal_plane].gamma_multiply(0.7)),
         );
+        if self.show_landmarks {
+            let (_, _, n) = plane.axes();
+            let half = slice_step_mm(&volume.grid, plane) * 0.5;
+            for (name, p) in self.annotation.set.defined() {
+                let d = (p - self.crosshair).dot(n).abs();
+                let at = rect.min + to_v(view.screen_from_world(p, size));
+                let color = slot_color(name);
+                let width = if name == self.active_slot { 2.5 } else { 1.5 };
+                if d <= half.max(0.5) {
+                    painter.circle_stroke(at, 7.0, Stroke::new(width, color));
+                    painter.circle_filled(at, 1.5, color);
+                    painter.text(
+                        at + Vec2::new(9.0, -9.0),
+                        egui::Align2::LEFT_BOTTOM,
+                        name,
+                        egui::FontId::proportional(12.0),
+                        color,
+                    );
+                } else if d <= FADED_MM {
+                    // Projection of a landmark on a nearby slice.
+                    painter.circle_stroke(at, 5.0, Stroke::new(1.0, color.gamma_multiply(0.35)));
+                }
+            }
+        }
         // Orientation letters, title, scale bar.
         let [l, r, t, b] = plane.edge_letters();
         let font = egui::FontId::proportional(15.0);
@@ -883,6 +1044,13 @@ impl HeartlocApp {
                 );
             }
         }
+        if self.show_landmarks {
+            for (name, p) in self.annotation.set.defined() {
+                if let Some(a) = render::project_to_pane(&self.camera, p, size) {
+                    painter.circle_filled(rect.min + to_v(a), 5.0, slot_color(name));
+                }
+            }
+        }
         painter.text(
             rect.left_top() + Vec2::new(6.0, 4.0),
             egui::Align2::LEFT_TOP,
@@ -896,6 +1064,316 @@ impl HeartlocApp {
             Stroke::new(1.0, Color32::from_gray(60)),
             egui::StrokeKind::Inside,
         );
+    }
+
+    /// Keyboard-first annotation: 1..9 pick and arm a slot, Delete clears it, Ctrl+Z /
+    /// Ctrl+Shift+Z (or Ctrl+Y) undo and redo, N / P next and previous case, O toggles the
+    /// landmark overlay, Escape cancels a drag or placing.
+    fn handle_annotation_keys(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (digits, delete, undo, redo, next, prev, overlay, escape) = ctx.input(|i| {
+            let cmd = i.modifiers.command || i.modifiers.ctrl;
+            let digits: Vec<usize> = [
+                egui::Key::Num1,
+                egui::Key::Num2,
+                egui::Key::Num3,
+                egui::Key::Num4,
+                egui::Key::Num5,
+                egui::Key::Num6,
+                egui::Key::Num7,
+                egui::Key::Num8,
+                egui::Key::Num9,
+            ]
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| i.key_pressed(**k))
+            .map(|(n, _)| n)
+            .collect();
+            (
+                digits,
+                i.key_pressed(egui::Key::Delete) || i.key_pressed(egui::Key::Backspace),
+                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && ((i.modifiers.shift && i.key_pressed(egui::Key::Z))
+                    || i.key_pressed(egui::Key::Y)),
+                !cmd && i.key_pressed(egui::Key::N),
+                !cmd && i.key_pressed(egui::Key::P),
+                !cmd && i.key_pressed(egui::Key::O),
+                i.key_pressed(egui::Key::Escape),
+            )
+        });
+        for n in digits {
+            if let Some(l) = self.annotation.set.landmarks.get(n) {
+                self.active_slot = l.name.clone();
+                self.armed = true;
+            }
+        }
+        if escape {
+            if let Some((_, before)) = self.drag.take() {
+                self.annotation.finish_drag(before, true);
+            }
+            self.armed = false;
+        }
+        if delete {
+            let slot = self.active_slot.clone();
+            self.annotation.delete(&slot);
+        }
+        if undo {
+            self.annotation.undo();
+        }
+        if redo {
+            self.annotation.redo();
+        }
+        if overlay {
+            self.show_landmarks = !self.show_landmarks;
+        }
+        if next {
+            self.step_case(1, ctx);
+        }
+        if prev {
+            self.step_case(-1, ctx);
+        }
+    }
+
+    /// Save landmarks after every change (atomically: temporary file, fsync, rename).
+    fn autosave(&mut self) {
+        if self.annotation.revision == self.saved_revision || self.drag.is_some() {
+            return;
+        }
+        let points = self.annotation.set.to_points();
+        let result = match &self.landmark_target {
+            LandmarkTarget::None => Ok(()),
+            LandmarkTarget::File(p) => markups::write(p, &points),
+            LandmarkTarget::Case(i) => match self.worklist.as_mut() {
+                Some(w) => w.save_landmarks(*i, &self.annotation.set),
+                None => Ok(()),
+            },
+        };
+        match result {
+            Ok(()) => self.saved_revision = self.annotation.revision,
+            Err(e) => self.message = Some(format!("NOT SAVED: {e}")),
+        }
+    }
+
+    /// Open a worklist (folder or manifest CSV) and its current case.
+    pub fn open_worklist(&mut self, source: &Path, out: Option<&Path>, ctx: &egui::Context) {
+        self.autosave();
+        match Worklist::open(source, out) {
+            Ok(w) => {
+                let current = w.current;
+                self.worklist = Some(w);
+                self.open_case(current, ctx);
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    /// Show case `i` of the worklist (landmarks of the previous case are already saved).
+    pub fn open_case(&mut self, i: usize, ctx: &egui::Context) {
+        self.autosave();
+        let Some(w) = self.worklist.as_mut() else {
+            return;
+        };
+        if let Err(e) = w.go_to(i) {
+            self.message = Some(e.to_string());
+        }
+        let i = w.current;
+        let image = w.cases[i].image.clone();
+        self.open_with_landmarks(Source::Path(image), LandmarkTarget::Case(i), ctx);
+    }
+
+    fn step_case(&mut self, delta: isize, ctx: &egui::Context) {
+        if let Some(w) = &self.worklist {
+            let i = (w.current as isize + delta).clamp(0, w.cases.len() as isize - 1) as usize;
+            if i != w.current {
+                self.open_case(i, ctx);
+            }
+        }
+    }
+
+    fn landmark_controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label("Landmarks");
+            if ui
+                .add_enabled(self.annotation.can_undo(), egui::Button::new("Undo"))
+                .clicked()
+            {
+                self.annotation.undo();
+            }
+            if ui
+                .add_enabled(self.annotation.can_redo(), egui::Button::new("Redo"))
+                .clicked()
+            {
+                self.annotation.redo();
+            }
+        });
+        let mut go_to = None;
+        for (n, l) in self.annotation.set.landmarks.clone().iter().enumerate() {
+            let active = l.name == self.active_slot;
+            let text = match (l.status, l.position_lps) {
+                (Status::Defined, Some(p)) => {
+                    format!("{} {}  ({:.1}, {:.1}, {:.1})", n + 1, l.name, p.x, p.y, p.z)
+                }
+                (Status::Skipped, _) => format!("{} {}  skipped", n + 1, l.name),
+                _ => format!("{} {}  –", n + 1, l.name),
+            };
+            let r =
+                ui.selectable_label(active, egui::RichText::new(text).color(slot_color(&l.name)));
+            if r.clicked() {
+                self.active_slot = l.name.clone();
+                go_to = l.position_lps;
+            }
+        }
+        if let Some(p) = go_to {
+            self.crosshair = p;
+            for v in &mut self.views {
+                v.center_mm = p;
+            }
+            self.camera.target = p;
+        }
+        ui.horizontal(|ui| {
+            let slot = self.active_slot.clone();
+            let place = if self.armed {
+                "Click a slice…"
+            } else {
+                "Place"
+            };
+            if ui.selectable_label(self.armed, place).clicked() {
+                self.armed = !self.armed;
+            }
+            if ui.button("Skip").clicked() {
+                self.annotation.skip(&slot);
+            }
+            if ui.button("Delete").clicked() {
+                self.annotation.delete(&slot);
+            }
+        });
+        let slot = self.active_slot.clone();
+        let mut note = self
+            .annotation
+            .set
+            .get(&slot)
+            .map(|l| l.note.clone())
+            .unwrap_or_default();
+        if ui
+            .add(egui::TextEdit::singleline(&mut note).hint_text("note"))
+            .lost_focus()
+        {
+            self.annotation.set_note(&slot, &note);
+        }
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.new_slot_name)
+                    .desired_width(110.0)
+                    .hint_text("new landmark"),
+            );
+            if ui.button("Add").clicked() && !self.new_slot_name.trim().is_empty() {
+                let name = self.new_slot_name.trim().to_string();
+                self.annotation.add_slot(&name);
+                self.active_slot = name;
+                self.new_slot_name.clear();
+            }
+        });
+        let where_saved = match &self.landmark_target {
+            LandmarkTarget::None => "not saved (demo)".to_string(),
+            LandmarkTarget::File(p) => format!("saved to {}", p.display()),
+            LandmarkTarget::Case(i) => self
+                .worklist
+                .as_ref()
+                .map(|w| format!("saved to {}", w.cases[*i].landmarks.display()))
+                .unwrap_or_default(),
+        };
+        ui.small(where_saved);
+    }
+
+    fn worklist_controls(&mut self, ui: &mut egui::Ui) {
+        let Some(w) = &self.worklist else { return };
+        ui.separator();
+        let (todo, done, skipped) = w.counts();
+        ui.label(format!(
+            "Worklist: {done} done, {todo} to do, {skipped} skipped"
+        ));
+        let current = w.current;
+        let rows: Vec<(String, CaseStatus, usize)> = (0..w.cases.len())
+            .map(|i| {
+                (
+                    w.cases[i].name.clone(),
+                    w.summary(i).status,
+                    w.summary(i).defined,
+                )
+            })
+            .collect();
+        let mut open = None;
+        let mut skip_toggle = false;
+        ui.horizontal(|ui| {
+            if ui.button("Previous case").clicked() && current > 0 {
+                open = Some(current - 1);
+            }
+            if ui.button("Next case").clicked() && current + 1 < rows.len() {
+                open = Some(current + 1);
+            }
+            if ui.button("Skip case").clicked() {
+                skip_toggle = true;
+            }
+        });
+        if ui.button("Export CSV…").clicked() {
+            if let Some(path) = self.dialog.save_file("landmarks.csv", "csv") {
+                self.message = Some(match w.export_csv(&path) {
+                    Ok(n) => format!("exported {n} rows to {}", path.display()),
+                    Err(e) => e.to_string(),
+                });
+            }
+        }
+        egui::ScrollArea::vertical()
+            .max_height(180.0)
+            .show(ui, |ui| {
+                for (i, (name, status, defined)) in rows.iter().enumerate() {
+                    let mark = match status {
+                        CaseStatus::Done => "done",
+                        CaseStatus::ToDo => "to do",
+                        CaseStatus::Skipped => "skipped",
+                    };
+                    if ui
+                        .selectable_label(i == current, format!("{name}  {mark}  ({defined})"))
+                        .clicked()
+                    {
+                        open = Some(i);
+                    }
+                }
+            });
+        if skip_toggle {
+            if let Some(w) = self.worklist.as_mut() {
+                let skipped = w.summary(current).status == CaseStatus::Skipped;
+                if let Err(e) = w.set_skipped(current, !skipped) {
+                    self.message = Some(e.to_string());
+                }
+            }
+        }
+        if let Some(i) = open {
+            self.open_case(i, ui.ctx());
+        }
+    }
+
+    /// The defined landmark drawn within 8 points of `pos` on slice pane `i`, if any.
+    fn landmark_near(&self, i: usize, rect: Rect, pos: Pos2, volume: &Volume) -> Option<String> {
+        let view = self.views[i];
+        let (_, _, n) = view.plane.axes();
+        let half = slice_step_mm(&volume.grid, view.plane) * 0.5;
+        let size = to_d(rect.size());
+        self.annotation
+            .set
+            .defined()
+            .filter(|(_, p)| (*p - self.crosshair).dot(n).abs() <= half.max(0.5))
+            .map(|(name, p)| {
+                (
+                    name,
+                    (rect.min + to_v(view.screen_from_world(p, size))).distance(pos),
+                )
+            })
+            .filter(|(_, d)| *d <= 8.0)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(name, _)| name.to_string())
     }
 
     fn toggle_maximized(&mut self, pane: usize) {
@@ -923,6 +1401,27 @@ fn wheel_notches(input: &egui::InputState) -> f32 {
             _ => 0.0,
         })
         .sum()
+}
+
+/// `<image>.mrk.json` beside an image file (or inside a DICOM folder).
+pub fn landmarks_beside(image: &Path) -> PathBuf {
+    if image.is_dir() {
+        return image.join(crate::worklist::LANDMARKS_FILE);
+    }
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+    image.with_file_name(format!("{stem}.mrk.json"))
+}
+
+fn slot_color(name: &str) -> Color32 {
+    match name {
+        "aortic-valve" => Color32::from_rgb(255, 80, 80),
+        "heart-center" => Color32::from_rgb(255, 90, 255),
+        _ => Color32::from_rgb(80, 230, 230),
+    }
 }
 
 fn to_d(v: Vec2) -> DVec2 {
@@ -953,8 +1452,43 @@ pub fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
     })
 }
 
+/// What the app opens at start (from the command line).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    pub input: Option<PathBuf>,
+    pub landmarks: Option<PathBuf>,
+    pub worklist: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+}
+
+impl HeartlocApp {
+    /// Start as the command line asked: a worklist, a file (with landmarks), or the demo.
+    pub fn launch(
+        cc: &eframe::CreationContext<'_>,
+        launch: Launch,
+        dialog: Box<dyn FileDialog>,
+    ) -> Self {
+        let first = match (&launch.worklist, &launch.input) {
+            (Some(_), _) => None,
+            (None, Some(p)) => Some(Source::Path(p.clone())),
+            (None, None) => Some(Source::Demo),
+        };
+        let mut app = HeartlocApp::new(cc, first.clone().unwrap_or(Source::Demo), dialog);
+        if let Some(w) = &launch.worklist {
+            app.open_worklist(w, launch.out.as_deref(), &cc.egui_ctx);
+        } else if let (Some(Source::Path(p)), Some(l)) = (first, &launch.landmarks) {
+            app.open_with_landmarks(
+                Source::Path(p),
+                LandmarkTarget::File(l.clone()),
+                &cc.egui_ctx,
+            );
+        }
+        app
+    }
+}
+
 /// Run the app (blocking until the window closes).
-pub fn run(input: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(launch: Launch) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
@@ -963,14 +1497,13 @@ pub fn run(input: Option<PathBuf>) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    let source = input.map_or(Source::Demo, Source::Path);
     eframe::run_native(
         "heartloc",
         options,
         Box::new(move |cc| {
-            Ok(Box::new(HeartlocApp::new(
+            Ok(Box::new(HeartlocApp::launch(
                 cc,
-                source,
+                launch,
                 Box::new(NativeDialog),
             )))
         }),

@@ -3,6 +3,7 @@
 //! Layers only look down (see ARCHITECTURE.md): [`volume`] (geometry core) ← [`io`] (file
 //! formats) ← [`info`] (reports) ← the binary's CLI and, with the `gui` feature, the app.
 
+pub mod annotation;
 #[cfg(feature = "gui")]
 pub mod app;
 pub mod info;
@@ -12,3 +13,4 @@ pub mod phantom;
 pub mod render;
 pub mod slice_view;
 pub mod volume;
+pub mod worklist;

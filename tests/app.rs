@@ -24,7 +24,7 @@ impl FileDialog for NoDialog {
     fn pick_folder(&self) -> Option<PathBuf> {
         None
     }
-    fn save_png(&self, _: &str) -> Option<PathBuf> {
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
         None
     }
 }
@@ -66,15 +66,16 @@ fn bright_centre(img: &image::RgbaImage, rect: egui::Rect) -> Option<DVec2> {
     (n > 0.0).then(|| sum / n)
 }
 
-#[test]
-fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
-    // A RAS-stored volume (as NIfTI files usually are) with its centre at the LPS origin and a
-    // bright 8 mm cube at 30 mm left, 20 mm anterior, 25 mm superior.
+/// A RAS-stored volume (as NIfTI files usually are) with its centre at the LPS origin and a
+/// bright 8 mm cube at 30 mm left, 20 mm anterior, 25 mm superior. Returns its path and the
+/// marker's LPS centre.
+fn marker_volume(dir: &std::path::Path) -> (PathBuf, DVec3) {
     let dims = [64usize, 64, 64];
     let world_from_voxel = lps_from_ras()
         * DMat4::from_translation(DVec3::splat(-63.0))
         * DMat4::from_scale(DVec3::splat(2.0));
     let grid = Grid::new(dims, world_from_voxel);
+    assert_eq!(grid.orientation_code(), "RAS");
     let marker = DVec3::new(30.0, -20.0, 25.0);
     let mut vals = vec![0i16; 64 * 64 * 64];
     for k in 0..64 {
@@ -87,11 +88,15 @@ fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
             }
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("marker.nii.gz");
+    let path = dir.join("marker.nii.gz");
     nifti::write(&path, &Volume::new(grid, Voxels::I16(vals))).unwrap();
-    assert_eq!(grid.orientation_code(), "RAS");
+    (path, marker)
+}
 
+#[test]
+fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, marker) = marker_volume(tmp.path());
     let mut h = harness(Source::Path(path));
     h.state_mut().crosshair = marker;
     h.state_mut().window = (0.0, 1000.0);
@@ -249,4 +254,137 @@ fn a_broken_file_shows_a_message_and_the_app_keeps_working() {
     h.state_mut().open(Source::Demo, &ctx);
     wait_loaded(&mut h);
     assert!(h.state().doc.is_some());
+}
+
+fn press(h: &mut Harness<'static, HeartlocApp>, pos: egui::Pos2, pressed: bool) {
+    h.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    });
+}
+
+fn click(h: &mut Harness<'static, HeartlocApp>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.run_steps(1);
+    press(h, pos, true);
+    h.run_steps(1);
+    press(h, pos, false);
+    h.run_steps(2);
+}
+
+fn drag(h: &mut Harness<'static, HeartlocApp>, from: egui::Pos2, to: egui::Pos2) {
+    h.hover_at(from);
+    h.run_steps(1);
+    press(h, from, true);
+    h.run_steps(1);
+    for t in 1..=5 {
+        h.hover_at(from + (to - from) * (t as f32 / 5.0));
+        h.run_steps(1);
+    }
+    press(h, to, false);
+    h.run_steps(2);
+}
+
+fn heart_center(h: &Harness<'static, HeartlocApp>) -> Option<DVec3> {
+    h.state()
+        .annotation
+        .set
+        .get("heart-center")
+        .and_then(|l| l.position_lps)
+}
+
+#[test]
+fn place_move_undo_redo_save_and_reopen_a_landmark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, marker) = marker_volume(tmp.path());
+    let mut h = harness(Source::Path(path.clone()));
+    h.state_mut().crosshair = marker;
+    h.state_mut().window = (0.0, 1000.0);
+    h.run_steps(2);
+    // Find the marker on screen from the pixels alone, then place heart-center there (key 2).
+    let img = h.render().expect("render");
+    let axial = h.state().pane_rects()[0];
+    let seen = bright_centre(&img, axial).expect("marker visible");
+    let at = egui::pos2(seen.x as f32, seen.y as f32);
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    assert!(h.state().armed && h.state().active_slot == "heart-center");
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    // Within half a voxel (2 mm voxels) of the marker's true centre, in x and y; z is the slice.
+    assert!(
+        (placed.truncate() - marker.truncate()).length() < 1.0,
+        "placed at {placed}, marker {marker}"
+    );
+    assert!((placed.z - marker.z).abs() < 1e-9);
+    assert_eq!(
+        h.state().crosshair,
+        marker,
+        "placing does not move the crosshair"
+    );
+
+    // Drag it 30 points to screen right: patient left (+x) in the axial view.
+    let mm_per_px = h.state().views[0].mm_per_px;
+    drag(&mut h, at, at + egui::vec2(30.0, 0.0));
+    let moved = heart_center(&h).expect("still defined");
+    assert!(
+        (moved.x - placed.x - 30.0 * mm_per_px).abs() < 0.5 * mm_per_px + 1e-6,
+        "{moved} from {placed}"
+    );
+    assert!((moved.y - placed.y).abs() < mm_per_px);
+
+    // Undo the move, redo it.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(heart_center(&h), Some(placed));
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run_steps(2);
+    assert_eq!(heart_center(&h), Some(moved));
+
+    // Saved beside the image on every change.
+    let saved = heartloc::app::landmarks_beside(&path);
+    let pts = heartloc::io::markups::read(&saved).expect("autosaved");
+    let hc = pts
+        .iter()
+        .find(|p| p.label == "heart-center")
+        .expect("saved slot");
+    assert!(DVec3::from_array(hc.position_lps.expect("position")).distance(moved) < 1e-6);
+
+    // Reopen through the command-line path (`view FILE --landmarks F`).
+    drop(h);
+    let launch = heartloc::app::Launch {
+        input: Some(path),
+        landmarks: Some(saved),
+        ..Default::default()
+    };
+    let mut again = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, launch, Box::new(NoDialog)));
+    wait_loaded(&mut again);
+    let back = heart_center(&again).expect("reloaded");
+    assert!(back.distance(moved) < 1e-6);
+
+    // Escape cancels a drag in progress.
+    let start = egui::pos2(seen.x as f32 + 30.0, seen.y as f32);
+    again.state_mut().crosshair = marker;
+    again.run_steps(2);
+    again.hover_at(start);
+    again.run_steps(1);
+    press(&mut again, start, true);
+    again.run_steps(1);
+    again.hover_at(start + egui::vec2(25.0, 10.0));
+    again.run_steps(1);
+    again.key_press(egui::Key::Escape);
+    again.run_steps(1);
+    press(&mut again, start + egui::vec2(25.0, 10.0), false);
+    again.run_steps(2);
+    assert!(heart_center(&again).expect("kept").distance(moved) < 1e-6);
 }

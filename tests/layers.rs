@@ -1,4 +1,5 @@
-//! Layers only look down: the volume core and file I/O import no GUI, GPU or ML crate.
+//! Layers only look down: the volume core, file I/O, view math, annotation model and worklist
+//! import no GUI, GPU or ML crate.
 
 use std::path::Path;
 

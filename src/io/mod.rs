@@ -5,6 +5,7 @@
 //! allocated for them.
 
 pub mod dicom;
+pub mod markups;
 pub mod nifti;
 
 use std::path::{Path, PathBuf};

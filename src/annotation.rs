@@ -1,0 +1,299 @@
+//! Landmarks of one case: named slots (`aortic-valve`, `heart-center`, plus user-defined), each
+//! undefined, defined (a position in LPS mm) or skipped, with an optional note; and an edit
+//! history for undo/redo. No GUI imports: the app calls these methods, and every edit goes
+//! through [`Annotation::edit`] so it can be undone.
+
+use glam::DVec3;
+
+use crate::io::markups::ControlPoint;
+
+/// The slots every case starts with.
+pub const DEFAULT_SLOTS: [&str; 2] = ["aortic-valve", "heart-center"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Undefined,
+    Defined,
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Landmark {
+    pub name: String,
+    pub status: Status,
+    pub position_lps: Option<DVec3>,
+    pub note: String,
+}
+
+impl Landmark {
+    fn empty(name: &str) -> Self {
+        Landmark {
+            name: name.to_string(),
+            status: Status::Undefined,
+            position_lps: None,
+            note: String::new(),
+        }
+    }
+}
+
+/// All landmarks of one case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LandmarkSet {
+    pub landmarks: Vec<Landmark>,
+}
+
+impl Default for LandmarkSet {
+    fn default() -> Self {
+        LandmarkSet {
+            landmarks: DEFAULT_SLOTS.iter().map(|n| Landmark::empty(n)).collect(),
+        }
+    }
+}
+
+impl LandmarkSet {
+    pub fn get(&self, name: &str) -> Option<&Landmark> {
+        self.landmarks.iter().find(|l| l.name == name)
+    }
+
+    fn slot(&mut self, name: &str) -> &mut Landmark {
+        if let Some(i) = self.landmarks.iter().position(|l| l.name == name) {
+            &mut self.landmarks[i]
+        } else {
+            self.landmarks.push(Landmark::empty(name));
+            let last = self.landmarks.len() - 1;
+            &mut self.landmarks[last]
+        }
+    }
+
+    /// Defined landmarks.
+    pub fn defined(&self) -> impl Iterator<Item = (&str, DVec3)> {
+        self.landmarks
+            .iter()
+            .filter(|l| l.status == Status::Defined)
+            .filter_map(|l| l.position_lps.map(|p| (l.name.as_str(), p)))
+    }
+
+    /// Every default slot is defined or skipped.
+    pub fn is_complete(&self) -> bool {
+        DEFAULT_SLOTS
+            .iter()
+            .all(|n| self.get(n).is_some_and(|l| l.status != Status::Undefined))
+    }
+
+    /// From markups control points (labels become slot names; default slots always exist).
+    pub fn from_points(points: &[ControlPoint]) -> Self {
+        let mut set = LandmarkSet::default();
+        for p in points {
+            let name = if p.label.trim().is_empty() {
+                "unnamed"
+            } else {
+                p.label.trim()
+            };
+            let slot = set.slot(name);
+            slot.note = p.description.clone();
+            match (p.status.as_str(), p.position_lps) {
+                ("defined" | "preview", Some(x)) => {
+                    slot.status = Status::Defined;
+                    slot.position_lps = Some(DVec3::from_array(x));
+                }
+                ("missing", _) => slot.status = Status::Skipped,
+                _ => {}
+            }
+        }
+        set
+    }
+
+    /// As markups control points (undefined slots are kept, so the slot list round-trips).
+    pub fn to_points(&self) -> Vec<ControlPoint> {
+        self.landmarks
+            .iter()
+            .map(|l| ControlPoint {
+                label: l.name.clone(),
+                description: l.note.clone(),
+                position_lps: match l.status {
+                    Status::Defined => l.position_lps.map(|p| p.to_array()),
+                    _ => None,
+                },
+                status: match l.status {
+                    Status::Defined => "defined",
+                    Status::Undefined => "undefined",
+                    Status::Skipped => "missing",
+                }
+                .to_string(),
+            })
+            .collect()
+    }
+}
+
+/// A landmark set with its undo/redo history. Sets are tiny, so history keeps snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct Annotation {
+    pub set: LandmarkSet,
+    undo: Vec<LandmarkSet>,
+    redo: Vec<LandmarkSet>,
+    /// Bumped on every change (edits, undo, redo); the app saves when it moves.
+    pub revision: u64,
+}
+
+impl Annotation {
+    pub fn new(set: LandmarkSet) -> Self {
+        Annotation {
+            set,
+            ..Default::default()
+        }
+    }
+
+    /// Apply an edit; it is undoable when it changed anything.
+    pub fn edit(&mut self, f: impl FnOnce(&mut LandmarkSet)) {
+        let before = self.set.clone();
+        f(&mut self.set);
+        if self.set != before {
+            self.undo.push(before);
+            self.redo.clear();
+            self.revision += 1;
+        }
+    }
+
+    pub fn place(&mut self, name: &str, position_lps: DVec3) {
+        self.edit(|s| {
+            let l = s.slot(name);
+            l.status = Status::Defined;
+            l.position_lps = Some(position_lps);
+        });
+    }
+
+    /// Back to undefined (the Delete key).
+    pub fn delete(&mut self, name: &str) {
+        self.edit(|s| {
+            if let Some(l) = s.landmarks.iter_mut().find(|l| l.name == name) {
+                l.status = Status::Undefined;
+                l.position_lps = None;
+            }
+        });
+    }
+
+    pub fn skip(&mut self, name: &str) {
+        self.edit(|s| {
+            let l = s.slot(name);
+            l.status = Status::Skipped;
+            l.position_lps = None;
+        });
+    }
+
+    pub fn add_slot(&mut self, name: &str) {
+        let name = name.trim();
+        if !name.is_empty() {
+            self.edit(|s| {
+                s.slot(name);
+            });
+        }
+    }
+
+    pub fn set_note(&mut self, name: &str, note: &str) {
+        self.edit(|s| s.slot(name).note = note.to_string());
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    pub fn undo(&mut self) {
+        if let Some(prev) = self.undo.pop() {
+            self.redo.push(std::mem::replace(&mut self.set, prev));
+            self.revision += 1;
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if let Some(next) = self.redo.pop() {
+            self.undo.push(std::mem::replace(&mut self.set, next));
+            self.revision += 1;
+        }
+    }
+
+    /// Replace the position during a drag without recording history; [`Annotation::edit`]
+    /// records the whole drag once it ends (see [`Annotation::finish_drag`]).
+    pub fn drag_to(&mut self, name: &str, position_lps: DVec3) {
+        let l = self.set.slot(name);
+        l.status = Status::Defined;
+        l.position_lps = Some(position_lps);
+    }
+
+    /// End a drag that started from `before`: one undo step, or a cancel back to `before`.
+    pub fn finish_drag(&mut self, before: LandmarkSet, cancel: bool) {
+        if cancel {
+            self.set = before;
+            return;
+        }
+        if self.set != before {
+            self.undo.push(before);
+            self.redo.clear();
+            self.revision += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_undo_and_redo() {
+        let mut a = Annotation::default();
+        a.place("aortic-valve", DVec3::new(1.0, 2.0, 3.0));
+        a.place("aortic-valve", DVec3::new(4.0, 5.0, 6.0));
+        a.skip("heart-center");
+        assert!(a.set.is_complete());
+        a.undo();
+        assert!(!a.set.is_complete());
+        a.undo();
+        assert_eq!(
+            a.set.get("aortic-valve").unwrap().position_lps,
+            Some(DVec3::new(1.0, 2.0, 3.0))
+        );
+        a.redo();
+        assert_eq!(
+            a.set.get("aortic-valve").unwrap().position_lps,
+            Some(DVec3::new(4.0, 5.0, 6.0))
+        );
+        a.delete("aortic-valve");
+        assert!(!a.can_redo(), "a new edit clears redo");
+        assert_eq!(a.set.get("aortic-valve").unwrap().status, Status::Undefined);
+        let rev = a.revision;
+        a.delete("aortic-valve");
+        assert_eq!(a.revision, rev, "no-op edits are not recorded");
+    }
+
+    #[test]
+    fn drags_are_one_undo_step_and_escape_cancels() {
+        let mut a = Annotation::default();
+        a.place("heart-center", DVec3::ZERO);
+        let before = a.set.clone();
+        for x in 1..5 {
+            a.drag_to("heart-center", DVec3::splat(x as f64));
+        }
+        a.finish_drag(before.clone(), false);
+        a.undo();
+        assert_eq!(a.set, before);
+        a.redo();
+        let before = a.set.clone();
+        a.drag_to("heart-center", DVec3::splat(9.0));
+        a.finish_drag(before.clone(), true);
+        assert_eq!(a.set, before);
+    }
+
+    #[test]
+    fn markups_round_trip_with_user_slots_and_notes() {
+        let mut a = Annotation::default();
+        a.place("heart-center", DVec3::new(1.0, 2.0, 3.0));
+        a.add_slot("apex");
+        a.set_note("apex", "not visible");
+        a.skip("aortic-valve");
+        let back = LandmarkSet::from_points(&a.set.to_points());
+        assert_eq!(back, a.set);
+    }
+}

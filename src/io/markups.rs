@@ -1,0 +1,264 @@
+//! 3D Slicer markups JSON (`.mrk.json`, schema v1.0.3, `"type": "Fiducial"`).
+//!
+//! Read: `coordinateSystem` LPS or RAS (RAS is converted to LPS here), every fiducial markup in
+//! the file, unknown fields ignored. Write: one Fiducial markup in LPS mm, written to a temporary
+//! file, flushed to disk and renamed over the target, so a crash at any moment leaves either
+//! the previous or the new complete file.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::LoadError;
+
+const SCHEMA: &str = "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#";
+
+/// One control point as stored, position in LPS mm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlPoint {
+    pub label: String,
+    pub description: String,
+    /// `None` when the point has no position (status undefined or skipped).
+    pub position_lps: Option<[f64; 3]>,
+    /// Slicer's `positionStatus`: "defined", "undefined", "preview" or "missing" (skipped).
+    pub status: String,
+}
+
+/// Read every control point of every Fiducial markup in a file.
+pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
+    let err = |m: String| LoadError::new(path, m);
+    let text =
+        std::fs::read_to_string(path).map_err(|e| LoadError::io(path, "cannot read markups", e))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+    let markups = doc
+        .get("markups")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("not a Slicer markups file: no \"markups\" list".into()))?;
+    let mut points = Vec::new();
+    for (m, markup) in markups.iter().enumerate() {
+        let kind = markup.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "Fiducial" {
+            continue; // lines, curves, planes: not landmarks
+        }
+        let system = markup
+            .get("coordinateSystem")
+            .and_then(Value::as_str)
+            .unwrap_or("LPS");
+        let flip = match system {
+            "LPS" => 1.0,
+            "RAS" => -1.0,
+            other => {
+                return Err(err(format!(
+                    "markup {m}: unknown coordinateSystem {other:?}"
+                )))
+            }
+        };
+        let units = markup
+            .get("coordinateUnits")
+            .and_then(Value::as_str)
+            .unwrap_or("mm");
+        if units != "mm" {
+            return Err(err(format!(
+                "markup {m}: coordinateUnits {units:?}, expected \"mm\""
+            )));
+        }
+        let Some(cps) = markup.get("controlPoints").and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, cp) in cps.iter().enumerate() {
+            let status = cp
+                .get("positionStatus")
+                .and_then(Value::as_str)
+                .unwrap_or("defined")
+                .to_string();
+            let position = match cp.get("position") {
+                Some(Value::Array(a)) if a.len() == 3 => {
+                    let v: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
+                    match v {
+                        Some(v) if v.iter().all(|x| x.is_finite()) => {
+                            Some([v[0] * flip, v[1] * flip, v[2]])
+                        }
+                        _ => {
+                            return Err(err(format!(
+                                "markup {m} point {i}: position is not three finite numbers"
+                            )))
+                        }
+                    }
+                }
+                None | Some(Value::Null) => None,
+                Some(Value::Array(a)) if a.is_empty() => None,
+                Some(_) => {
+                    return Err(err(format!(
+                        "markup {m} point {i}: position must be [x, y, z]"
+                    )))
+                }
+            };
+            if status == "defined" && position.is_none() {
+                return Err(err(format!(
+                    "markup {m} point {i}: defined but has no position"
+                )));
+            }
+            points.push(ControlPoint {
+                label: cp
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                description: cp
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                position_lps: if status == "defined" || status == "preview" {
+                    position
+                } else {
+                    None
+                },
+                status,
+            });
+        }
+    }
+    Ok(points)
+}
+
+/// The JSON text of a markups file holding `points` (LPS mm).
+pub fn to_json(points: &[ControlPoint]) -> String {
+    let cps: Vec<Value> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({
+                "id": (i + 1).to_string(),
+                "label": p.label,
+                "description": p.description,
+                "position": p.position_lps.map_or(json!([]), |x| json!(x)),
+                "positionStatus": p.status,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "@schema": SCHEMA,
+        "markups": [{
+            "type": "Fiducial",
+            "coordinateSystem": "LPS",
+            "coordinateUnits": "mm",
+            "controlPoints": cps,
+        }]
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// Write `points` atomically (temporary file, fsync, rename).
+pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), LoadError> {
+    write_atomic(path, to_json(points).as_bytes())
+}
+
+/// Replace `path` with `bytes` so that readers only ever see the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LoadError::io(path, "cannot save", e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(label: &str, p: Option<[f64; 3]>, status: &str) -> ControlPoint {
+        ControlPoint {
+            label: label.into(),
+            description: String::new(),
+            position_lps: p,
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_points_and_statuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.mrk.json");
+        let pts = vec![
+            point("aortic-valve", Some([1.5, -2.25, 30.0]), "defined"),
+            point("heart-center", None, "undefined"),
+            point("apex", None, "missing"),
+        ];
+        write(&path, &pts).unwrap();
+        assert_eq!(read(&path).unwrap(), pts);
+    }
+
+    #[test]
+    fn ras_files_are_converted_and_unknown_fields_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ras.mrk.json");
+        std::fs::write(
+            &path,
+            r#"{"@schema": "x", "extra": {"a": 1}, "markups": [
+                {"type": "Line", "controlPoints": []},
+                {"type": "Fiducial", "coordinateSystem": "RAS", "display": {"color": [1,0,0]},
+                 "controlPoints": [
+                    {"label": "a", "position": [10.0, 20.0, 30.0], "orientation": [1,0,0,0,1,0,0,0,1]},
+                    {"label": "b", "position": [-1.0, 2.0, -3.0], "positionStatus": "defined", "selected": true}
+                 ]}]}"#,
+        )
+        .unwrap();
+        let pts = read(&path).unwrap();
+        assert_eq!(pts.len(), 2);
+        assert_eq!(pts[0].position_lps, Some([-10.0, -20.0, 30.0]));
+        assert_eq!(pts[1].position_lps, Some([1.0, -2.0, -3.0]));
+    }
+
+    #[test]
+    fn malformed_files_give_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("{not json", "not valid JSON"),
+            (r#"{"a": 1}"#, "no \"markups\""),
+            (
+                r#"{"markups": [{"type": "Fiducial", "coordinateSystem": "XYZ"}]}"#,
+                "coordinateSystem",
+            ),
+            (
+                r#"{"markups": [{"type": "Fiducial", "controlPoints": [{"position": [1, "a", 3]}]}]}"#,
+                "three finite numbers",
+            ),
+            (
+                r#"{"markups": [{"type": "Fiducial", "controlPoints": [{"positionStatus": "defined"}]}]}"#,
+                "no position",
+            ),
+        ];
+        for (i, (text, want)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("bad{i}.mrk.json"));
+            std::fs::write(&path, text).unwrap();
+            let e = read(&path).unwrap_err().to_string();
+            assert!(
+                e.contains(want) && e.contains(&format!("bad{i}.mrk.json")),
+                "{e}"
+            );
+        }
+    }
+}

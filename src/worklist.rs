@@ -1,0 +1,429 @@
+//! A worklist of cases to annotate: from a folder (case subfolders or NIfTI files) or a manifest
+//! CSV (a `case` column of paths relative to the CSV). Landmarks are saved per case as Slicer
+//! markups, next to each case or in a chosen output folder; the worklist's own state (current
+//! case, skipped cases) is saved beside them so a restart resumes where it was. Every write is
+//! atomic (see [`crate::io::markups::write_atomic`]).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::annotation::{LandmarkSet, Status};
+use crate::io::{markups, LoadError};
+
+/// Name of the file a case's landmarks are saved to when kept next to the case.
+pub const LANDMARKS_FILE: &str = "landmarks.mrk.json";
+const STATE_FILE: &str = "heartloc-worklist.json";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    pub name: String,
+    /// A NIfTI file or a DICOM folder.
+    pub image: PathBuf,
+    /// Where this case's landmarks are saved.
+    pub landmarks: PathBuf,
+    /// An existing markups file in the case folder (e.g. `heart.mrk.json`) that seeds the
+    /// landmarks until the case has its own file. Never written.
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseStatus {
+    ToDo,
+    Done,
+    Skipped,
+}
+
+/// One row of the worklist table.
+#[derive(Clone, Debug)]
+pub struct CaseSummary {
+    pub status: CaseStatus,
+    pub defined: usize,
+}
+
+pub struct Worklist {
+    pub cases: Vec<Case>,
+    pub current: usize,
+    skipped: BTreeSet<String>,
+    state_path: PathBuf,
+    summaries: Vec<CaseSummary>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct State {
+    current_case: Option<String>,
+    skipped: Vec<String>,
+}
+
+impl Worklist {
+    /// Open a folder or manifest CSV; `out` is where landmarks go (`None`: next to each case).
+    pub fn open(source: &Path, out: Option<&Path>) -> Result<Self, LoadError> {
+        let found = if source.is_dir() {
+            cases_in_folder(source)?
+        } else {
+            cases_in_csv(source)?
+        };
+        if found.is_empty() {
+            return Err(LoadError::new(
+                source,
+                "no cases found (no NIfTI files or case folders)",
+            ));
+        }
+        let root = if source.is_dir() {
+            source.to_path_buf()
+        } else {
+            source.parent().unwrap_or(Path::new(".")).to_path_buf()
+        };
+        if let Some(out) = out {
+            std::fs::create_dir_all(out)
+                .map_err(|e| LoadError::io(out, "cannot create output folder", e))?;
+        }
+        let cases: Vec<Case> = found
+            .into_iter()
+            .map(|(name, image, case_dir)| {
+                let landmarks = match out {
+                    Some(out) => out.join(format!("{}.mrk.json", name.replace(['/', '\\'], "__"))),
+                    None => match &case_dir {
+                        Some(dir) => dir.join(LANDMARKS_FILE),
+                        None => image.with_file_name(format!("{}.mrk.json", strip_nifti(&image))),
+                    },
+                };
+                let seed = case_dir
+                    .as_deref()
+                    .and_then(|d| first_markups(d, &landmarks));
+                Case {
+                    name,
+                    image,
+                    landmarks,
+                    seed,
+                }
+            })
+            .collect();
+        let state_path = out.map_or(root.join(STATE_FILE), |o| o.join(STATE_FILE));
+        let state: State = std::fs::read_to_string(&state_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let current = state
+            .current_case
+            .and_then(|c| cases.iter().position(|k| k.name == c))
+            .unwrap_or(0);
+        let mut list = Worklist {
+            summaries: Vec::new(),
+            cases,
+            current,
+            skipped: state.skipped.into_iter().collect(),
+            state_path,
+        };
+        list.summaries = (0..list.cases.len()).map(|i| list.summarise(i)).collect();
+        Ok(list)
+    }
+
+    fn summarise(&self, i: usize) -> CaseSummary {
+        let set = self.load_landmarks(i).unwrap_or_default();
+        let own = self.cases[i].landmarks.is_file();
+        CaseSummary {
+            status: if self.skipped.contains(&self.cases[i].name) {
+                CaseStatus::Skipped
+            } else if own && set.is_complete() {
+                CaseStatus::Done
+            } else {
+                CaseStatus::ToDo
+            },
+            defined: set
+                .landmarks
+                .iter()
+                .filter(|l| l.status == Status::Defined)
+                .count(),
+        }
+    }
+
+    pub fn summary(&self, i: usize) -> &CaseSummary {
+        &self.summaries[i]
+    }
+
+    /// (to do, done, skipped)
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s| self.summaries.iter().filter(|x| x.status == s).count();
+        (
+            n(CaseStatus::ToDo),
+            n(CaseStatus::Done),
+            n(CaseStatus::Skipped),
+        )
+    }
+
+    /// The case's saved landmarks, else its seed file, else empty default slots.
+    pub fn load_landmarks(&self, i: usize) -> Result<LandmarkSet, LoadError> {
+        let case = &self.cases[i];
+        let path = if case.landmarks.is_file() {
+            Some(&case.landmarks)
+        } else {
+            case.seed.as_ref()
+        };
+        match path {
+            Some(p) => Ok(LandmarkSet::from_points(&markups::read(p)?)),
+            None => Ok(LandmarkSet::default()),
+        }
+    }
+
+    /// Save a case's landmarks (atomically) and refresh its row.
+    pub fn save_landmarks(&mut self, i: usize, set: &LandmarkSet) -> Result<(), LoadError> {
+        markups::write(&self.cases[i].landmarks, &set.to_points())?;
+        self.summaries[i] = self.summarise(i);
+        Ok(())
+    }
+
+    /// Move to another case and remember it for the next start.
+    pub fn go_to(&mut self, i: usize) -> Result<(), LoadError> {
+        self.current = i.min(self.cases.len() - 1);
+        self.save_state()
+    }
+
+    pub fn set_skipped(&mut self, i: usize, skipped: bool) -> Result<(), LoadError> {
+        let name = self.cases[i].name.clone();
+        if skipped {
+            self.skipped.insert(name);
+        } else {
+            self.skipped.remove(&name);
+        }
+        self.summaries[i] = self.summarise(i);
+        self.save_state()
+    }
+
+    fn save_state(&self) -> Result<(), LoadError> {
+        let state = State {
+            current_case: Some(self.cases[self.current].name.clone()),
+            skipped: self.skipped.iter().cloned().collect(),
+        };
+        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
+        markups::write_atomic(&self.state_path, text.as_bytes())
+    }
+
+    /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status.
+    pub fn export_csv(&self, path: &Path) -> Result<usize, LoadError> {
+        let mut out = String::from("case,landmark,x_lps_mm,y_lps_mm,z_lps_mm,status\n");
+        let mut rows = 0;
+        for i in 0..self.cases.len() {
+            let set = self.load_landmarks(i)?;
+            for l in &set.landmarks {
+                let (x, y, z) = l
+                    .position_lps
+                    .filter(|_| l.status == Status::Defined)
+                    .map_or((String::new(), String::new(), String::new()), |p| {
+                        (
+                            format!("{:.3}", p.x),
+                            format!("{:.3}", p.y),
+                            format!("{:.3}", p.z),
+                        )
+                    });
+                let status = match l.status {
+                    Status::Defined => "defined",
+                    Status::Undefined => "undefined",
+                    Status::Skipped => "skipped",
+                };
+                out += &format!(
+                    "{},{},{x},{y},{z},{status}\n",
+                    csv_field(&self.cases[i].name),
+                    csv_field(&l.name)
+                );
+                rows += 1;
+            }
+        }
+        markups::write_atomic(path, out.as_bytes())?;
+        Ok(rows)
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn strip_nifti(p: &Path) -> String {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    name.trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
+}
+
+fn is_nifti(p: &Path) -> bool {
+    let n = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    n.ends_with(".nii") || n.ends_with(".nii.gz")
+}
+
+/// The image of a case folder: `image.nii(.gz)`, else its only NIfTI file, else the folder
+/// itself when it holds DICOM files.
+fn case_image(dir: &Path) -> Option<PathBuf> {
+    for name in ["image.nii.gz", "image.nii"] {
+        if dir.join(name).is_file() {
+            return Some(dir.join(name));
+        }
+    }
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let niftis: Vec<&PathBuf> = entries.iter().filter(|p| is_nifti(p)).collect();
+    if niftis.len() == 1 {
+        return Some(niftis[0].clone());
+    }
+    entries
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")))
+        .then(|| dir.to_path_buf())
+}
+
+fn first_markups(dir: &Path, own: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".mrk.json") && p != own)
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// (name, image, case folder when the case is a folder) for each case.
+type Found = Vec<(String, PathBuf, Option<PathBuf>)>;
+
+fn cases_in_folder(dir: &Path) -> Result<Found, LoadError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::io(dir, "cannot list folder", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut cases = Vec::new();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if p.is_dir() {
+            if let Some(image) = case_image(&p) {
+                cases.push((name, image, Some(p)));
+            }
+        } else if is_nifti(&p) && !name.contains("label") {
+            cases.push((strip_nifti(&p), p, None));
+        }
+    }
+    Ok(cases)
+}
+
+fn cases_in_csv(csv: &Path) -> Result<Found, LoadError> {
+    let text =
+        std::fs::read_to_string(csv).map_err(|e| LoadError::io(csv, "cannot read worklist", e))?;
+    let root = csv.parent().unwrap_or(Path::new("."));
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "case")
+        .ok_or_else(|| LoadError::new(csv, "CSV has no \"case\" column"))?;
+    let mut cases = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let name = line.split(',').nth(col).map(str::trim).unwrap_or("");
+        if name.is_empty() {
+            return Err(LoadError::new(csv, format!("row {} has no case", n + 2)));
+        }
+        let path = root.join(name);
+        let missing = || {
+            LoadError::new(
+                csv,
+                format!(
+                    "row {}: case {name} has no image at {}",
+                    n + 2,
+                    path.display()
+                ),
+            )
+        };
+        if path.is_dir() {
+            let image = case_image(&path).ok_or_else(missing)?;
+            cases.push((name.to_string(), image, Some(path)));
+        } else if path.is_file() {
+            cases.push((name.to_string(), path, None));
+        } else {
+            return Err(missing());
+        }
+    }
+    Ok(cases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glam::DVec3;
+
+    fn touch_case(root: &Path, name: &str) {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("image.nii.gz"), b"x").unwrap();
+    }
+
+    #[test]
+    fn folder_worklist_saves_next_to_cases_resumes_and_exports() {
+        let tmp = tempfile::tempdir().unwrap();
+        for c in ["b_case", "a_case", "c_case"] {
+            touch_case(tmp.path(), c);
+        }
+        let mut w = Worklist::open(tmp.path(), None).unwrap();
+        let names: Vec<&str> = w.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a_case", "b_case", "c_case"]);
+        assert_eq!(w.counts(), (3, 0, 0));
+        let mut set = LandmarkSet::default();
+        let mut a = crate::annotation::Annotation::new(set.clone());
+        a.place("aortic-valve", DVec3::new(1.0, 2.0, 3.0));
+        a.place("heart-center", DVec3::new(4.0, 5.0, 6.0));
+        set = a.set.clone();
+        w.save_landmarks(0, &set).unwrap();
+        assert!(tmp.path().join("a_case").join(LANDMARKS_FILE).is_file());
+        w.set_skipped(2, true).unwrap();
+        w.go_to(1).unwrap();
+        assert_eq!(w.counts(), (1, 1, 1));
+
+        let again = Worklist::open(tmp.path(), None).unwrap();
+        assert_eq!(again.current, 1, "resumes at the case it was on");
+        assert_eq!(again.counts(), (1, 1, 1));
+        assert_eq!(again.load_landmarks(0).unwrap(), set);
+
+        let csv = tmp.path().join("out.csv");
+        assert_eq!(again.export_csv(&csv).unwrap(), 6);
+        let text = std::fs::read_to_string(csv).unwrap();
+        assert!(
+            text.contains("a_case,aortic-valve,1.000,2.000,3.000,defined"),
+            "{text}"
+        );
+        assert!(text.contains("b_case,heart-center,,,,undefined"), "{text}");
+    }
+
+    #[test]
+    fn csv_worklist_with_output_folder_leaves_cases_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        touch_case(tmp.path(), "sets/one");
+        std::fs::write(tmp.path().join("list.csv"), "case,modality\nsets/one,CT\n").unwrap();
+        let out = tmp.path().join("out");
+        let mut w = Worklist::open(&tmp.path().join("list.csv"), Some(&out)).unwrap();
+        assert_eq!(w.cases[0].landmarks, out.join("sets__one.mrk.json"));
+        w.save_landmarks(0, &LandmarkSet::default()).unwrap();
+        assert!(out.join("sets__one.mrk.json").is_file());
+        assert!(!tmp.path().join("sets/one").join(LANDMARKS_FILE).exists());
+        std::fs::write(tmp.path().join("bad.csv"), "case\nnope\n").unwrap();
+        let e = Worklist::open(&tmp.path().join("bad.csv"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("nope") && e.contains("bad.csv"), "{e}");
+    }
+}
