@@ -1,6 +1,7 @@
 //! Benchmark: frame times of the real app at 1024×768 through egui_kittest's wgpu renderer
 //! (Mesa lavapipe on a machine without a GPU), for a 256³ and a 512×512×300 volume: a maximised
-//! axial slice pane while stepping slices, and the maximised 3D pane in each mode while orbiting.
+//! axial slice pane while stepping slices, and the maximised 3D pane in each mode, still (full
+//! quality) and while orbiting with the mouse (the adaptive preview).
 //! Each frame is rendered and read back, so the figures include the copy to the CPU.
 //!
 //! Run: `cargo bench --bench frames`. Goal on lavapipe: volume view ≥ 10 fps (≤ 100 ms).
@@ -8,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use eframe::egui;
 use egui_kittest::Harness;
 use heartloc::app::{FileDialog, HeartlocApp, Source};
 use heartloc::slice_view::{Plane, VolumeMode};
@@ -81,10 +83,13 @@ fn main() {
         report("axial slice (maximised)", ms);
 
         h.state_mut().settings.maximized = Some(3);
+        h.run_steps(2);
+        let centre = h.state().pane_rects()[3].center();
         for mode in VolumeMode::ALL {
             h.state_mut().settings.mode = mode;
             h.run_steps(2);
             let _ = h.render();
+            // Full quality: the frame shown when the view is still.
             let mut ms = Vec::new();
             for _ in 0..FRAMES {
                 h.state_mut().camera.yaw += 0.05;
@@ -93,7 +98,34 @@ fn main() {
                 let _ = h.render().expect("render");
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            report(&format!("3D {} (maximised)", mode.name()), ms);
+            report(&format!("3D {} still", mode.name()), ms);
+            // While orbiting with the mouse: the adaptive preview.
+            h.hover_at(centre);
+            h.event(egui::Event::PointerButton {
+                pos: centre,
+                button: egui::PointerButton::Primary,
+                pressed: true,
+                modifiers: egui::Modifiers::NONE,
+            });
+            h.step();
+            let mut ms = Vec::new();
+            for f in 0..FRAMES + 2 {
+                h.hover_at(centre + egui::vec2(4.0 * (f + 1) as f32, 0.0));
+                let t = Instant::now();
+                h.step();
+                let _ = h.render().expect("render");
+                if f >= 2 {
+                    ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            h.event(egui::Event::PointerButton {
+                pos: centre,
+                button: egui::PointerButton::Primary,
+                pressed: false,
+                modifiers: egui::Modifiers::NONE,
+            });
+            h.run_steps(2);
+            report(&format!("3D {} orbiting", mode.name()), ms);
         }
     }
 }

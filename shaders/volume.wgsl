@@ -103,34 +103,40 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         return to_target(acc.rgb + (1.0 - acc.a) * background);
     }
 
-    // Isosurface.
+    // Isosurface: march to the first sample above the level, then refine and shade once,
+    // outside the loop (keeps the loop body small for software rasterisers).
     let iso = u.params.z;
+    var hit = -1.0;
     var prev_t = tmin;
     for (var i = 0u; i < n; i = i + 1u) {
         let t = tmin + f32(i) * step;
         if (sample_at(o + dir * t) >= iso) {
-            var lo = prev_t;
-            var hi = t;
-            for (var b = 0; b < 5; b = b + 1) {
-                let mid = 0.5 * (lo + hi);
-                if (sample_at(o + dir * mid) >= iso) { hi = mid; } else { lo = mid; }
-            }
-            let p = o + dir * hi;
-            let d = u.texel.xyz;
-            let grad = vec3<f32>(
-                sample_at(p + vec3<f32>(d.x, 0.0, 0.0)) - sample_at(p - vec3<f32>(d.x, 0.0, 0.0)),
-                sample_at(p + vec3<f32>(0.0, d.y, 0.0)) - sample_at(p - vec3<f32>(0.0, d.y, 0.0)),
-                sample_at(p + vec3<f32>(0.0, 0.0, d.z)) - sample_at(p - vec3<f32>(0.0, 0.0, d.z)),
-            );
-            // Normals transform with the transpose of tex_from_world's linear part.
-            let m = mat3x3<f32>(u.tex_from_world[0].xyz, u.tex_from_world[1].xyz, u.tex_from_world[2].xyz);
-            let normal = normalize(transpose(m) * grad + vec3<f32>(1e-9));
-            let view_dir = normalize(far_w - near_w);
-            let diffuse = abs(dot(normal, view_dir));
-            let base = vec3<f32>(0.95, 0.85, 0.75);
-            return to_target(base * (0.2 + 0.8 * diffuse));
+            hit = t;
+            break;
         }
         prev_t = t;
     }
-    return to_target(background);
+    if (hit < 0.0) {
+        return to_target(background);
+    }
+    var lo = prev_t;
+    var hi = hit;
+    for (var b = 0; b < 5; b = b + 1) {
+        let mid = 0.5 * (lo + hi);
+        if (sample_at(o + dir * mid) >= iso) { hi = mid; } else { lo = mid; }
+    }
+    let p = o + dir * hi;
+    let d = u.texel.xyz;
+    let grad = vec3<f32>(
+        sample_at(p + vec3<f32>(d.x, 0.0, 0.0)) - sample_at(p - vec3<f32>(d.x, 0.0, 0.0)),
+        sample_at(p + vec3<f32>(0.0, d.y, 0.0)) - sample_at(p - vec3<f32>(0.0, d.y, 0.0)),
+        sample_at(p + vec3<f32>(0.0, 0.0, d.z)) - sample_at(p - vec3<f32>(0.0, 0.0, d.z)),
+    );
+    // Normals transform with the transpose of tex_from_world's linear part.
+    let m = mat3x3<f32>(u.tex_from_world[0].xyz, u.tex_from_world[1].xyz, u.tex_from_world[2].xyz);
+    let normal = normalize(transpose(m) * grad + vec3<f32>(1e-9));
+    let view_dir = normalize(far_w - near_w);
+    let diffuse = abs(dot(normal, view_dir));
+    let base = vec3<f32>(0.95, 0.85, 0.75);
+    return to_target(base * (0.2 + 0.8 * diffuse));
 }

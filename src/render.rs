@@ -110,6 +110,14 @@ const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 192);
 
 const UNIFORM_BYTES: u64 = 192;
 
+/// Keep in sync with `BlitUniforms` in shaders/blit.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BlitUniforms {
+    rect: [f32; 4],
+}
+
+pub const BLIT_WGSL: &str = include_str!("../shaders/blit.wgsl");
 pub const SLICE_WGSL: &str = include_str!("../shaders/slice.wgsl");
 pub const VOLUME_WGSL: &str = include_str!("../shaders/volume.wgsl");
 
@@ -117,11 +125,23 @@ pub const VOLUME_WGSL: &str = include_str!("../shaders/volume.wgsl");
 pub struct Renderer {
     slice_pipeline: wgpu::RenderPipeline,
     volume_pipeline: wgpu::RenderPipeline,
+    blit_pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
+    blit_layout: wgpu::BindGroupLayout,
+    target: wgpu::TextureFormat,
+    offscreen: HashMap<u32, Offscreen>,
     sampler: wgpu::Sampler,
     srgb_target: bool,
     texture: Option<(u64, wgpu::TextureView)>,
     panes: HashMap<u32, Pane>,
+}
+
+/// The volume view renders into this at a chosen resolution; the blit draws it into the pane.
+struct Offscreen {
+    size: [u32; 2],
+    view: wgpu::TextureView,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
 }
 
 struct Pane {
@@ -141,50 +161,59 @@ impl Renderer {
     }
 
     fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("heartloc volume"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+        // uniform buffer, a texture (3D volume or 2D image) and a filtering sampler
+        let make_layout = |label: &str, dim: wgpu::TextureViewDimension| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &[
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 0,
+                        visibility: wgpu::ShaderStages::FRAGMENT,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
                     },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                        view_dimension: wgpu::TextureViewDimension::D3,
-                        multisampled: false,
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 1,
+                        visibility: wgpu::ShaderStages::FRAGMENT,
+                        ty: wgpu::BindingType::Texture {
+                            sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                            view_dimension: dim,
+                            multisampled: false,
+                        },
+                        count: None,
                     },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-                    count: None,
-                },
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("heartloc"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let make = |label: &str, source: &str| {
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 2,
+                        visibility: wgpu::ShaderStages::FRAGMENT,
+                        ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                        count: None,
+                    },
+                ],
+            })
+        };
+        let layout = make_layout("heartloc volume", wgpu::TextureViewDimension::D3);
+        let blit_layout = make_layout("heartloc blit", wgpu::TextureViewDimension::D2);
+        let pipeline_layout = |l: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("heartloc"),
+                bind_group_layouts: &[Some(l)],
+                immediate_size: 0,
+            })
+        };
+        let volume_layout = pipeline_layout(&layout);
+        let image_layout = pipeline_layout(&blit_layout);
+        let make = |label: &str, source: &str, pipeline_layout: &wgpu::PipelineLayout| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             });
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some(label),
-                layout: Some(&pipeline_layout),
+                layout: Some(pipeline_layout),
                 vertex: wgpu::VertexState {
                     module: &module,
                     entry_point: Some("vs_main"),
@@ -214,9 +243,13 @@ impl Renderer {
             ..Default::default()
         });
         Renderer {
-            slice_pipeline: make("slice.wgsl", SLICE_WGSL),
-            volume_pipeline: make("volume.wgsl", VOLUME_WGSL),
+            slice_pipeline: make("slice.wgsl", SLICE_WGSL, &volume_layout),
+            volume_pipeline: make("volume.wgsl", VOLUME_WGSL, &volume_layout),
+            blit_pipeline: make("blit.wgsl", BLIT_WGSL, &image_layout),
             layout,
+            blit_layout,
+            target,
+            offscreen: HashMap::new(),
             sampler,
             srgb_target: target.is_srgb(),
             texture: None,
@@ -305,6 +338,64 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    fn offscreen(&mut self, device: &wgpu::Device, pane: u32, size: [u32; 2]) -> &Offscreen {
+        let stale = self.offscreen.get(&pane).is_none_or(|o| o.size != size);
+        if stale {
+            let texture = device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("heartloc volume view"),
+                size: wgpu::Extent3d {
+                    width: size[0],
+                    height: size[1],
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: self.target,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT
+                    | wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("heartloc blit uniforms"),
+                size: std::mem::size_of::<BlitUniforms>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("heartloc blit"),
+                layout: &self.blit_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniforms.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::Sampler(&self.sampler),
+                    },
+                ],
+            });
+            self.offscreen.insert(
+                pane,
+                Offscreen {
+                    size,
+                    view,
+                    uniforms,
+                    bind_group,
+                },
+            );
+        }
+        &self.offscreen[&pane]
+    }
+}
+
 fn mat(m: DMat4) -> [[f32; 4]; 4] {
     m.as_mat4().to_cols_array_2d()
 }
@@ -332,6 +423,9 @@ pub enum PaneDraw {
         mr: bool,
         /// Ray step in voxels (larger while interacting).
         step_voxels: f64,
+        /// Rendered at this fraction of the pane's resolution, then upscaled (smaller while
+        /// interacting, to stay responsive on a software rasteriser).
+        resolution_scale: f64,
     },
 }
 
@@ -369,7 +463,8 @@ pub fn pane_callback(
 }
 
 impl PaneCallback {
-    fn uniforms(&self, ppp: f64, srgb: f32) -> Vec<u8> {
+    /// Uniform bytes; `target_rect` is where the pass draws (the pane, or the offscreen image).
+    fn uniforms(&self, ppp: f64, srgb: f32, target_rect: [f32; 4]) -> Vec<u8> {
         let vol = &self.volume;
         let size_pt = DVec2::new(
             f64::from(self.rect_px[2]) / ppp,
@@ -390,7 +485,7 @@ impl PaneCallback {
                     origin: v4(origin),
                     du: v4(r * view.mm_per_px / ppp),
                     dv: v4(d * view.mm_per_px / ppp),
-                    rect: self.rect_px,
+                    rect: target_rect,
                     window: [vol.normalise(window.0), vol.normalise(window.1), srgb, 0.0],
                 };
                 bytemuck::bytes_of(&u).to_vec()
@@ -402,6 +497,7 @@ impl PaneCallback {
                 iso,
                 mr,
                 step_voxels,
+                ..
             } => {
                 let max_dim = f64::from(*vol.dims.iter().max().unwrap_or(&1));
                 let u = VolumeUniforms {
@@ -409,7 +505,7 @@ impl PaneCallback {
                         .clip_from_world(size_pt.x / size_pt.y.max(1.0))
                         .inverse()),
                     tex_from_world: mat(vol.tex_from_world),
-                    rect: self.rect_px,
+                    rect: target_rect,
                     params: [
                         match mode {
                             VolumeMode::Mip => 0.0,
@@ -445,7 +541,7 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         screen: &egui_wgpu::ScreenDescriptor,
-        _encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
         let Some(renderer) = resources.get_mut::<Renderer>() else {
@@ -453,8 +549,56 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
         };
         renderer.upload(device, queue, &self.volume);
         let srgb = if renderer.srgb_target { 1.0 } else { 0.0 };
-        let bytes = self.uniforms(f64::from(screen.pixels_per_point), srgb);
+        let ppp = f64::from(screen.pixels_per_point);
+        let PaneDraw::Volume {
+            resolution_scale, ..
+        } = self.draw
+        else {
+            let bytes = self.uniforms(ppp, srgb, self.rect_px);
+            renderer.write_pane(device, queue, self.pane, &bytes);
+            return Vec::new();
+        };
+        let scale = resolution_scale.clamp(0.05, 1.0) as f32;
+        let size = [
+            ((self.rect_px[2] * scale).round() as u32).max(1),
+            ((self.rect_px[3] * scale).round() as u32).max(1),
+        ];
+        let bytes = self.uniforms(ppp, srgb, [0.0, 0.0, size[0] as f32, size[1] as f32]);
         renderer.write_pane(device, queue, self.pane, &bytes);
+        renderer.offscreen(device, self.pane, size);
+        let (Some(off), Some((_, group))) = (
+            renderer.offscreen.get(&self.pane),
+            renderer
+                .panes
+                .get(&self.pane)
+                .and_then(|p| p.bind_group.as_ref()),
+        ) else {
+            return Vec::new();
+        };
+        queue.write_buffer(
+            &off.uniforms,
+            0,
+            bytemuck::bytes_of(&BlitUniforms { rect: self.rect_px }),
+        );
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("heartloc volume view"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &off.view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(&renderer.volume_pipeline);
+        pass.set_bind_group(0, group, &[]);
+        pass.draw(0..3, 0..1);
         Vec::new()
     }
 
@@ -467,17 +611,21 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
         let Some(renderer) = resources.get::<Renderer>() else {
             return;
         };
-        let Some((_, group)) = renderer
-            .panes
-            .get(&self.pane)
-            .and_then(|p| p.bind_group.as_ref())
-        else {
-            return;
+        let (pipeline, group) = match self.draw {
+            PaneDraw::Slice { .. } => (
+                &renderer.slice_pipeline,
+                renderer
+                    .panes
+                    .get(&self.pane)
+                    .and_then(|p| p.bind_group.as_ref())
+                    .map(|(_, g)| g),
+            ),
+            PaneDraw::Volume { .. } => (
+                &renderer.blit_pipeline,
+                renderer.offscreen.get(&self.pane).map(|o| &o.bind_group),
+            ),
         };
-        let pipeline = match self.draw {
-            PaneDraw::Slice { .. } => &renderer.slice_pipeline,
-            PaneDraw::Volume { .. } => &renderer.volume_pipeline,
-        };
+        let Some(group) = group else { return };
         render_pass.set_pipeline(pipeline);
         render_pass.set_bind_group(0, group, &[]);
         render_pass.draw(0..3, 0..1);

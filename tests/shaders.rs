@@ -20,5 +20,5 @@ fn every_wgsl_file_validates() {
         .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         count += 1;
     }
-    assert_eq!(count, 2, "expected slice.wgsl and volume.wgsl");
+    assert_eq!(count, 3, "expected blit.wgsl, slice.wgsl and volume.wgsl");
 }
