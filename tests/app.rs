@@ -388,3 +388,138 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     again.run_steps(2);
     assert!(heart_center(&again).expect("kept").distance(moved) < 1e-6);
 }
+
+/// A dialog that answers with fixed paths.
+struct FixedDialog {
+    save_to: PathBuf,
+}
+impl FileDialog for FixedDialog {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
+        Some(self.save_to.clone())
+    }
+}
+
+#[test]
+fn screenshot_of_a_pane_is_saved_as_png_through_the_file_menu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("axial.png");
+    let save_to = png.clone();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            HeartlocApp::new(cc, Source::Demo, Box::new(FixedDialog { save_to }))
+        });
+    wait_loaded(&mut h);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Save screenshot (axial pane)…").click();
+    for _ in 0..10 {
+        h.run_steps(1);
+        if png.is_file() {
+            break;
+        }
+    }
+    let img = image::open(&png).expect("a PNG was written").to_rgba8();
+    let rect = h.state().pane_rects()[0];
+    assert!(
+        (img.width() as f32 - rect.width()).abs() <= 2.0
+            && (img.height() as f32 - rect.height()).abs() <= 2.0,
+        "{}x{} vs pane {:?}",
+        img.width(),
+        img.height(),
+        rect.size()
+    );
+    assert!(h
+        .state()
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("saved")));
+}
+
+#[test]
+fn worklist_navigates_cases_autosaves_to_the_output_folder_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["case_a", "case_b"] {
+        std::fs::create_dir_all(tmp.path().join(case)).unwrap();
+        let (made, _) = marker_volume(&tmp.path().join(case));
+        std::fs::rename(made, tmp.path().join(case).join("image.nii.gz")).unwrap();
+    }
+    let out = tmp.path().join("labels");
+    let launch = heartloc::app::Launch {
+        worklist: Some(tmp.path().to_path_buf()),
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    let l2 = launch.clone();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, launch, Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    assert_eq!(h.state().worklist.as_ref().map(|w| w.current), Some(0));
+
+    // Place heart-center on case_a at the axial pane centre.
+    let centre = h.state().pane_rects()[0].center();
+    h.hover_at(centre);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, centre);
+    let placed = heart_center(&h).expect("placed");
+    let saved = heartloc::io::markups::read(&out.join("case_a.mrk.json")).expect("saved in --out");
+    assert!(saved
+        .iter()
+        .any(|p| p.label == "heart-center" && p.status == "defined"));
+    assert!(!tmp
+        .path()
+        .join("case_a")
+        .join("landmarks.mrk.json")
+        .exists());
+
+    // N: next case, with its own (empty) landmarks; P: back, with the saved point.
+    h.key_press(egui::Key::N);
+    wait_loaded(&mut h);
+    assert_eq!(h.state().worklist.as_ref().map(|w| w.current), Some(1));
+    assert_eq!(heart_center(&h), None);
+    h.key_press(egui::Key::P);
+    wait_loaded(&mut h);
+    assert_eq!(heart_center(&h), Some(placed));
+    h.key_press(egui::Key::N);
+    wait_loaded(&mut h);
+    drop(h);
+
+    // A restart resumes at the case it was on.
+    let mut again = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, l2, Box::new(NoDialog)));
+    wait_loaded(&mut again);
+    assert_eq!(again.state().worklist.as_ref().map(|w| w.current), Some(1));
+}
+
+#[test]
+fn settings_round_trip_through_storage_format() {
+    let s = heartloc::app::Settings {
+        recent: vec![PathBuf::from("/data/a.nii.gz")],
+        preset: WindowPreset::Cardiac,
+        mode: VolumeMode::Isosurface,
+        maximized: Some(3),
+    };
+    let text = serde_json::to_string(&s).unwrap();
+    let back: heartloc::app::Settings = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.recent, s.recent);
+    assert_eq!(
+        (back.preset, back.mode, back.maximized),
+        (s.preset, s.mode, s.maximized)
+    );
+    // Settings written by an older version with fewer fields still load.
+    let old: heartloc::app::Settings = serde_json::from_str(r#"{"recent": []}"#).unwrap();
+    assert_eq!(old.maximized, None);
+}
