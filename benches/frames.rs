@@ -6,29 +6,15 @@
 //!
 //! Run: `cargo bench --bench frames`. Goal on lavapipe: volume view ≥ 10 fps (≤ 100 ms).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use eframe::egui;
 use egui_kittest::Harness;
-use heartloc::app::{FileDialog, HeartlocApp, Source};
+use heartloc::app::{HeartlocApp, NoDialog, Source};
 use heartloc::slice_view::{Plane, VolumeMode};
 
 const FRAMES: usize = 15;
 const GOAL_MS: f64 = 100.0;
-
-struct NoDialog;
-impl FileDialog for NoDialog {
-    fn pick_file(&self) -> Option<PathBuf> {
-        None
-    }
-    fn pick_folder(&self) -> Option<PathBuf> {
-        None
-    }
-    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
-        None
-    }
-}
 
 fn stats(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);

@@ -17,14 +17,6 @@ struct SliceUniforms {
 @group(0) @binding(1) var volume_tex: texture_3d<f32>;
 @group(0) @binding(2) var volume_sampler: sampler;
 
-@vertex
-fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
-    // One triangle covering the viewport.
-    let x = f32((i << 1u) & 2u);
-    let y = f32(i & 2u);
-    return vec4<f32>(x * 2.0 - 1.0, 1.0 - y * 2.0, 0.0, 1.0);
-}
-
 fn to_target(g: f32, srgb: f32) -> vec4<f32> {
     // The value is a display grey level; an sRGB target would encode it again.
     let c = select(g, pow(g, 2.2), srgb > 0.5);

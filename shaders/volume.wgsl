@@ -19,13 +19,6 @@ struct VolumeUniforms {
 @group(0) @binding(1) var volume_tex: texture_3d<f32>;
 @group(0) @binding(2) var volume_sampler: sampler;
 
-@vertex
-fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
-    let x = f32((i << 1u) & 2u);
-    let y = f32(i & 2u);
-    return vec4<f32>(x * 2.0 - 1.0, 1.0 - y * 2.0, 0.0, 1.0);
-}
-
 fn sample_at(p: vec3<f32>) -> f32 {
     return textureSampleLevel(volume_tex, volume_sampler, p, 0.0).r;
 }

@@ -30,6 +30,21 @@ pub trait FileDialog {
     fn save_file(&self, suggested: &str, extension: &str) -> Option<PathBuf>;
 }
 
+/// Answers every question with "cancelled": for tests, benchmarks and headless runs.
+pub struct NoDialog;
+
+impl FileDialog for NoDialog {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
 /// Native dialogs (rfd).
 pub struct NativeDialog;
 

@@ -117,9 +117,19 @@ struct BlitUniforms {
     rect: [f32; 4],
 }
 
-pub const BLIT_WGSL: &str = include_str!("../shaders/blit.wgsl");
-pub const SLICE_WGSL: &str = include_str!("../shaders/slice.wgsl");
-pub const VOLUME_WGSL: &str = include_str!("../shaders/volume.wgsl");
+// Each pipeline's WGSL is the shared vertex stage followed by its own file.
+pub const BLIT_WGSL: &str = concat!(
+    include_str!("../shaders/fullscreen.wgsl"),
+    include_str!("../shaders/blit.wgsl")
+);
+pub const SLICE_WGSL: &str = concat!(
+    include_str!("../shaders/fullscreen.wgsl"),
+    include_str!("../shaders/slice.wgsl")
+);
+pub const VOLUME_WGSL: &str = concat!(
+    include_str!("../shaders/fullscreen.wgsl"),
+    include_str!("../shaders/volume.wgsl")
+);
 
 /// Pipelines and GPU state, kept in egui's callback resources.
 pub struct Renderer {

@@ -11,23 +11,10 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use glam::{DMat4, DVec2, DVec3};
-use heartloc::app::{FileDialog, HeartlocApp, Source};
+use heartloc::app::{FileDialog, HeartlocApp, NoDialog, Source};
 use heartloc::io::nifti;
 use heartloc::slice_view::{Plane, VolumeMode, WindowPreset};
 use heartloc::volume::{lps_from_ras, Grid, Volume, Voxels};
-
-struct NoDialog;
-impl FileDialog for NoDialog {
-    fn pick_file(&self) -> Option<PathBuf> {
-        None
-    }
-    fn pick_folder(&self) -> Option<PathBuf> {
-        None
-    }
-    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
-        None
-    }
-}
 
 fn harness(source: Source) -> Harness<'static, HeartlocApp> {
     let mut h = Harness::builder()
