@@ -16,8 +16,8 @@ use crate::annotation::{Annotation, LandmarkSet, Status};
 use crate::io::{self, markups, OpenOptions};
 use crate::render::{self, GpuVolume, PaneDraw, Renderer};
 use crate::slice_view::{
-    scale_bar_mm, slice_step_mm, step_slice, Intensity, OrbitCamera, Plane, SliceView, VolumeMode,
-    WindowPreset,
+    scale_bar_mm, slice_step_mm, step_slice, DvrPreset, Intensity, OrbitCamera, Plane, SliceView,
+    VolumeMode, WindowPreset,
 };
 use crate::volume::{Interpolation, Volume};
 use crate::worklist::{CaseStatus, Worklist};
@@ -75,6 +75,9 @@ pub struct Settings {
     pub mode: VolumeMode,
     /// Index of the maximised pane (0 axial, 1 coronal, 2 sagittal, 3 volume).
     pub maximized: Option<usize>,
+    pub dvr: DvrPreset,
+    /// The last worklist opened (source, output folder), offered for resuming.
+    pub last_worklist: Option<(PathBuf, Option<PathBuf>)>,
 }
 
 impl Default for Settings {
@@ -84,6 +87,8 @@ impl Default for Settings {
             preset: WindowPreset::Auto,
             mode: VolumeMode::Dvr,
             maximized: None,
+            dvr: DvrPreset::CardiacCt,
+            last_worklist: None,
         }
     }
 }
@@ -508,6 +513,15 @@ impl HeartlocApp {
                         self.open_worklist(&p, None, ui.ctx());
                     }
                 }
+                let last = self.settings.last_worklist.clone();
+                if ui
+                    .add_enabled(last.is_some(), egui::Button::new("Resume last worklist"))
+                    .clicked()
+                {
+                    if let Some((source, out)) = last {
+                        self.open_worklist(&source, out.as_deref(), ui.ctx());
+                    }
+                }
                 if ui.button("Open demo").clicked() {
                     self.open(Source::Demo, ui.ctx());
                 }
@@ -618,6 +632,15 @@ impl HeartlocApp {
                 Color32::from_rgb(255, 200, 120),
                 "Synthetic phantom made in code — not patient data.",
             );
+            if let Some((source, out)) = self.settings.last_worklist.clone() {
+                let name = source
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                if ui.button(format!("Resume worklist {name}")).clicked() {
+                    self.open_worklist(&source, out.as_deref(), ui.ctx());
+                }
+            }
         }
         let [nx, ny, nz] = v.dims();
         let s = v.spacing_mm();
@@ -625,6 +648,7 @@ impl HeartlocApp {
         ui.label(format!("spacing {:.3}×{:.3}×{:.3} mm", s[0], s[1], s[2]));
         ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
             .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
+        ui.label("slices cut along world axes, radiological");
         ui.separator();
 
         ui.label("Window / level");
@@ -688,6 +712,19 @@ impl HeartlocApp {
                 }
             }
         });
+        if self.settings.mode == VolumeMode::Dvr {
+            ui.horizontal(|ui| {
+                ui.label("Transfer");
+                for p in DvrPreset::ALL {
+                    if ui
+                        .selectable_label(self.settings.dvr == p, p.name())
+                        .clicked()
+                    {
+                        self.settings.dvr = p;
+                    }
+                }
+            });
+        }
         if self.settings.mode == VolumeMode::Isosurface {
             ui.add(egui::Slider::new(&mut self.iso, range_lo..=range_hi).text("Iso level"));
         }
@@ -725,7 +762,6 @@ impl HeartlocApp {
         };
         let gpu = doc.gpu.clone();
         let volume = doc.volume.clone();
-        let mr = doc.intensity.hu_from_value.is_none();
         let half = full.size() / 2.0;
         let mut rects = [
             Rect::from_min_size(full.min, half),
@@ -768,7 +804,7 @@ impl HeartlocApp {
             }
         }
         if rects[3].is_positive() {
-            self.volume_pane(ui, rects[3], &gpu, mr);
+            self.volume_pane(ui, rects[3], &gpu);
         }
     }
 
@@ -999,7 +1035,7 @@ impl HeartlocApp {
         );
     }
 
-    fn volume_pane(&mut self, ui: &mut egui::Ui, rect: Rect, gpu: &Arc<GpuVolume>, mr: bool) {
+    fn volume_pane(&mut self, ui: &mut egui::Ui, rect: Rect, gpu: &Arc<GpuVolume>) {
         let response = ui.interact(
             rect,
             egui::Id::unique("heartloc-volume-pane"),
@@ -1036,7 +1072,7 @@ impl HeartlocApp {
                 mode: self.settings.mode,
                 window: self.window,
                 iso: self.iso,
-                mr,
+                mr: self.settings.dvr == DvrPreset::Mr,
                 // Coarser rays at a third of the resolution while the user drags keep the view
                 // responsive without a GPU; the full-quality frame follows when they stop.
                 step_voxels: if self.interacting { 2.0 } else { 1.0 },
@@ -1180,6 +1216,8 @@ impl HeartlocApp {
             Ok(w) => {
                 let current = w.current;
                 self.worklist = Some(w);
+                self.settings.last_worklist =
+                    Some((source.to_path_buf(), out.map(Path::to_path_buf)));
                 self.open_case(current, ctx);
             }
             Err(e) => self.message = Some(e.to_string()),

@@ -284,6 +284,26 @@ impl VolumeMode {
     }
 }
 
+/// Transfer-function presets of the DVR mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DvrPreset {
+    /// Soft tissue faint red, contrast blood and bone bright.
+    CardiacCt,
+    /// A warm ramp over the upper half of the window.
+    Mr,
+}
+
+impl DvrPreset {
+    pub const ALL: [DvrPreset; 2] = [DvrPreset::CardiacCt, DvrPreset::Mr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DvrPreset::CardiacCt => "Cardiac CT",
+            DvrPreset::Mr => "MR",
+        }
+    }
+}
+
 /// Orbit camera around a target, perspective, looking at the patient from the front by default.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OrbitCamera {

@@ -480,6 +480,11 @@ fn worklist_navigates_cases_autosaves_to_the_output_folder_and_resumes() {
     assert_eq!(heart_center(&h), Some(placed));
     h.key_press(egui::Key::N);
     wait_loaded(&mut h);
+    assert_eq!(
+        h.state().settings.last_worklist,
+        Some((tmp.path().to_path_buf(), Some(out.clone()))),
+        "offered for resuming next time"
+    );
     drop(h);
 
     // A restart resumes at the case it was on.
@@ -498,6 +503,8 @@ fn settings_round_trip_through_storage_format() {
         preset: WindowPreset::Cardiac,
         mode: VolumeMode::Isosurface,
         maximized: Some(3),
+        dvr: heartloc::slice_view::DvrPreset::Mr,
+        last_worklist: Some((PathBuf::from("/data/list.csv"), None)),
     };
     let text = serde_json::to_string(&s).unwrap();
     let back: heartloc::app::Settings = serde_json::from_str(&text).unwrap();
