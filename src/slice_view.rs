@@ -193,16 +193,17 @@ impl Intensity {
         let (min, max) = volume.intensity_range();
         let p = volume.percentiles(&[1.0, 99.5]);
         let (min, max) = (f64::from(min), f64::from(max));
+        let (p1, p99_5) = (f64::from(p[0]), f64::from(p[1]));
         let hu_from_value = if min <= -900.0 && max >= 100.0 {
             Some((1.0, 0.0))
         } else {
-            air_tissue_calibration(volume, min, max)
+            air_tissue_calibration(volume, min, max, p99_5)
         };
         Intensity {
             min,
             max,
-            p1: f64::from(p[0]),
-            p99_5: f64::from(p[1]),
+            p1,
+            p99_5,
             hu_from_value,
         }
     }
@@ -223,12 +224,11 @@ impl Intensity {
 /// map the air peak (the strongest low mode) to -1000 HU and the soft-tissue peak (the
 /// highest-valued histogram peak holding at least 1% of voxels, below the 99.5th percentile) to
 /// +40 HU. `None` when the histogram has no such pair of peaks (MR).
-fn air_tissue_calibration(volume: &Volume, min: f64, max: f64) -> Option<(f64, f64)> {
+fn air_tissue_calibration(volume: &Volume, min: f64, max: f64, p995: f64) -> Option<(f64, f64)> {
     const BINS: usize = 512;
     if max <= min {
         return None;
     }
-    let p995 = f64::from(volume.percentiles(&[99.5])[0]);
     let integral = !matches!(volume.voxels, crate::volume::Voxels::F32(_));
     // One bin per stored value for integer data with a small range, else 512 bins.
     let bins = if integral && max - min < BINS as f64 {
