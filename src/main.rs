@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use heartloc::info::Report;
 use heartloc::io::{self, OpenOptions};
+use heartloc::ml::data::Augment;
+use heartloc::ml::preprocess::{Method, Recipe};
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse()
+}
 
 #[derive(Parser)]
 #[command(name = "heartloc", version, about = "Find the heart in 3D CT and MRI")]
@@ -55,6 +61,100 @@ enum Command {
         /// Write case, landmark, x, y, z (LPS mm), status for every landmark.
         #[arg(long)]
         export_csv: Option<PathBuf>,
+    },
+    /// Train one method's model (coarse + fine 3D U-Nets) on a manifest of labelled cases.
+    Train {
+        /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
+        /// `heart_values`, `heart_center_lps_mm`.
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long, value_parser = parse_method)]
+        method: Method,
+        /// Folder for `<method>.safetensors`, `<method>.recipe.json`, `<method>.training.json`.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Hold out every Nth manifest case for validation (0: none).
+        #[arg(long, default_value_t = 5)]
+        val_every: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        learning_rate: f64,
+        /// Heatmap only: train on this landmark of each case's `.mrk.json` files (e.g.
+        /// aortic-valve) instead of the heart-mask centroid.
+        #[arg(long)]
+        landmark: Option<String>,
+        /// Stop after the epoch that passes this many minutes (the best epoch is kept).
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Use only the first N manifest rows.
+        #[arg(long)]
+        limit_cases: Option<usize>,
+        /// Continue from this folder's model of the same method.
+        #[arg(long)]
+        init_from: Option<PathBuf>,
+        /// Switch all augmentation off.
+        #[arg(long)]
+        no_augment: bool,
+        /// Random rotation up to ± this many degrees.
+        #[arg(long, default_value_t = 25.0)]
+        rotate_deg: f64,
+        /// Random scaling up to ± this fraction.
+        #[arg(long, default_value_t = 0.15)]
+        scale: f64,
+        /// Random grid shift up to ± this many mm per axis.
+        #[arg(long, default_value_t = 20.0)]
+        shift_mm: f64,
+        /// Probability of a field of view cut through or near the heart.
+        #[arg(long, default_value_t = 0.2)]
+        partial_fov: f64,
+        /// Probability of thick-slice resampling.
+        #[arg(long, default_value_t = 0.25)]
+        resolution: f64,
+        /// No gamma/contrast/noise/blur.
+        #[arg(long)]
+        no_intensity: bool,
+    },
+    /// Evaluate models on a manifest's cases: per-case table and summary per modality.
+    Eval {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// segmentation, heatmap or both.
+        #[arg(long, default_value = "both")]
+        method: String,
+        /// all, val (every --val-every-th case, as held out by train) or train.
+        #[arg(long, default_value = "all")]
+        split: String,
+        #[arg(long, default_value_t = 5)]
+        val_every: usize,
+        /// Models from this folder instead of the shipped ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Also write the per-case results as JSON lines here.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
+    /// Find the heart in volumes (NIfTI files or DICOM series folders).
+    Locate {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// segmentation, heatmap or both.
+        #[arg(long, default_value = "both")]
+        method: String,
+        /// One JSON object per input per line.
+        #[arg(long)]
+        json: bool,
+        /// Write the heart mask as NIfTI (a folder when several inputs are given).
+        #[arg(long)]
+        mask_out: Option<PathBuf>,
+        /// Write the centres as Slicer markups (a folder when several inputs are given).
+        #[arg(long)]
+        mrk_out: Option<PathBuf>,
+        /// Models from this folder instead of the shipped ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Test helper: save landmarks to FILE over and over until killed.
     #[command(hide = true)]
@@ -129,6 +229,108 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Train {
+            manifest,
+            method,
+            out,
+            epochs,
+            seed,
+            val_every,
+            learning_rate,
+            landmark,
+            max_minutes,
+            limit_cases,
+            init_from,
+            no_augment,
+            rotate_deg,
+            scale,
+            shift_mm,
+            partial_fov,
+            resolution,
+            no_intensity,
+        }) => {
+            if landmark.is_some() && method != Method::Heatmap {
+                anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
+            }
+            let augment = if no_augment {
+                Augment::none()
+            } else {
+                Augment {
+                    rotate_deg,
+                    scale,
+                    shift_mm,
+                    partial_fov,
+                    intensity: !no_intensity,
+                    resolution,
+                }
+            };
+            let mut recipe = Recipe::new(method);
+            if let Some(l) = &landmark {
+                recipe.target = format!("{l}: from each case's .mrk.json files");
+            }
+            let opts = heartloc::ml::train::TrainOptions {
+                manifest,
+                out,
+                recipe,
+                epochs,
+                seed,
+                val_every,
+                augment,
+                learning_rate,
+                landmark,
+                max_minutes,
+                limit_cases,
+                init_from,
+            };
+            let log = heartloc::ml::train::train(&opts, print_progress)?;
+            eprintln!();
+            println!(
+                "best epoch {:?} of {} in {:.1} min; model in {}",
+                log.best_epoch,
+                log.epochs.len(),
+                log.minutes,
+                opts.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Eval {
+            manifest,
+            method,
+            split,
+            val_every,
+            weights,
+            json_out,
+        }) => {
+            use heartloc::ml::eval;
+            let models = load_models(&method, weights.as_deref())?;
+            let split = match split.as_str() {
+                "all" => eval::Split::All,
+                "val" => eval::Split::Validation(val_every),
+                "train" => eval::Split::Training(val_every),
+                other => anyhow::bail!("--split {other}: use all, val or train"),
+            };
+            let results = eval::evaluate(&manifest, &models, split, |r| {
+                println!("{}", eval::case_line(r))
+            })?;
+            println!("\n{}", eval::summary(&results));
+            if let Some(path) = json_out {
+                let lines: Vec<String> = results
+                    .iter()
+                    .map(|r| serde_json::to_string(r).expect("results serialise"))
+                    .collect();
+                std::fs::write(&path, lines.join("\n") + "\n")
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Locate {
+            inputs,
+            method,
+            json,
+            mask_out,
+            mrk_out,
+            weights,
+        }) => locate(&inputs, &method, json, mask_out, mrk_out, weights),
         Some(Command::StressSave { file }) => {
             // Every version has all points at (i, i, i) and a long note, so a torn file would
             // show as invalid JSON or mixed versions.
@@ -170,4 +372,183 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A one-line progress bar on stderr; one line per epoch.
+fn print_progress(p: heartloc::ml::train::Progress) {
+    use heartloc::ml::train::Progress;
+    use std::io::Write;
+    match p {
+        Progress::Loading { done, total } => {
+            eprint!("\rloading cases {done}/{total}");
+        }
+        Progress::Step {
+            epoch,
+            epochs,
+            step,
+            steps,
+            loss,
+            elapsed,
+        } => {
+            let width = 30;
+            let filled = width * step / steps.max(1);
+            eprint!(
+                "\repoch {epoch}/{epochs} [{}{}] {step}/{steps} loss {loss:.4} {:.0}s ",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                elapsed
+            );
+        }
+        Progress::Epoch(r) => {
+            eprintln!(
+                "\repoch {}: loss {:.4}, val centre error median {:.1} mm, mean {:.1}, max {:.1}{}, {:.0} s{}",
+                r.epoch,
+                r.train_loss,
+                r.val_center_error_mm_median,
+                r.val_center_error_mm_mean,
+                r.val_center_error_mm_max,
+                r.val_dice_fine_grid
+                    .map(|d| format!(", Dice (fine grid) {d:.3}"))
+                    .unwrap_or_default(),
+                r.seconds,
+                if r.kept { "  (kept)" } else { "" }
+            );
+        }
+    }
+    let _ = std::io::stderr().flush();
+}
+
+fn load_models(
+    method: &str,
+    weights: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<heartloc::ml::model::Model>> {
+    use heartloc::ml::model::Model;
+    let methods = match method {
+        "both" => vec![Method::Segmentation, Method::Heatmap],
+        m => vec![m.parse::<Method>().map_err(anyhow::Error::msg)?],
+    };
+    methods
+        .into_iter()
+        .map(|m| {
+            Ok(match weights {
+                Some(dir) => Model::load(dir, m)?,
+                None => Model::shipped(m)?,
+            })
+        })
+        .collect()
+}
+
+/// Where an input's output goes: `path` itself for one input, `path/<stem><suffix>` for many.
+fn output_for(
+    path: &std::path::Path,
+    input: &std::path::Path,
+    many: bool,
+    suffix: &str,
+) -> PathBuf {
+    if !many {
+        return path.to_path_buf();
+    }
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "volume".into());
+    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+    path.join(format!("{stem}{suffix}"))
+}
+
+fn locate(
+    inputs: &[PathBuf],
+    method: &str,
+    json: bool,
+    mask_out: Option<PathBuf>,
+    mrk_out: Option<PathBuf>,
+    weights: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use heartloc::ml::preprocess::Normalizer;
+    let models = load_models(method, weights.as_deref())?;
+    let many = inputs.len() > 1;
+    for dir in [&mask_out, &mrk_out].into_iter().flatten() {
+        if many {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
+        }
+    }
+    let mut failed = false;
+    for input in inputs {
+        let result = (|| -> anyhow::Result<serde_json::Value> {
+            let (volume, _) = io::open(input, &OpenOptions::default())?;
+            let t = std::time::Instant::now();
+            let norm = Normalizer::of(&volume, models[0].recipe.clip_percentiles)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            let norm_seconds = t.elapsed().as_secs_f64();
+            let mut results = Vec::new();
+            let mut points = Vec::new();
+            for model in &models {
+                let mut found = model.locate(&volume, Some(norm)).map_err(|e| {
+                    anyhow::anyhow!("{}: {}: {e}", input.display(), model.recipe.method.name())
+                })?;
+                // Each method is charged the shared normalisation, as if it ran alone.
+                found.timing.normalise += norm_seconds;
+                if let (Some(path), heartloc::ml::preprocess::Method::Segmentation) =
+                    (&mask_out, found.method)
+                {
+                    let out = output_for(path, input, many, ".heart.nii.gz");
+                    io::nifti::write(&out, &found.mask_on(&volume.grid, model.recipe.threshold))?;
+                }
+                points.push(heartloc::io::markups::ControlPoint {
+                    label: format!("heart-center-{}", found.method.name()),
+                    description: format!(
+                        "heartloc {} prediction, confidence {:.3}",
+                        found.method.name(),
+                        found.confidence
+                    ),
+                    position_lps: Some(found.center_lps.to_array()),
+                    status: "defined".into(),
+                });
+                if !json {
+                    let c = found.center_lps;
+                    print!(
+                        "{}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, confidence {:.2}",
+                        input.display(),
+                        found.method.name(),
+                        c.x,
+                        c.y,
+                        c.z,
+                        found.confidence
+                    );
+                    if let (Some(e), Some(ml)) = (found.extent_mm(), found.volume_ml) {
+                        print!(", extent {:.0}×{:.0}×{:.0} mm, {:.0} ml", e.x, e.y, e.z, ml);
+                    }
+                    println!(", {:.2} s", found.timing.total());
+                }
+                results.push(found.to_json());
+            }
+            if let Some(path) = &mrk_out {
+                heartloc::io::markups::write(&output_for(path, input, many, ".mrk.json"), &points)?;
+            }
+            Ok(serde_json::json!({ "input": input.display().to_string(), "results": results }))
+        })();
+        match result {
+            Ok(v) => {
+                if json {
+                    println!("{v}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "input": input.display().to_string(), "error": format!("{e:#}") })
+                    );
+                }
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -276,39 +276,20 @@ fn ct_window_calibration_puts_the_heart_at_soft_tissue_hu() {
 
 #[test]
 fn preprocessing_is_orientation_invariant_on_a_real_case() {
-    use glam::{DMat4, DVec4};
     use heartloc::ml::{heatmap, preprocess};
-    use heartloc::volume::{Grid, Voxels};
     let Some(data) = common::shared_data() else {
         return;
     };
     let case = &common::manifest(&data)[0];
     let vol = nifti::read(&data.join(&case.case).join("image.nii.gz")).unwrap();
-    // Re-store the same scan with i reversed and j/k swapped, adjusting the affine to match.
-    let [nx, ny, nz] = vol.dims();
-    let mut vals = Vec::with_capacity(vol.voxels.len());
-    for j in 0..ny {
-        for k in 0..nz {
-            for i in 0..nx {
-                vals.push(vol.at(nx - 1 - i, j, k));
-            }
-        }
-    }
-    // new (a, b, c) = old (nx-1-a, c, b)
-    let old_from_new = DMat4::from_cols(
-        -DVec4::X,
-        DVec4::Z,
-        DVec4::Y,
-        DVec4::new(nx as f64 - 1.0, 0.0, 0.0, 1.0),
-    );
-    let moved = heartloc::volume::Volume::new(
-        Grid::new([nx, nz, ny], vol.world_from_voxel() * old_from_new),
-        Voxels::F32(vals),
-    );
+    let moved = common::flipped_and_permuted(&vol);
     assert_ne!(moved.grid.orientation_code(), vol.grid.orientation_code());
-    let recipe = preprocess::Recipe::default();
-    let a = preprocess::prepare(&vol, &recipe).unwrap();
-    let b = preprocess::prepare(&moved, &recipe).unwrap();
+    let recipe = preprocess::Recipe::new(preprocess::Method::Heatmap);
+    let prep = |v: &heartloc::volume::Volume| {
+        let norm = preprocess::Normalizer::of(v, recipe.clip_percentiles).unwrap();
+        preprocess::prepare(v, &norm, &recipe.fine, preprocess::scan_center(v))
+    };
+    let (a, b) = (prep(&vol), prep(&moved));
     let worst = a
         .values
         .iter()
@@ -320,7 +301,7 @@ fn preprocessing_is_orientation_invariant_on_a_real_case() {
     assert!(worst < 1e-3, "{}: inputs differ by {worst}", case.case);
     // The manifest centre drawn as a target on the network grid decodes back to itself.
     let centre = DVec3::from_array(case.heart_center_lps_mm);
-    let target = heatmap::gaussian_target(&a.grid, centre, recipe.sigma_mm);
+    let target = heatmap::gaussian_target(&a.grid, centre, recipe.fine.sigma_mm);
     let peak = heatmap::decode_peak(&a.grid, &target).unwrap();
     assert!(
         peak.center_lps.distance(centre) < 0.5,

@@ -22,6 +22,48 @@ pub fn gaussian_target(grid: &Grid, center_lps: DVec3, sigma_mm: f64) -> Vec<f32
     out
 }
 
+/// Peak heights from here up are treated as a plateau.
+const SATURATED: f32 = 0.995;
+
+/// Centroid (voxel index) of the 6-connected region of values ≥ `floor` around `start`.
+fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) -> Option<DVec3> {
+    let [nx, ny, nz] = dims;
+    let mut seen = vec![false; heat.len()];
+    let mut stack = vec![start];
+    seen[start] = true;
+    let (mut sum, mut n) = (DVec3::ZERO, 0.0);
+    while let Some(i) = stack.pop() {
+        let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
+        sum += DVec3::new(x as f64, y as f64, z as f64);
+        n += 1.0;
+        let mut next = |j: usize| {
+            if !seen[j] && heat[j] >= floor {
+                seen[j] = true;
+                stack.push(j);
+            }
+        };
+        if x > 0 {
+            next(i - 1);
+        }
+        if x + 1 < nx {
+            next(i + 1);
+        }
+        if y > 0 {
+            next(i - nx);
+        }
+        if y + 1 < ny {
+            next(i + nx);
+        }
+        if z > 0 {
+            next(i - nx * ny);
+        }
+        if z + 1 < nz {
+            next(i + nx * ny);
+        }
+    }
+    (n > 0.0).then(|| sum / n)
+}
+
 /// A decoded peak.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Peak {
@@ -44,6 +86,15 @@ pub fn decode_peak(grid: &Grid, heat: &[f32]) -> Option<Peak> {
         .filter(|(_, v)| v.is_finite())
         .max_by(|a, b| a.1.total_cmp(b.1))?;
     let idx = [best % nx, (best / nx) % ny, best / (nx * ny)];
+    if value >= SATURATED {
+        // A flat top (the sigmoid saturates): the argmax is just the plateau's first voxel, so
+        // take the centroid of the plateau instead.
+        let centre = plateau_centroid(grid.dims, heat, best, value * 0.999)?;
+        return Some(Peak {
+            center_lps: grid.world_from_index(centre),
+            confidence: value,
+        });
+    }
     let at = |i: usize, j: usize, k: usize| f64::from(heat[i + nx * (j + ny * k)]).max(1e-12);
     let mut sub = [0.0f64; 3];
     for axis in 0..3 {
@@ -81,16 +132,16 @@ pub fn decode_peak(grid: &Grid, heat: &[f32]) -> Option<Peak> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ml::preprocess::{network_grid, Recipe};
+    use crate::ml::preprocess::{network_grid, Method, Recipe, Stage};
 
     #[test]
     fn known_gaussians_decode_to_their_centres_within_a_tenth_of_a_voxel() {
-        let recipe = Recipe {
+        let stage = Stage {
             grid: [32, 28, 30],
             spacing_mm: 4.0,
-            ..Default::default()
+            sigma_mm: 8.0,
         };
-        let grid = network_grid(&recipe, DVec3::new(10.0, -5.0, 3.0));
+        let grid = network_grid(&stage, DVec3::new(10.0, -5.0, 3.0));
         for (centre, sigma) in [
             (DVec3::new(11.3, -7.9, 4.4), 8.0),
             (DVec3::new(-20.0, 12.7, -15.1), 12.0),
@@ -109,10 +160,31 @@ mod tests {
     }
 
     #[test]
+    fn a_saturated_plateau_decodes_to_its_centre() {
+        let stage = Stage {
+            grid: [20, 20, 20],
+            spacing_mm: 4.0,
+            sigma_mm: 8.0,
+        };
+        let grid = network_grid(&stage, DVec3::ZERO);
+        let centre = DVec3::new(6.0, -4.0, 2.0);
+        let heat: Vec<f32> = gaussian_target(&grid, centre, 20.0)
+            .iter()
+            .map(|v| (v * 3.0).min(1.0))
+            .collect();
+        let peak = decode_peak(&grid, &heat).unwrap();
+        assert!(
+            peak.center_lps.distance(centre) < 2.0,
+            "{}",
+            peak.center_lps
+        );
+    }
+
+    #[test]
     fn empty_or_broken_maps_decode_to_nothing() {
-        let grid = network_grid(&Recipe::default(), DVec3::ZERO);
+        let grid = network_grid(&Recipe::new(Method::Heatmap).fine, DVec3::ZERO);
         assert!(decode_peak(&grid, &[]).is_none());
-        assert!(decode_peak(&grid, &[f32::NAN; 64 * 64 * 64]).is_none());
+        assert!(decode_peak(&grid, &vec![f32::NAN; grid.voxel_count()]).is_none());
         assert!(decode_peak(&grid, &[0.0; 10]).is_none());
     }
 }

@@ -1,7 +1,13 @@
 //! Model code: the preprocessing recipe shared by training and inference, heatmap targets and
-//! decoding, and candle building blocks (3D convolution from conv2d). The networks, training,
-//! evaluation and inference commands are not written yet.
+//! decoding, candle building blocks (3D convolution from conv2d, a small 3D U-Net), training
+//! with augmentation, inference and evaluation.
 
 pub mod conv3d;
+pub mod data;
+pub mod eval;
 pub mod heatmap;
+pub mod model;
+pub mod net;
 pub mod preprocess;
+pub mod rng;
+pub mod train;

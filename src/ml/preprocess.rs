@@ -8,32 +8,136 @@
 
 use glam::{DMat4, DVec3, DVec4};
 
-use crate::volume::{Grid, Interpolation, Volume};
+use crate::volume::{Grid, Interpolation, Volume, Voxels};
 
-/// How a model sees its input. Serialised next to the weights.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Recipe {
-    /// Isotropic voxel size of the network grid (mm).
-    pub spacing_mm: f64,
-    /// Network grid size (voxels along L, P, S).
-    pub grid: [usize; 3],
-    /// Intensities are clipped to these percentiles, then scaled to 0..1.
-    pub clip_percentiles: [f64; 2],
-    /// Heatmap target width (mm); used by the heatmap method.
-    pub sigma_mm: f64,
-    /// What the target is, e.g. "heart-center: centroid of the expert heart mask".
-    pub target: String,
+/// Which of the two methods a model implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Binary heart mask; centre of mass, box, extent and volume of its largest component.
+    Segmentation,
+    /// Gaussian heatmap on a landmark; its peak, refined to sub-voxel precision.
+    Heatmap,
 }
 
-impl Default for Recipe {
-    fn default() -> Self {
-        Recipe {
-            spacing_mm: 4.0,
-            grid: [64, 64, 64],
-            clip_percentiles: [0.5, 99.5],
-            sigma_mm: 12.0,
-            target: "heart-center: centroid of the expert heart mask".into(),
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Segmentation => "segmentation",
+            Method::Heatmap => "heatmap",
         }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "segmentation" => Ok(Method::Segmentation),
+            "heatmap" => Ok(Method::Heatmap),
+            _ => Err(format!("unknown method `{s}` (segmentation or heatmap)")),
+        }
+    }
+}
+
+/// One network grid of the cascade: axes along L, P, S at an isotropic spacing.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stage {
+    /// Voxel size (mm).
+    pub spacing_mm: f64,
+    /// Voxels along L, P, S; each divisible by 2^(levels − 1).
+    pub grid: [usize; 3],
+    /// Heatmap target width (mm), heatmap method only.
+    pub sigma_mm: f64,
+}
+
+/// How a model sees its input and what it was taught. Serialised next to the weights and
+/// required by inference.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recipe {
+    pub method: Method,
+    /// Coarse stage: the whole chest, centred on the scan; finds where to look.
+    pub coarse: Stage,
+    /// Fine stage: a crop centred on the coarse answer; gives the result.
+    pub fine: Stage,
+    /// U-Net features per level (both stages).
+    pub channels: Vec<usize>,
+    /// Intensities are clipped to these percentiles of the whole volume, then scaled to 0..1.
+    pub clip_percentiles: [f64; 2],
+    /// Probability above which a voxel is heart (segmentation).
+    pub threshold: f64,
+    /// What the model was taught, e.g. "heart-center: centroid of the expert heart mask".
+    pub target: String,
+    /// How modalities are handled.
+    pub modality: String,
+}
+
+impl Recipe {
+    pub fn new(method: Method) -> Self {
+        Recipe {
+            method,
+            coarse: Stage {
+                spacing_mm: 12.0,
+                grid: [32, 32, 48],
+                sigma_mm: 36.0,
+            },
+            fine: Stage {
+                spacing_mm: 4.0,
+                grid: [56, 48, 40],
+                sigma_mm: 12.0,
+            },
+            channels: vec![6, 12, 24, 48],
+            clip_percentiles: [0.5, 99.5],
+            threshold: 0.5,
+            target: match method {
+                Method::Segmentation => "heart mask: SegTHOR label 2 (whole heart), ACDC labels 1-3 (ventricles)".into(),
+                Method::Heatmap => "heart-center: centroid of the expert heart mask".into(),
+            },
+            modality: "one model for CT and MR; per-volume percentile normalisation (HU, 8-bit scaled CT and MR alike)".into(),
+        }
+    }
+}
+
+/// Intensity normalisation of one volume: its clip percentiles, mapped to 0 and 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalizer {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Normalizer {
+    pub fn of(volume: &Volume, clip_percentiles: [f64; 2]) -> Result<Self, String> {
+        let [nx, ny, nz] = volume.dims();
+        if nx < 2 || ny < 2 || nz < 2 {
+            return Err(format!(
+                "a 3D volume is needed; this one is {nx}×{ny}×{nz} (a 2D image?)"
+            ));
+        }
+        if let Voxels::F32(v) = &volume.voxels {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "the volume holds NaN or infinite values (first at voxel {i}); refusing to guess"
+                ));
+            }
+        }
+        let p = volume.percentiles(&clip_percentiles);
+        let (lo, hi) = (p[0], p[1]);
+        if !(hi - lo).is_finite() || hi <= lo {
+            return Err(format!(
+                "intensities are constant between the {}th and {}th percentiles ({lo}); nothing to see",
+                clip_percentiles[0], clip_percentiles[1]
+            ));
+        }
+        Ok(Normalizer { lo, hi })
+    }
+
+    /// `volume` resampled onto `grid` and normalised; outside the scan is 0.
+    pub fn sample(&self, volume: &Volume, grid: &Grid) -> Vec<f32> {
+        let resampled = volume.resample(grid, Interpolation::Trilinear, self.lo);
+        let scale = 1.0 / (self.hi - self.lo);
+        (0..resampled.voxels.len())
+            .map(|i| ((resampled.voxels.get(i) - self.lo) * scale).clamp(0.0, 1.0))
+            .collect()
     }
 }
 
@@ -46,18 +150,18 @@ pub struct Prepared {
     pub grid: Grid,
 }
 
-/// The canonical network grid centred on `center_lps` (axes L, P, S; recipe spacing and size).
-pub fn network_grid(recipe: &Recipe, center_lps: DVec3) -> Grid {
-    let s = recipe.spacing_mm;
+/// The canonical grid of `stage` centred on `center_lps` (axes L, P, S).
+pub fn network_grid(stage: &Stage, center_lps: DVec3) -> Grid {
+    let s = stage.spacing_mm;
     let half = DVec3::new(
-        recipe.grid[0] as f64 - 1.0,
-        recipe.grid[1] as f64 - 1.0,
-        recipe.grid[2] as f64 - 1.0,
+        stage.grid[0] as f64 - 1.0,
+        stage.grid[1] as f64 - 1.0,
+        stage.grid[2] as f64 - 1.0,
     ) * 0.5
         * s;
     let origin = center_lps - half;
     Grid::new(
-        recipe.grid,
+        stage.grid,
         DMat4::from_cols(
             DVec4::new(s, 0.0, 0.0, 0.0),
             DVec4::new(0.0, s, 0.0, 0.0),
@@ -67,37 +171,25 @@ pub fn network_grid(recipe: &Recipe, center_lps: DVec3) -> Grid {
     )
 }
 
-/// Resample `volume` onto the network grid centred on the scan's centre, normalised.
-pub fn prepare(volume: &Volume, recipe: &Recipe) -> Result<Prepared, String> {
-    let [nx, ny, nz] = volume.dims();
-    if nx < 2 || ny < 2 || nz < 2 {
-        return Err(format!(
-            "a 3D volume is needed; this one is {nx}×{ny}×{nz} (a 2D image?)"
-        ));
-    }
+/// The centre of the scan's world box: where the coarse stage looks.
+pub fn scan_center(volume: &Volume) -> DVec3 {
     let (lo, hi) = volume.grid.world_bbox();
-    let grid = network_grid(recipe, (lo + hi) * 0.5);
-    let p = volume.percentiles(&recipe.clip_percentiles);
-    let (p_lo, p_hi) = (p[0], p[1]);
-    if !(p_hi - p_lo).is_finite() || p_hi <= p_lo {
-        return Err(format!(
-            "intensities are constant between the {}th and {}th percentiles ({p_lo}); nothing to see",
-            recipe.clip_percentiles[0], recipe.clip_percentiles[1]
-        ));
+    (lo + hi) * 0.5
+}
+
+/// `volume` on `stage`'s grid centred on `center_lps`, normalised.
+pub fn prepare(volume: &Volume, norm: &Normalizer, stage: &Stage, center_lps: DVec3) -> Prepared {
+    let grid = network_grid(stage, center_lps);
+    Prepared {
+        values: norm.sample(volume, &grid),
+        grid,
     }
-    // Outside the scan is "nothing": the value of the lowest percentile, i.e. 0 after scaling.
-    let resampled = volume.resample(&grid, Interpolation::Trilinear, p_lo);
-    let scale = 1.0 / (p_hi - p_lo);
-    let values = (0..resampled.voxels.len())
-        .map(|i| ((resampled.voxels.get(i) - p_lo) * scale).clamp(0.0, 1.0))
-        .collect();
-    Ok(Prepared { values, grid })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::{lps_from_ras, Voxels};
+    use crate::volume::lps_from_ras;
 
     /// A volume with a bright blob at `blob_lps`, stored with the given world_from_voxel.
     fn blob_volume(dims: [usize; 3], world_from_voxel: DMat4, blob_lps: DVec3) -> Volume {
@@ -118,10 +210,10 @@ mod tests {
     #[test]
     fn flipped_and_permuted_files_give_the_same_network_input() {
         let blob = DVec3::new(12.0, -20.0, 8.0);
-        let recipe = Recipe {
+        let stage = Stage {
             grid: [24, 24, 24],
             spacing_mm: 5.0,
-            ..Default::default()
+            sigma_mm: 8.0,
         };
         // The same scan stored LPS-straight, and RAS with permuted axes.
         let straight =
@@ -136,8 +228,19 @@ mod tests {
             );
         let b = blob_volume([60, 60, 60], permuted, blob);
         assert_ne!(a.grid.orientation_code(), b.grid.orientation_code());
-        let pa = prepare(&a, &recipe).unwrap();
-        let pb = prepare(&b, &recipe).unwrap();
+        let clip = [0.5, 99.5];
+        let pa = prepare(
+            &a,
+            &Normalizer::of(&a, clip).unwrap(),
+            &stage,
+            scan_center(&a),
+        );
+        let pb = prepare(
+            &b,
+            &Normalizer::of(&b, clip).unwrap(),
+            &stage,
+            scan_center(&b),
+        );
         let worst = pa
             .values
             .iter()
@@ -154,11 +257,15 @@ mod tests {
         let a = blob_volume([30, 30, 30], m, DVec3::splat(40.0));
         let mut b = a.clone();
         b.voxels = Voxels::F32(a.voxels.to_f32().iter().map(|v| v * 0.255 - 7.0).collect());
-        let r = Recipe {
+        let stage = Stage {
             grid: [16, 16, 16],
-            ..Default::default()
+            spacing_mm: 4.0,
+            sigma_mm: 8.0,
         };
-        let (pa, pb) = (prepare(&a, &r).unwrap(), prepare(&b, &r).unwrap());
+        let clip = [0.5, 99.5];
+        let prep =
+            |v: &Volume| prepare(v, &Normalizer::of(v, clip).unwrap(), &stage, scan_center(v));
+        let (pa, pb) = (prep(&a), prep(&b));
         let worst = pa
             .values
             .iter()
@@ -174,21 +281,20 @@ mod tests {
             Grid::new([8, 8, 8], DMat4::IDENTITY),
             Voxels::F32(vec![3.0; 512]),
         );
-        assert!(prepare(&flat, &Recipe::default())
+        let clip = [0.5, 99.5];
+        assert!(Normalizer::of(&flat, clip)
             .unwrap_err()
             .contains("constant"));
         let img = Volume::new(
             Grid::new([8, 8, 1], DMat4::IDENTITY),
             Voxels::F32(vec![1.0; 64]),
         );
-        assert!(prepare(&img, &Recipe::default())
-            .unwrap_err()
-            .contains("2D"));
+        assert!(Normalizer::of(&img, clip).unwrap_err().contains("2D"));
     }
 
     #[test]
     fn recipe_round_trips_as_json() {
-        let r = Recipe::default();
+        let r = Recipe::new(Method::Heatmap);
         let back: Recipe = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
     }

@@ -69,3 +69,30 @@ pub fn manifest(data: &std::path::Path) -> Vec<Case> {
         })
         .collect()
 }
+
+/// The same scan stored with i reversed and j/k swapped, the affine adjusted to match: the
+/// same world, another orientation (a "flipped and permuted" re-save).
+pub fn flipped_and_permuted(vol: &heartloc::volume::Volume) -> heartloc::volume::Volume {
+    use glam::{DMat4, DVec4};
+    use heartloc::volume::{Grid, Volume, Voxels};
+    let [nx, ny, nz] = vol.dims();
+    let mut vals = Vec::with_capacity(vol.voxels.len());
+    for j in 0..ny {
+        for k in 0..nz {
+            for i in 0..nx {
+                vals.push(vol.at(nx - 1 - i, j, k));
+            }
+        }
+    }
+    // new (a, b, c) = old (nx-1-a, c, b)
+    let old_from_new = DMat4::from_cols(
+        -DVec4::X,
+        DVec4::Z,
+        DVec4::Y,
+        DVec4::new(nx as f64 - 1.0, 0.0, 0.0, 1.0),
+    );
+    Volume::new(
+        Grid::new([nx, nz, ny], vol.world_from_voxel() * old_from_new),
+        Voxels::F32(vals),
+    )
+}

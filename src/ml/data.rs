@@ -1,0 +1,468 @@
+//! Training and evaluation data: a manifest CSV of cases (image, expert labels, heart centre),
+//! loaded into memory, and augmented samples drawn from them on the networks' grids.
+
+use std::path::{Path, PathBuf};
+
+use glam::{DMat4, DQuat, DVec3};
+
+use super::heatmap::gaussian_target;
+use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
+use super::rng::Rng;
+use crate::io::{self, markups, LoadError};
+use crate::volume::{Grid, Interpolation, Volume, Voxels};
+
+/// One row of a manifest: `case` (a folder with `image.nii.gz` and `labels.nii.gz`, relative
+/// to the manifest), `modality`, `heart_values` (label values that make up the heart) and
+/// `heart_center_lps_mm`.
+#[derive(Clone, Debug)]
+pub struct ManifestRow {
+    pub case: String,
+    pub folder: PathBuf,
+    pub modality: String,
+    pub heart_values: Vec<u32>,
+    pub heart_center_lps_mm: Option<DVec3>,
+    pub heart_extent_mm: Option<DVec3>,
+    /// `intensity_range` column ("lo hi"): a fixed normalisation instead of percentiles, for
+    /// caches already normalised (see `examples/training_cache.rs`).
+    pub intensity_range: Option<(f32, f32)>,
+}
+
+fn parse_vec3(s: &str) -> Option<DVec3> {
+    let v: Vec<f64> = s
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    (v.len() == 3).then(|| DVec3::new(v[0], v[1], v[2]))
+}
+
+/// Read a manifest CSV (the shared data's format; extra columns are ignored).
+pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::new(path, format!("cannot read the manifest: {e}")))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| LoadError::new(path, "the manifest is empty"))?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let case_col =
+        col("case").ok_or_else(|| LoadError::new(path, "the manifest has no `case` column"))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |c: Option<usize>| c.and_then(|c| cells.get(c).copied()).unwrap_or("");
+        let case = get(Some(case_col)).to_string();
+        if case.is_empty() {
+            return Err(LoadError::new(path, format!("row {} has no case", n + 2)));
+        }
+        let heart_values = get(col("heart_values"))
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| {
+                LoadError::new(
+                    path,
+                    format!("row {}: heart_values is not a list of labels", n + 2),
+                )
+            })?;
+        rows.push(ManifestRow {
+            folder: base.join(&case),
+            case,
+            modality: get(col("modality")).to_string(),
+            heart_values,
+            heart_center_lps_mm: parse_vec3(get(col("heart_center_lps_mm"))),
+            heart_extent_mm: parse_vec3(get(col("heart_extent_mm"))),
+            intensity_range: {
+                let v: Vec<f32> = get(col("intensity_range"))
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (v.len() == 2 && v[1] > v[0]).then(|| (v[0], v[1]))
+            },
+        });
+    }
+    if rows.is_empty() {
+        return Err(LoadError::new(path, "the manifest lists no cases"));
+    }
+    Ok(rows)
+}
+
+/// The validation split: every `every`-th case of the manifest (positions every−1, 2·every−1,
+/// …), so it is stratified by the manifest's order (modality, ACDC group) and needs no seed.
+pub fn is_validation(position: usize, every: usize) -> bool {
+    every > 0 && position % every == every - 1
+}
+
+/// A case in memory, ready to sample.
+pub struct Case {
+    pub name: String,
+    pub modality: String,
+    pub volume: Volume,
+    /// 0/1 heart mask on the image grid (segmentation training and Dice).
+    pub mask: Option<Volume>,
+    /// The training target point (LPS mm).
+    pub target_lps: DVec3,
+    pub norm: Normalizer,
+}
+
+/// The heart mask from a label map: 1 where the label is one of `heart_values`.
+pub fn heart_mask(labels: &Volume, heart_values: &[u32]) -> Volume {
+    let m = (0..labels.voxels.len())
+        .map(|i| {
+            let v = labels.voxels.get(i);
+            u8::from(v >= 0.0 && heart_values.contains(&(v.round() as u32)))
+        })
+        .collect();
+    Volume::new(labels.grid, Voxels::U8(m))
+}
+
+fn centroid(mask: &Volume) -> Option<DVec3> {
+    let [nx, ny, _] = mask.dims();
+    let (mut sum, mut n) = (DVec3::ZERO, 0.0);
+    for idx in 0..mask.voxels.len() {
+        if mask.voxels.get(idx) > 0.5 {
+            let ijk = DVec3::new(
+                (idx % nx) as f64,
+                ((idx / nx) % ny) as f64,
+                (idx / (nx * ny)) as f64,
+            );
+            sum += ijk;
+            n += 1.0;
+        }
+    }
+    (n > 0.0).then(|| mask.grid.world_from_index(sum / n))
+}
+
+/// The named landmark from the case folder's `*.mrk.json` files.
+fn landmark_in(folder: &Path, name: &str) -> Result<Option<DVec3>, LoadError> {
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| LoadError::new(folder, format!("cannot list the case folder: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".mrk.json"))
+        .collect();
+    files.sort();
+    for f in files {
+        for p in markups::read(&f)? {
+            if p.label == name {
+                if let Some(pos) = p.position_lps {
+                    return Ok(Some(DVec3::from_array(pos)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Load one manifest row for `method`. `landmark`: train the heatmap on this named landmark
+/// from the case's `.mrk.json` files instead of the heart-mask centroid. `Ok(None)`: the case
+/// has no such landmark and is left out.
+pub fn load_case(
+    row: &ManifestRow,
+    recipe: &Recipe,
+    landmark: Option<&str>,
+) -> Result<Option<Case>, LoadError> {
+    let image_path = row.folder.join("image.nii.gz");
+    let (volume, _) = io::open(&image_path, &Default::default())?;
+    let norm = match row.intensity_range {
+        Some((lo, hi)) => Normalizer { lo, hi },
+        None => Normalizer::of(&volume, recipe.clip_percentiles)
+            .map_err(|e| LoadError::new(&image_path, e))?,
+    };
+    let labels_path = row.folder.join("labels.nii.gz");
+    let needs_mask = recipe.method == Method::Segmentation || landmark.is_none();
+    let mask = if needs_mask || labels_path.exists() {
+        let (labels, _) = io::open(&labels_path, &Default::default())?;
+        if labels.dims() != volume.dims() {
+            return Err(LoadError::new(
+                &labels_path,
+                format!(
+                    "labels are {:?}, the image is {:?}",
+                    labels.dims(),
+                    volume.dims()
+                ),
+            ));
+        }
+        let mask = heart_mask(&labels, &row.heart_values);
+        Some(mask)
+    } else {
+        None
+    };
+    let mask_centre = mask.as_ref().and_then(centroid);
+    if needs_mask && mask_centre.is_none() {
+        return Err(LoadError::new(
+            &labels_path,
+            format!(
+                "the heart mask (labels {:?}) is empty: nothing to learn from",
+                row.heart_values
+            ),
+        ));
+    }
+    let target_lps = match landmark {
+        Some(name) => match landmark_in(&row.folder, name)? {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        None => row.heart_center_lps_mm.or(mask_centre).ok_or_else(|| {
+            LoadError::new(&row.folder, "no heart centre in the manifest and no labels")
+        })?,
+    };
+    Ok(Some(Case {
+        name: row.case.clone(),
+        modality: row.modality.clone(),
+        volume,
+        mask,
+        target_lps,
+        norm,
+    }))
+}
+
+/// Augmentation switches (the CLI's flags). Each is a range or a probability.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Augment {
+    /// Rotation about a random axis, up to this many degrees either way.
+    pub rotate_deg: f64,
+    /// Isotropic scaling by up to this fraction either way (anatomy size).
+    pub scale: f64,
+    /// Random shift of the grid (mm, per axis, up to): position in the field of view.
+    pub shift_mm: f64,
+    /// Probability of cutting the field of view through or near the heart.
+    pub partial_fov: f64,
+    /// Gamma, contrast, brightness, noise and blur (image quality).
+    pub intensity: bool,
+    /// Probability of thick-slice resampling along one axis (resolution).
+    pub resolution: f64,
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Augment {
+            rotate_deg: 25.0,
+            scale: 0.15,
+            shift_mm: 20.0,
+            partial_fov: 0.2,
+            intensity: true,
+            resolution: 0.25,
+        }
+    }
+}
+
+impl Augment {
+    pub fn none() -> Self {
+        Augment {
+            rotate_deg: 0.0,
+            scale: 0.0,
+            shift_mm: 0.0,
+            partial_fov: 0.0,
+            intensity: false,
+            resolution: 0.0,
+        }
+    }
+}
+
+/// One training sample on a stage's grid: network input and target (both memory order).
+pub struct Sample {
+    pub input: Vec<f32>,
+    pub target: Vec<f32>,
+    pub grid: Grid,
+}
+
+/// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (plus the random
+/// shift), seen through a random rotation/scaling about that centre.
+pub fn sample(
+    case: &Case,
+    method: Method,
+    stage: &Stage,
+    center_lps: DVec3,
+    aug: &Augment,
+    rng: &mut Rng,
+) -> Sample {
+    let shift = DVec3::new(
+        rng.range(-1.0, 1.0),
+        rng.range(-1.0, 1.0),
+        rng.range(-1.0, 1.0),
+    ) * aug.shift_mm;
+    let c = center_lps + shift;
+    let base = network_grid(stage, c);
+    let axis = DVec3::new(rng.normal(), rng.normal(), rng.normal()).normalize_or(DVec3::Z);
+    let angle = rng.range(-1.0, 1.0) * aug.rotate_deg.to_radians();
+    let scale = (rng.range(-1.0, 1.0) * (1.0 + aug.scale).ln()).exp();
+    // world_from_world: rotate and scale the sampling grid about its centre.
+    let world_from_world = DMat4::from_translation(c)
+        * DMat4::from_quat(DQuat::from_axis_angle(axis, angle))
+        * DMat4::from_scale(DVec3::splat(scale))
+        * DMat4::from_translation(-c);
+    let grid = Grid::new(base.dims, world_from_world * base.world_from_voxel);
+    let mut input = case.norm.sample(&case.volume, &grid);
+    let mut target = match method {
+        Method::Segmentation => {
+            let mask = case.mask.as_ref().expect("segmentation cases carry a mask");
+            mask.resample(&grid, Interpolation::Trilinear, 0.0)
+                .voxels
+                .to_f32()
+        }
+        Method::Heatmap => gaussian_target(&grid, case.target_lps, stage.sigma_mm * scale),
+    };
+    if rng.chance(aug.partial_fov) {
+        // A scan edge somewhere within 60 mm of the target, along a random world axis.
+        let a = rng.below(3);
+        let cut = case.target_lps[a] + rng.range(-60.0, 60.0);
+        let keep_below = rng.chance(0.5);
+        let [nx, ny, _] = grid.dims;
+        for (idx, v) in input.iter_mut().enumerate() {
+            let ijk = DVec3::new(
+                (idx % nx) as f64,
+                ((idx / nx) % ny) as f64,
+                (idx / (nx * ny)) as f64,
+            );
+            let p = grid.world_from_index(ijk)[a];
+            if (p < cut) != keep_below {
+                *v = 0.0;
+                if method == Method::Segmentation {
+                    target[idx] = 0.0;
+                }
+            }
+        }
+    }
+    if rng.chance(aug.resolution) {
+        thick_slices(&mut input, grid.dims, rng.below(3), 2 + rng.below(2));
+    }
+    if aug.intensity {
+        let gamma = rng.range(-0.4, 0.4).exp() as f32;
+        let contrast = rng.range(0.8, 1.2) as f32;
+        let brightness = rng.range(-0.1, 0.1) as f32;
+        let noise = rng.range(0.0, 0.04) as f32;
+        let blur = rng.chance(0.2);
+        for v in input.iter_mut() {
+            *v = (v.max(0.0).powf(gamma) - 0.5) * contrast + 0.5 + brightness;
+        }
+        if blur {
+            for axis in 0..3 {
+                smooth_axis(&mut input, grid.dims, axis);
+            }
+        }
+        for v in input.iter_mut() {
+            *v += noise * rng.normal() as f32;
+        }
+    }
+    Sample {
+        input,
+        target,
+        grid,
+    }
+}
+
+fn stride_of(dims: [usize; 3], axis: usize) -> usize {
+    match axis {
+        0 => 1,
+        1 => dims[0],
+        _ => dims[0] * dims[1],
+    }
+}
+
+/// Average blocks of `factor` voxels along `axis` (a thick-slice acquisition).
+fn thick_slices(values: &mut [f32], dims: [usize; 3], axis: usize, factor: usize) {
+    let stride = stride_of(dims, axis);
+    let n = dims[axis];
+    for idx in 0..values.len() {
+        let pos = (idx / stride) % n;
+        if pos % factor != 0 {
+            continue;
+        }
+        let len = factor.min(n - pos);
+        let mean = (0..len).map(|t| values[idx + t * stride]).sum::<f32>() / len as f32;
+        for t in 0..len {
+            values[idx + t * stride] = mean;
+        }
+    }
+}
+
+/// [1, 2, 1]/4 smoothing along `axis`, edges clamped.
+fn smooth_axis(values: &mut [f32], dims: [usize; 3], axis: usize) {
+    let stride = stride_of(dims, axis);
+    let n = dims[axis];
+    let src = values.to_vec();
+    for (idx, v) in values.iter_mut().enumerate() {
+        let pos = (idx / stride) % n;
+        let lo = if pos > 0 { idx - stride } else { idx };
+        let hi = if pos + 1 < n { idx + stride } else { idx };
+        *v = 0.25 * src[lo] + 0.5 * src[idx] + 0.25 * src[hi];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phantom;
+
+    fn phantom_case() -> Case {
+        let (volume, truth) = phantom::chest_ct([64, 64, 48], 6.0);
+        let norm = Normalizer::of(&volume, [0.5, 99.5]).unwrap();
+        Case {
+            name: "phantom".into(),
+            modality: "CT".into(),
+            mask: None,
+            target_lps: truth.heart_center_lps_mm,
+            volume,
+            norm,
+        }
+    }
+
+    #[test]
+    fn heatmap_samples_follow_the_augmented_grid() {
+        let case = phantom_case();
+        let recipe = Recipe::new(Method::Heatmap);
+        let mut rng = Rng::new(5);
+        for _ in 0..5 {
+            let s = sample(
+                &case,
+                Method::Heatmap,
+                &recipe.fine,
+                case.target_lps,
+                &Augment::default(),
+                &mut rng,
+            );
+            assert_eq!(s.input.len(), s.grid.voxel_count());
+            assert!(s.input.iter().all(|v| v.is_finite()));
+            // The target's peak sits on the target point in world space, whatever the
+            // rotation and scaling of the grid.
+            let peak = super::super::heatmap::decode_peak(&s.grid, &s.target).unwrap();
+            assert!(peak.center_lps.distance(case.target_lps) < 1.0);
+        }
+    }
+
+    #[test]
+    fn thick_slices_and_smoothing_keep_the_mean() {
+        let dims = [4, 3, 5];
+        let mut v: Vec<f32> = (0..60).map(|i| (i * 7 % 11) as f32).collect();
+        let before: f32 = v.iter().sum();
+        thick_slices(&mut v, dims, 1, 3);
+        assert!((v.iter().sum::<f32>() - before).abs() < 1e-3);
+        assert_eq!(v[0], v[4]);
+        assert_eq!(v[4], v[8]);
+        let mut w = vec![0.0f32; 60];
+        w[1 + 4 + 12 * 2] = 1.0;
+        smooth_axis(&mut w, dims, 2);
+        assert_eq!(w[1 + 4 + 12 * 2], 0.5);
+        assert_eq!(w[1 + 4 + 12], 0.25);
+    }
+
+    #[test]
+    fn manifest_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "name,modality\nx,CT\n").unwrap();
+        let e = read_manifest(&p).unwrap_err().to_string();
+        assert!(e.contains("no `case` column") && e.contains("m.csv"), "{e}");
+        std::fs::write(&p, "case,heart_values\nx,two\n").unwrap();
+        assert!(read_manifest(&p).unwrap_err().to_string().contains("row 2"));
+        std::fs::write(&p, "case,heart_values,heart_center_lps_mm\nx,2,1 2 3\n").unwrap();
+        let rows = read_manifest(&p).unwrap();
+        assert_eq!(rows[0].heart_center_lps_mm, Some(DVec3::new(1.0, 2.0, 3.0)));
+        assert_eq!(rows[0].folder, dir.path().join("x"));
+        assert!((0..10).filter(|&i| is_validation(i, 5)).eq([4, 9]));
+    }
+}

@@ -1,0 +1,409 @@
+//! A trained model (recipe + coarse and fine U-Nets) and inference: the coarse stage finds
+//! where the heart is in the whole scan, the fine stage looks again in a crop there.
+//! Segmentation keeps the largest connected component of the fine mask and reports its centre
+//! of mass, box, extent and volume; heatmap reads the fine heatmap's peak.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use glam::DVec3;
+
+use super::heatmap::decode_peak;
+use super::net::UNet3d;
+use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
+use crate::volume::{Grid, Interpolation, Volume, Voxels};
+
+/// The weights shipped in `weights/`, embedded in the binary so it works from any folder.
+const SHIPPED: [(Method, &str, &[u8]); 2] = [
+    (
+        Method::Segmentation,
+        include_str!("../../weights/segmentation.recipe.json"),
+        include_bytes!("../../weights/segmentation.safetensors"),
+    ),
+    (
+        Method::Heatmap,
+        include_str!("../../weights/heatmap.recipe.json"),
+        include_bytes!("../../weights/heatmap.safetensors"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {problem}")]
+    Weights { path: PathBuf, problem: String },
+    #[error("network: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl From<ModelError> for String {
+    fn from(e: ModelError) -> String {
+        e.to_string()
+    }
+}
+
+pub struct Model {
+    pub recipe: Recipe,
+    pub coarse: UNet3d,
+    pub fine: UNet3d,
+}
+
+/// Seconds spent per step of inference.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Timing {
+    pub resample: f64,
+    pub normalise: f64,
+    pub network: f64,
+    pub post: f64,
+}
+
+impl Timing {
+    pub fn total(&self) -> f64 {
+        self.resample + self.normalise + self.network + self.post
+    }
+}
+
+/// What one method found.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub method: Method,
+    pub center_lps: DVec3,
+    /// Segmentation: mean probability inside the kept component; heatmap: peak height.
+    pub confidence: f64,
+    /// Segmentation only: box of the kept component's voxel centres (LPS mm).
+    pub bbox_lps: Option<(DVec3, DVec3)>,
+    /// Segmentation only (ml).
+    pub volume_ml: Option<f64>,
+    /// The fine grid and the network's output on it: probabilities (segmentation, zero outside
+    /// the kept component) or heat.
+    pub grid: Grid,
+    pub map: Vec<f32>,
+    pub timing: Timing,
+}
+
+impl Finding {
+    pub fn extent_mm(&self) -> Option<DVec3> {
+        self.bbox_lps.map(|(lo, hi)| hi - lo)
+    }
+
+    /// The segmentation on another grid (e.g. the image's), as a 0/1 `u8` volume.
+    pub fn mask_on(&self, target: &Grid, threshold: f64) -> Volume {
+        let probs = Volume::new(self.grid, Voxels::F32(self.map.clone()));
+        let on = probs.resample(target, Interpolation::Trilinear, 0.0);
+        let m = (0..on.voxels.len())
+            .map(|i| u8::from(f64::from(on.voxels.get(i)) >= threshold))
+            .collect();
+        Volume::new(*target, Voxels::U8(m))
+    }
+}
+
+impl Finding {
+    /// The `locate --json` form of one result.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = |v: DVec3| v.to_array().map(|x| (x * 100.0).round() / 100.0);
+        let mut o = serde_json::json!({
+            "method": self.method.name(),
+            "heart_center_lps_mm": r(self.center_lps),
+        });
+        if let (Some((lo, hi)), Some(ml)) = (self.bbox_lps, self.volume_ml) {
+            o["heart_bbox_lps_min_mm"] = serde_json::json!(r(lo));
+            o["heart_bbox_lps_max_mm"] = serde_json::json!(r(hi));
+            o["heart_extent_mm"] = serde_json::json!(r(hi - lo));
+            o["heart_volume_ml"] = serde_json::json!((ml * 10.0).round() / 10.0);
+        }
+        o["confidence"] = serde_json::json!((self.confidence * 1000.0).round() / 1000.0);
+        o["seconds"] = serde_json::json!((self.timing.total() * 1000.0).round() / 1000.0);
+        o["timing"] = serde_json::json!(self.timing);
+        o
+    }
+}
+
+impl Model {
+    /// Load `<dir>/<method>.safetensors` with its `<method>.recipe.json`.
+    pub fn load(dir: &Path, method: Method) -> Result<Self, ModelError> {
+        let recipe_path = dir.join(format!("{}.recipe.json", method.name()));
+        let weights_path = dir.join(format!("{}.safetensors", method.name()));
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| ModelError::Weights {
+                path: p.to_path_buf(),
+                problem: format!("cannot read: {e}"),
+            })
+        };
+        let recipe = read(&recipe_path)?;
+        let weights = read(&weights_path)?;
+        Self::from_bytes(&recipe, &weights).map_err(|e| ModelError::Weights {
+            path: weights_path,
+            problem: e.to_string(),
+        })
+    }
+
+    /// The model shipped with this build.
+    pub fn shipped(method: Method) -> Result<Self, ModelError> {
+        let (_, recipe, weights) = SHIPPED
+            .iter()
+            .find(|(m, _, _)| *m == method)
+            .expect("both methods are shipped");
+        Self::from_bytes(recipe.as_bytes(), weights).map_err(|e| ModelError::Weights {
+            path: PathBuf::from(format!("weights/{}.safetensors (embedded)", method.name())),
+            problem: e.to_string(),
+        })
+    }
+
+    pub fn from_bytes(recipe_json: &[u8], weights: &[u8]) -> Result<Self, ModelError> {
+        let recipe: Recipe = serde_json::from_slice(recipe_json)
+            .map_err(|e| ModelError::Input(format!("recipe: {e}")))?;
+        let dev = Device::Cpu;
+        let mut all = candle_core::safetensors::load_buffer(weights, &dev)?;
+        let mut part = |prefix: &str| -> Result<UNet3d, ModelError> {
+            let keys: Vec<String> = all
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect();
+            let sub: std::collections::HashMap<String, Tensor> = keys
+                .into_iter()
+                .filter_map(|k| all.remove(&k).map(|t| (k[prefix.len()..].to_string(), t)))
+                .collect();
+            Ok(UNet3d::from_tensors(&recipe.channels, sub)?)
+        };
+        let coarse = part("coarse.")?;
+        let fine = part("fine.")?;
+        Ok(Model {
+            recipe,
+            coarse,
+            fine,
+        })
+    }
+
+    /// Save as `<dir>/<method>.safetensors` + `<method>.recipe.json`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let name = self.recipe.method.name();
+        let mut all = self.coarse.named_tensors("coarse.");
+        all.extend(self.fine.named_tensors("fine."));
+        let weights = dir.join(format!("{name}.safetensors"));
+        let tmp = dir.join(format!(".{name}.safetensors.tmp"));
+        candle_core::safetensors::save(&all, &tmp)?;
+        std::fs::rename(&tmp, &weights).map_err(|e| ModelError::Weights {
+            path: weights.clone(),
+            problem: e.to_string(),
+        })?;
+        let json = serde_json::to_string_pretty(&self.recipe).expect("a recipe serialises");
+        crate::io::markups::write_atomic(&dir.join(format!("{name}.recipe.json")), json.as_bytes())
+            .map_err(|e| ModelError::Weights {
+                path: dir.to_path_buf(),
+                problem: e.to_string(),
+            })
+    }
+
+    /// Run one network on values of a grid: sigmoid of the logits.
+    fn infer(&self, net: &UNet3d, values: Vec<f32>, grid: &Grid) -> Result<Vec<f32>, ModelError> {
+        let [nx, ny, nz] = grid.dims;
+        let x = Tensor::from_vec(values, (1, 1, nz, ny, nx), &Device::Cpu)?;
+        let y = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
+        Ok(y.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Find the heart in `volume`. `norm`: the volume's intensity normalisation, computed once
+    /// and shared by both methods (`None`: computed here).
+    pub fn locate(&self, volume: &Volume, norm: Option<Normalizer>) -> Result<Finding, ModelError> {
+        let r = &self.recipe;
+        let mut timing = Timing::default();
+        let t = Instant::now();
+        let norm = match norm {
+            Some(n) => n,
+            None => Normalizer::of(volume, r.clip_percentiles).map_err(ModelError::Input)?,
+        };
+        timing.normalise += t.elapsed().as_secs_f64();
+        let stage_output = |stage: &super::preprocess::Stage,
+                            net: &UNet3d,
+                            centre: DVec3,
+                            timing: &mut Timing|
+         -> Result<(Grid, Vec<f32>), ModelError> {
+            let t = Instant::now();
+            let grid = network_grid(stage, centre);
+            let values = norm.sample(volume, &grid);
+            timing.resample += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let out = self.infer(net, values, &grid)?;
+            timing.network += t.elapsed().as_secs_f64();
+            Ok((grid, out))
+        };
+        let (cgrid, cmap) =
+            stage_output(&r.coarse, &self.coarse, scan_center(volume), &mut timing)?;
+        let t = Instant::now();
+        let coarse_centre = match r.method {
+            Method::Segmentation => largest_component(&cgrid, &cmap, r.threshold)
+                .map(|c| c.center_lps)
+                .or_else(|| decode_peak(&cgrid, &cmap).map(|p| p.center_lps)),
+            Method::Heatmap => decode_peak(&cgrid, &cmap).map(|p| p.center_lps),
+        }
+        .ok_or_else(|| ModelError::Input("the coarse stage's output is not finite".into()))?;
+        timing.post += t.elapsed().as_secs_f64();
+        let (grid, mut map) = stage_output(&r.fine, &self.fine, coarse_centre, &mut timing)?;
+        let t = Instant::now();
+        let finding = match r.method {
+            Method::Segmentation => {
+                let Some(c) = largest_component(&grid, &map, r.threshold) else {
+                    return Err(ModelError::Input(format!(
+                        "no heart found: no voxel above {} in the crop at {:.0?} mm",
+                        r.threshold,
+                        coarse_centre.to_array()
+                    )));
+                };
+                for (v, keep) in map.iter_mut().zip(&c.members) {
+                    if !keep {
+                        *v = 0.0;
+                    }
+                }
+                Finding {
+                    method: r.method,
+                    center_lps: c.center_lps,
+                    confidence: c.mean_probability,
+                    bbox_lps: Some((c.lo, c.hi)),
+                    volume_ml: Some(c.voxels as f64 * r.fine.spacing_mm.powi(3) / 1000.0),
+                    grid,
+                    map,
+                    timing,
+                }
+            }
+            Method::Heatmap => {
+                let peak = decode_peak(&grid, &map)
+                    .ok_or_else(|| ModelError::Input("the heatmap is not finite".into()))?;
+                Finding {
+                    method: r.method,
+                    center_lps: peak.center_lps,
+                    confidence: f64::from(peak.confidence),
+                    bbox_lps: None,
+                    volume_ml: None,
+                    grid,
+                    map,
+                    timing,
+                }
+            }
+        };
+        let mut finding = finding;
+        finding.timing.post += t.elapsed().as_secs_f64();
+        Ok(finding)
+    }
+}
+
+/// The largest 6-connected component above a threshold.
+pub struct Component {
+    pub members: Vec<bool>,
+    pub voxels: usize,
+    /// Probability-weighted centre of mass (LPS mm).
+    pub center_lps: DVec3,
+    pub lo: DVec3,
+    pub hi: DVec3,
+    pub mean_probability: f64,
+}
+
+pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<Component> {
+    let [nx, ny, nz] = grid.dims;
+    let on: Vec<bool> = probs.iter().map(|&p| f64::from(p) > threshold).collect();
+    let mut label = vec![0u32; on.len()];
+    let mut best: (u32, usize) = (0, 0);
+    let mut next = 0u32;
+    let mut stack = Vec::new();
+    for start in 0..on.len() {
+        if !on[start] || label[start] != 0 {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(idx) = stack.pop() {
+            size += 1;
+            let (i, j, k) = (idx % nx, (idx / nx) % ny, idx / (nx * ny));
+            let mut visit = |n: usize| {
+                if on[n] && label[n] == 0 {
+                    label[n] = next;
+                    stack.push(n);
+                }
+            };
+            if i > 0 {
+                visit(idx - 1);
+            }
+            if i + 1 < nx {
+                visit(idx + 1);
+            }
+            if j > 0 {
+                visit(idx - nx);
+            }
+            if j + 1 < ny {
+                visit(idx + nx);
+            }
+            if k > 0 {
+                visit(idx - nx * ny);
+            }
+            if k + 1 < nz {
+                visit(idx + nx * ny);
+            }
+        }
+        if size > best.1 {
+            best = (next, size);
+        }
+    }
+    if best.1 == 0 {
+        return None;
+    }
+    let members: Vec<bool> = label.iter().map(|&l| l == best.0).collect();
+    let (mut sum, mut weight, mut lo, mut hi) = (
+        DVec3::ZERO,
+        0.0,
+        DVec3::splat(f64::INFINITY),
+        DVec3::splat(f64::NEG_INFINITY),
+    );
+    for (idx, _) in members.iter().enumerate().filter(|(_, m)| **m) {
+        let p = grid.world_from_index(DVec3::new(
+            (idx % nx) as f64,
+            ((idx / nx) % ny) as f64,
+            (idx / (nx * ny)) as f64,
+        ));
+        let w = f64::from(probs[idx]);
+        sum += p * w;
+        weight += w;
+        lo = lo.min(p);
+        hi = hi.max(p);
+    }
+    Some(Component {
+        members,
+        voxels: best.1,
+        center_lps: sum / weight,
+        lo,
+        hi,
+        mean_probability: weight / best.1 as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glam::DMat4;
+
+    #[test]
+    fn largest_component_wins_and_is_measured() {
+        let grid = Grid::new([10, 10, 10], DMat4::from_scale(DVec3::splat(2.0)));
+        let mut p = vec![0.0f32; 1000];
+        let at = |i: usize, j: usize, k: usize| i + 10 * (j + 10 * k);
+        // A 3×3×3 block at (2..5) and a single voxel far away.
+        for k in 2..5 {
+            for j in 2..5 {
+                for i in 2..5 {
+                    p[at(i, j, k)] = 0.9;
+                }
+            }
+        }
+        p[at(8, 8, 8)] = 1.0;
+        let c = largest_component(&grid, &p, 0.5).unwrap();
+        assert_eq!(c.voxels, 27);
+        assert!(c.center_lps.distance(DVec3::splat(6.0)) < 1e-9);
+        assert_eq!((c.lo, c.hi), (DVec3::splat(4.0), DVec3::splat(8.0)));
+        assert!(!c.members[at(8, 8, 8)]);
+        assert!((c.mean_probability - 0.9).abs() < 1e-6);
+        assert!(largest_component(&grid, &[0.1; 1000], 0.5).is_none());
+    }
+}

@@ -1,0 +1,360 @@
+//! Training: both stages of one method's cascade together, on augmented samples of the
+//! manifest's training cases, validated every epoch on the held-out cases with the real
+//! inference path; the best epoch is kept. Deterministic for a seed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+use super::data::{self, Augment, Case};
+use super::model::{Model, ModelError};
+use super::net::{balanced_bce_with_logits, bce_with_logits, soft_dice_loss, UNet3d};
+use super::preprocess::{scan_center, Method, Recipe};
+use super::rng::Rng;
+use crate::volume::Interpolation;
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub manifest: PathBuf,
+    pub out: PathBuf,
+    pub recipe: Recipe,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Every `val_every`-th manifest case is held out for validation.
+    pub val_every: usize,
+    pub augment: Augment,
+    pub learning_rate: f64,
+    /// Heatmap on this landmark of the cases' `.mrk.json` files instead of the heart centre.
+    pub landmark: Option<String>,
+    /// Stop after the epoch that passes this many minutes.
+    pub max_minutes: Option<f64>,
+    /// Use only the first N manifest rows (quick runs and tests).
+    pub limit_cases: Option<usize>,
+    /// Start from this folder's model of the same method instead of random weights.
+    pub init_from: Option<PathBuf>,
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_center_error_mm_median: f64,
+    pub val_center_error_mm_mean: f64,
+    pub val_center_error_mm_max: f64,
+    /// Segmentation: mean Dice on the fine grid.
+    pub val_dice_fine_grid: Option<f64>,
+    pub seconds: f64,
+    pub kept: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainLog {
+    pub method: Method,
+    pub manifest: String,
+    pub seed: u64,
+    pub epochs_planned: usize,
+    pub learning_rate: f64,
+    pub augment: Augment,
+    pub landmark: Option<String>,
+    pub train_cases: Vec<String>,
+    pub val_cases: Vec<String>,
+    pub skipped_cases: Vec<String>,
+    pub epochs: Vec<EpochReport>,
+    pub best_epoch: Option<usize>,
+    pub minutes: f64,
+}
+
+/// Where training is, for a progress display.
+pub enum Progress<'a> {
+    Loading {
+        done: usize,
+        total: usize,
+    },
+    Step {
+        epoch: usize,
+        epochs: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+        elapsed: f64,
+    },
+    Epoch(&'a EpochReport),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] crate::io::LoadError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("network: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn tensor(values: Vec<f32>, dims: [usize; 3]) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(values, (1, 1, dims[2], dims[1], dims[0]), &Device::Cpu)
+}
+
+/// Segmentation: cross-entropy + soft Dice (overlap, whatever the heart's share of the grid).
+/// Heatmap: cross-entropy against the Gaussian alone (balanced towards the peak), which is
+/// smallest where the output *is* the Gaussian; a Dice term would flatten the peak into a
+/// plateau and blur its position.
+fn stage_loss(net: &UNet3d, s: data::Sample, method: Method) -> candle_core::Result<Tensor> {
+    let x = tensor(s.input, s.grid.dims)?;
+    let t = tensor(s.target, s.grid.dims)?;
+    let y = net.forward(&x)?;
+    match method {
+        Method::Segmentation => bce_with_logits(&y, &t)? + soft_dice_loss(&y, &t)?,
+        Method::Heatmap => balanced_bce_with_logits(&y, &t),
+    }
+}
+
+/// The error charged for a validation case where nothing was found.
+const MISS_MM: f64 = 300.0;
+
+/// Validation figures of the current networks on `cases`, through `Model::locate`.
+fn validate(model: &Model, cases: &[Case]) -> Result<(Vec<f64>, Option<f64>), TrainError> {
+    let mut errors = Vec::new();
+    let mut dice = Vec::new();
+    for case in cases {
+        // A case where nothing is found counts as a miss (a 300 mm error, Dice 0).
+        let found = match model.locate(&case.volume, Some(case.norm)) {
+            Ok(f) => f,
+            Err(ModelError::Input(_)) => {
+                errors.push(MISS_MM);
+                if model.recipe.method == Method::Segmentation {
+                    dice.push(0.0);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        errors.push(found.center_lps.distance(case.target_lps));
+        if model.recipe.method == Method::Segmentation {
+            let mask = case.mask.as_ref().expect("segmentation cases carry a mask");
+            let truth = mask.resample(&found.grid, Interpolation::Trilinear, 0.0);
+            let (mut both, mut sum) = (0.0, 0.0);
+            for (i, &p) in found.map.iter().enumerate() {
+                let a = f64::from(p) > model.recipe.threshold;
+                let b = truth.voxels.get(i) >= 0.5;
+                both += f64::from(u8::from(a && b));
+                sum += f64::from(u8::from(a)) + f64::from(u8::from(b));
+            }
+            dice.push(if sum > 0.0 { 2.0 * both / sum } else { 1.0 });
+        }
+    }
+    let mean_dice = (!dice.is_empty()).then(|| dice.iter().sum::<f64>() / dice.len() as f64);
+    Ok((errors, mean_dice))
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    percentile(values, 50.0)
+}
+
+/// Linear-interpolated percentile (NaN for no values).
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = p / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Train one method; the best epoch's model is written into `opts.out` as it improves, with
+/// a `<method>.training.json` log.
+pub fn train(
+    opts: &TrainOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<TrainLog, TrainError> {
+    let started = Instant::now();
+    let recipe = &opts.recipe;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| TrainError::Setup(format!("{}: cannot create: {e}", opts.out.display())))?;
+    let mut rows = data::read_manifest(&opts.manifest)?;
+    if let Some(n) = opts.limit_cases {
+        rows.truncate(n);
+    }
+    let (mut train_cases, mut val_cases, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let total = rows.len();
+    for (pos, row) in rows.iter().enumerate() {
+        progress(Progress::Loading { done: pos, total });
+        match data::load_case(row, recipe, opts.landmark.as_deref())? {
+            Some(case) if data::is_validation(pos, opts.val_every) => val_cases.push(case),
+            Some(case) => train_cases.push(case),
+            None => skipped.push(row.case.clone()),
+        }
+    }
+    progress(Progress::Loading { done: total, total });
+    if train_cases.is_empty() {
+        return Err(TrainError::Setup(format!(
+            "{}: no training cases{}",
+            opts.manifest.display(),
+            match &opts.landmark {
+                Some(l) => format!(" with a `{l}` landmark"),
+                None => String::new(),
+            }
+        )));
+    }
+    let dev = Device::Cpu;
+    let ((coarse, mut vars), (fine, fine_vars)) = match &opts.init_from {
+        Some(dir) => {
+            let start = Model::load(dir, recipe.method)?;
+            if start.recipe.channels != recipe.channels {
+                return Err(TrainError::Setup(format!(
+                    "{}: its network has channels {:?}, this run {:?}",
+                    dir.display(),
+                    start.recipe.channels,
+                    recipe.channels
+                )));
+            }
+            (start.coarse.trainable()?, start.fine.trainable()?)
+        }
+        None => (
+            UNet3d::init(&recipe.channels, opts.seed, &dev)?,
+            UNet3d::init(&recipe.channels, opts.seed.wrapping_add(1), &dev)?,
+        ),
+    };
+    vars.extend(fine_vars);
+    let model = Model {
+        recipe: recipe.clone(),
+        coarse,
+        fine,
+    };
+    let mut opt = AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: opts.learning_rate,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    // Each modality contributes equally per epoch: the rarer one is repeated.
+    let mut by_modality: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in train_cases.iter().enumerate() {
+        by_modality.entry(c.modality.as_str()).or_default().push(i);
+    }
+    let largest = by_modality.values().map(Vec::len).max().unwrap_or(0);
+    let mut epoch_cases = Vec::new();
+    for list in by_modality.values() {
+        for r in 0..largest.div_ceil(list.len()) {
+            let take = list.len().min(largest - r * list.len());
+            epoch_cases.extend_from_slice(&list[..take]);
+        }
+    }
+    let mut rng = Rng::new(opts.seed);
+    let mut log = TrainLog {
+        method: recipe.method,
+        manifest: opts.manifest.display().to_string(),
+        seed: opts.seed,
+        epochs_planned: opts.epochs,
+        learning_rate: opts.learning_rate,
+        augment: opts.augment.clone(),
+        landmark: opts.landmark.clone(),
+        train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
+        val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
+        skipped_cases: skipped,
+        epochs: Vec::new(),
+        best_epoch: None,
+        minutes: 0.0,
+    };
+    let mut best = f64::INFINITY;
+    for epoch in 1..=opts.epochs {
+        let epoch_start = Instant::now();
+        // Cosine decay to a tenth of the rate, over the epochs or the time limit, whichever
+        // runs out first.
+        let by_epoch = (epoch - 1) as f64 / opts.epochs.max(1) as f64;
+        let by_time = opts.max_minutes.map_or(0.0, |m| {
+            started.elapsed().as_secs_f64() / 60.0 / m.max(1e-9)
+        });
+        let t = by_epoch.max(by_time).min(1.0);
+        opt.set_learning_rate(
+            opts.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())),
+        );
+        let mut order = epoch_cases.clone();
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for (step, &ci) in order.iter().enumerate() {
+            let case = &train_cases[ci];
+            let method = recipe.method;
+            let coarse_sample = data::sample(
+                case,
+                method,
+                &recipe.coarse,
+                scan_center(&case.volume),
+                &opts.augment,
+                &mut rng,
+            );
+            let fine_sample = data::sample(
+                case,
+                method,
+                &recipe.fine,
+                case.target_lps,
+                &opts.augment,
+                &mut rng,
+            );
+            let loss = (stage_loss(&model.coarse, coarse_sample, method)?
+                + stage_loss(&model.fine, fine_sample, method)?)?;
+            opt.backward_step(&loss)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?);
+            progress(Progress::Step {
+                epoch,
+                epochs: opts.epochs,
+                step: step + 1,
+                steps: order.len(),
+                loss: loss_sum / (step + 1) as f64,
+                elapsed: started.elapsed().as_secs_f64(),
+            });
+        }
+        let (errors, dice) = if val_cases.is_empty() {
+            (Vec::new(), None)
+        } else {
+            validate(&model, &val_cases)?
+        };
+        let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+        // Lower is better: mean centre error, plus Dice loss in points for segmentation.
+        let score = if errors.is_empty() {
+            -(epoch as f64)
+        } else {
+            mean + dice.map_or(0.0, |d| 100.0 * (1.0 - d))
+        };
+        let kept = score < best;
+        if kept {
+            best = score;
+            model.save(&opts.out)?;
+            log.best_epoch = Some(epoch);
+        }
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum / order.len().max(1) as f64,
+            val_center_error_mm_median: median(&errors),
+            val_center_error_mm_mean: mean,
+            val_center_error_mm_max: errors.iter().copied().fold(f64::NAN, f64::max),
+            val_dice_fine_grid: dice,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            kept,
+        };
+        progress(Progress::Epoch(&report));
+        log.epochs.push(report);
+        log.minutes = started.elapsed().as_secs_f64() / 60.0;
+        write_log(&opts.out, &log)?;
+        if opts.max_minutes.is_some_and(|m| log.minutes >= m) {
+            break;
+        }
+    }
+    Ok(log)
+}
+
+fn write_log(out: &Path, log: &TrainLog) -> Result<(), TrainError> {
+    let path = out.join(format!("{}.training.json", log.method.name()));
+    let json = serde_json::to_string_pretty(log).expect("the log serialises");
+    crate::io::markups::write_atomic(&path, json.as_bytes())?;
+    Ok(())
+}
