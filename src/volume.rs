@@ -229,6 +229,23 @@ fn direction_letter(d: DVec3) -> char {
     }
 }
 
+/// The up to six face neighbours of voxel `idx` (memory order, i fastest) in a grid of `dims`.
+pub fn face_neighbours(dims: [usize; 3], idx: usize) -> impl Iterator<Item = usize> {
+    let [nx, ny, nz] = dims;
+    let (i, j, k) = (idx % nx, (idx / nx) % ny, idx / (nx * ny));
+    let plane = nx * ny;
+    [
+        (i > 0).then(|| idx - 1),
+        (i + 1 < nx).then(|| idx + 1),
+        (j > 0).then(|| idx - nx),
+        (j + 1 < ny).then(|| idx + nx),
+        (k > 0).then(|| idx - plane),
+        (k + 1 < nz).then(|| idx + plane),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// `lps_from_ras`: the NIfTI border conversion (x and y flip, z stays). Its own inverse.
 pub fn lps_from_ras() -> DMat4 {
     DMat4::from_diagonal(DVec4::new(-1.0, -1.0, 1.0, 1.0))

@@ -4,7 +4,7 @@
 
 use glam::DVec3;
 
-use crate::volume::Grid;
+use crate::volume::{face_neighbours, Grid};
 
 /// A Gaussian of peak 1 at `center_lps` with `sigma_mm`, on `grid` (memory order).
 pub fn gaussian_target(grid: &Grid, center_lps: DVec3, sigma_mm: f64) -> Vec<f32> {
@@ -27,7 +27,7 @@ const SATURATED: f32 = 0.995;
 
 /// Centroid (voxel index) of the 6-connected region of values ≥ `floor` around `start`.
 fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) -> Option<DVec3> {
-    let [nx, ny, nz] = dims;
+    let [nx, ny, _] = dims;
     let mut seen = vec![false; heat.len()];
     let mut stack = vec![start];
     seen[start] = true;
@@ -36,29 +36,11 @@ fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) ->
         let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
         sum += DVec3::new(x as f64, y as f64, z as f64);
         n += 1.0;
-        let mut next = |j: usize| {
+        for j in face_neighbours(dims, i) {
             if !seen[j] && heat[j] >= floor {
                 seen[j] = true;
                 stack.push(j);
             }
-        };
-        if x > 0 {
-            next(i - 1);
-        }
-        if x + 1 < nx {
-            next(i + 1);
-        }
-        if y > 0 {
-            next(i - nx);
-        }
-        if y + 1 < ny {
-            next(i + nx);
-        }
-        if z > 0 {
-            next(i - nx * ny);
-        }
-        if z + 1 < nz {
-            next(i + nx * ny);
         }
     }
     (n > 0.0).then(|| sum / n)

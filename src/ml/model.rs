@@ -12,7 +12,7 @@ use glam::DVec3;
 use super::heatmap::decode_peak;
 use super::net::UNet3d;
 use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
-use crate::volume::{Grid, Interpolation, Volume, Voxels};
+use crate::volume::{face_neighbours, Grid, Interpolation, Volume, Voxels};
 
 /// The weights shipped in `weights/`, embedded in the binary so it works from any folder.
 const SHIPPED: [(Method, &str, &[u8]); 2] = [
@@ -301,7 +301,7 @@ pub struct Component {
 }
 
 pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<Component> {
-    let [nx, ny, nz] = grid.dims;
+    let [nx, ny, _] = grid.dims;
     let on: Vec<bool> = probs.iter().map(|&p| f64::from(p) > threshold).collect();
     let mut label = vec![0u32; on.len()];
     let mut best: (u32, usize) = (0, 0);
@@ -317,30 +317,11 @@ pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<C
         let mut size = 0;
         while let Some(idx) = stack.pop() {
             size += 1;
-            let (i, j, k) = (idx % nx, (idx / nx) % ny, idx / (nx * ny));
-            let mut visit = |n: usize| {
+            for n in face_neighbours(grid.dims, idx) {
                 if on[n] && label[n] == 0 {
                     label[n] = next;
                     stack.push(n);
                 }
-            };
-            if i > 0 {
-                visit(idx - 1);
-            }
-            if i + 1 < nx {
-                visit(idx + 1);
-            }
-            if j > 0 {
-                visit(idx - nx);
-            }
-            if j + 1 < ny {
-                visit(idx + nx);
-            }
-            if k > 0 {
-                visit(idx - nx * ny);
-            }
-            if k + 1 < nz {
-                visit(idx + nx * ny);
             }
         }
         if size > best.1 {
