@@ -163,6 +163,12 @@ impl Grid {
         self.world_from_voxel.transform_point3(ijk)
     }
 
+    /// Voxel centre at memory-order position `idx` → LPS mm.
+    pub fn world_from_flat(&self, idx: usize) -> DVec3 {
+        let [i, j, k] = ijk_of(self.dims, idx);
+        self.world_from_index(DVec3::new(i as f64, j as f64, k as f64))
+    }
+
     /// Axis-aligned LPS box around all voxel centres: (min, max).
     pub fn world_bbox(&self) -> (DVec3, DVec3) {
         let mut lo = DVec3::splat(f64::INFINITY);
@@ -229,10 +235,19 @@ fn direction_letter(d: DVec3) -> char {
     }
 }
 
+/// The voxel index (i, j, k) of position `idx` in memory order (i fastest) in a grid of `dims`.
+pub fn ijk_of(dims: [usize; 3], idx: usize) -> [usize; 3] {
+    [
+        idx % dims[0],
+        (idx / dims[0]) % dims[1],
+        idx / (dims[0] * dims[1]),
+    ]
+}
+
 /// The up to six face neighbours of voxel `idx` (memory order, i fastest) in a grid of `dims`.
 pub fn face_neighbours(dims: [usize; 3], idx: usize) -> impl Iterator<Item = usize> {
     let [nx, ny, nz] = dims;
-    let (i, j, k) = (idx % nx, (idx / nx) % ny, idx / (nx * ny));
+    let [i, j, k] = ijk_of(dims, idx);
     let plane = nx * ny;
     [
         (i > 0).then(|| idx - 1),

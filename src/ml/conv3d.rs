@@ -124,14 +124,12 @@ fn forward<T: WithDType>(g: Geo, x: &[T], k: &[T]) -> Vec<T> {
         for c in 0..g.c {
             let src = &x[(n * g.c + c) * in_len..][..in_len];
             g.rows(o, c, |out_at, in_at, x0, x1, ki| {
-                let wv = k[ki];
                 let len = x1 - x0;
-                for (d, s) in dst[out_at..out_at + len]
-                    .iter_mut()
-                    .zip(&src[in_at..in_at + len])
-                {
-                    *d += wv * *s;
-                }
+                axpy(
+                    &mut dst[out_at..out_at + len],
+                    &src[in_at..in_at + len],
+                    k[ki],
+                );
             });
         }
     });
@@ -147,14 +145,12 @@ fn input_grad<T: WithDType>(g: Geo, grad: &[T], k: &[T]) -> Vec<T> {
         for o in 0..g.o {
             let src = &grad[(n * g.o + o) * out_len..][..out_len];
             g.rows(o, c, |out_at, in_at, x0, x1, ki| {
-                let wv = k[ki];
                 let len = x1 - x0;
-                for (d, s) in dst[in_at..in_at + len]
-                    .iter_mut()
-                    .zip(&src[out_at..out_at + len])
-                {
-                    *d += wv * *s;
-                }
+                axpy(
+                    &mut dst[in_at..in_at + len],
+                    &src[out_at..out_at + len],
+                    k[ki],
+                );
             });
         }
     });
@@ -179,6 +175,13 @@ fn kernel_grad<T: WithDType>(g: Geo, x: &[T], grad: &[T]) -> Vec<T> {
         }
     });
     gk
+}
+
+/// `dst += w · src`.
+fn axpy<T: WithDType>(dst: &mut [T], src: &[T], w: T) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += w * *s;
+    }
 }
 
 /// Dot product with eight independent partial sums, so it vectorises.

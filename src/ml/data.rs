@@ -9,7 +9,7 @@ use super::heatmap::gaussian_target;
 use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
 use super::rng::Rng;
 use crate::io::{self, markups, LoadError};
-use crate::volume::{Grid, Interpolation, Volume, Voxels};
+use crate::volume::{ijk_of, Grid, Interpolation, Volume, Voxels};
 
 /// One row of a manifest: `case` (a folder with `image.nii.gz` and `labels.nii.gz`, relative
 /// to the manifest), `modality`, `heart_values` (label values that make up the heart) and
@@ -120,16 +120,10 @@ pub fn heart_mask(labels: &Volume, heart_values: &[u32]) -> Volume {
 }
 
 fn centroid(mask: &Volume) -> Option<DVec3> {
-    let [nx, ny, _] = mask.dims();
     let (mut sum, mut n) = (DVec3::ZERO, 0.0);
     for idx in 0..mask.voxels.len() {
         if mask.voxels.get(idx) > 0.5 {
-            let ijk = DVec3::new(
-                (idx % nx) as f64,
-                ((idx / nx) % ny) as f64,
-                (idx / (nx * ny)) as f64,
-            );
-            sum += ijk;
+            sum += DVec3::from_array(ijk_of(mask.dims(), idx).map(|v| v as f64));
             n += 1.0;
         }
     }
@@ -311,14 +305,8 @@ pub fn sample(
         let a = rng.below(3);
         let cut = case.target_lps[a] + rng.range(-60.0, 60.0);
         let keep_below = rng.chance(0.5);
-        let [nx, ny, _] = grid.dims;
         for (idx, v) in input.iter_mut().enumerate() {
-            let ijk = DVec3::new(
-                (idx % nx) as f64,
-                ((idx / nx) % ny) as f64,
-                (idx / (nx * ny)) as f64,
-            );
-            let p = grid.world_from_index(ijk)[a];
+            let p = grid.world_from_flat(idx)[a];
             if (p < cut) != keep_below {
                 *v = 0.0;
                 if method == Method::Segmentation {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use glam::DVec3;
 
 use super::data::{heart_mask, is_validation, read_manifest};
-use super::model::Model;
+use super::model::{dice, Model};
 use super::preprocess::{Method, Normalizer};
 use super::train::percentile;
 use crate::io::{self, LoadError};
@@ -102,7 +102,10 @@ pub fn evaluate(
                     }
                     if let (Method::Segmentation, Some(truth)) = (method, &truth) {
                         let pred = f.mask_on(&volume.grid, model.recipe.threshold);
-                        r.dice = Some(dice(&pred, truth));
+                        r.dice = Some(dice(
+                            (0..pred.voxels.len()).map(|i| pred.voxels.get(i) > 0.5),
+                            (0..truth.voxels.len()).map(|i| truth.voxels.get(i) > 0.5),
+                        ));
                     }
                 }
                 Err(e) => r.error = Some(e.to_string()),
@@ -112,20 +115,6 @@ pub fn evaluate(
         }
     }
     Ok(out)
-}
-
-fn dice(a: &crate::volume::Volume, b: &crate::volume::Volume) -> f64 {
-    let (mut both, mut sum) = (0u64, 0u64);
-    for i in 0..a.voxels.len() {
-        let (x, y) = (a.voxels.get(i) > 0.5, b.voxels.get(i) > 0.5);
-        both += u64::from(x && y);
-        sum += u64::from(x) + u64::from(y);
-    }
-    if sum == 0 {
-        1.0
-    } else {
-        2.0 * both as f64 / sum as f64
-    }
 }
 
 /// One line per case.

@@ -4,7 +4,7 @@
 
 use glam::DVec3;
 
-use crate::volume::{face_neighbours, Grid};
+use crate::volume::{face_neighbours, ijk_of, Grid};
 
 /// A Gaussian of peak 1 at `center_lps` with `sigma_mm`, on `grid` (memory order).
 pub fn gaussian_target(grid: &Grid, center_lps: DVec3, sigma_mm: f64) -> Vec<f32> {
@@ -27,14 +27,12 @@ const SATURATED: f32 = 0.995;
 
 /// Centroid (voxel index) of the 6-connected region of values ≥ `floor` around `start`.
 fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) -> Option<DVec3> {
-    let [nx, ny, _] = dims;
     let mut seen = vec![false; heat.len()];
     let mut stack = vec![start];
     seen[start] = true;
     let (mut sum, mut n) = (DVec3::ZERO, 0.0);
     while let Some(i) = stack.pop() {
-        let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
-        sum += DVec3::new(x as f64, y as f64, z as f64);
+        sum += DVec3::from_array(ijk_of(dims, i).map(|v| v as f64));
         n += 1.0;
         for j in face_neighbours(dims, i) {
             if !seen[j] && heat[j] >= floor {
@@ -67,7 +65,7 @@ pub fn decode_peak(grid: &Grid, heat: &[f32]) -> Option<Peak> {
         .enumerate()
         .filter(|(_, v)| v.is_finite())
         .max_by(|a, b| a.1.total_cmp(b.1))?;
-    let idx = [best % nx, (best / nx) % ny, best / (nx * ny)];
+    let idx = ijk_of(grid.dims, best);
     if value >= SATURATED {
         // A flat top (the sigmoid saturates): the argmax is just the plateau's first voxel, so
         // take the centroid of the plateau instead.

@@ -289,6 +289,20 @@ impl Model {
     }
 }
 
+/// Dice overlap of two masks given voxel by voxel (1 when both are empty).
+pub fn dice(a: impl Iterator<Item = bool>, b: impl Iterator<Item = bool>) -> f64 {
+    let (mut both, mut sum) = (0u64, 0u64);
+    for (x, y) in a.zip(b) {
+        both += u64::from(x && y);
+        sum += u64::from(x) + u64::from(y);
+    }
+    if sum == 0 {
+        1.0
+    } else {
+        2.0 * both as f64 / sum as f64
+    }
+}
+
 /// The largest 6-connected component above a threshold.
 pub struct Component {
     pub members: Vec<bool>,
@@ -301,7 +315,6 @@ pub struct Component {
 }
 
 pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<Component> {
-    let [nx, ny, _] = grid.dims;
     let on: Vec<bool> = probs.iter().map(|&p| f64::from(p) > threshold).collect();
     let mut label = vec![0u32; on.len()];
     let mut best: (u32, usize) = (0, 0);
@@ -339,11 +352,7 @@ pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<C
         DVec3::splat(f64::NEG_INFINITY),
     );
     for (idx, _) in members.iter().enumerate().filter(|(_, m)| **m) {
-        let p = grid.world_from_index(DVec3::new(
-            (idx % nx) as f64,
-            ((idx / nx) % ny) as f64,
-            (idx / (nx * ny)) as f64,
-        ));
+        let p = grid.world_from_flat(idx);
         let w = f64::from(probs[idx]);
         sum += p * w;
         weight += w;
@@ -364,6 +373,22 @@ pub fn largest_component(grid: &Grid, probs: &[f32], threshold: f64) -> Option<C
 mod tests {
     use super::*;
     use glam::DMat4;
+
+    #[test]
+    fn dice_counts_overlap() {
+        let a = [true, true, false, false];
+        let b = [true, false, true, false];
+        assert!((dice(a.into_iter(), b.into_iter()) - 0.5).abs() < 1e-12);
+        assert_eq!(dice([false].into_iter(), [false].into_iter()), 1.0);
+    }
+
+    #[test]
+    fn flat_positions_map_to_the_same_world_points_as_indices() {
+        let grid = Grid::new([3, 4, 5], DMat4::from_scale(DVec3::new(1.0, 2.0, 3.0)));
+        let idx = 2 + 3 * (1 + 4 * 4);
+        assert_eq!(grid.world_from_flat(idx), DVec3::new(2.0, 2.0, 12.0));
+        assert_eq!(crate::volume::ijk_of(grid.dims, idx), [2, 1, 4]);
+    }
 
     #[test]
     fn largest_component_wins_and_is_measured() {

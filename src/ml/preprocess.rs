@@ -207,6 +207,13 @@ mod tests {
         Volume::new(grid, Voxels::F32(vals))
     }
 
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+
     #[test]
     fn flipped_and_permuted_files_give_the_same_network_input() {
         let blob = DVec3::new(12.0, -20.0, 8.0);
@@ -241,12 +248,7 @@ mod tests {
             &stage,
             scan_center(&b),
         );
-        let worst = pa
-            .values
-            .iter()
-            .zip(&pb.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&pa.values, &pb.values);
         assert!(worst < 0.02, "inputs differ by up to {worst}");
         assert!((pa.grid.world_bbox().0 - pb.grid.world_bbox().0).length() < 1e-9);
     }
@@ -266,12 +268,7 @@ mod tests {
         let prep =
             |v: &Volume| prepare(v, &Normalizer::of(v, clip).unwrap(), &stage, scan_center(v));
         let (pa, pb) = (prep(&a), prep(&b));
-        let worst = pa
-            .values
-            .iter()
-            .zip(&pb.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&pa.values, &pb.values);
         assert!(worst < 1e-3, "{worst}");
     }
 

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use super::data::{self, Augment, Case};
-use super::model::{Model, ModelError};
+use super::model::{self, Model, ModelError};
 use super::net::{balanced_bce_with_logits, bce_with_logits, soft_dice_loss, UNet3d};
 use super::preprocess::{scan_center, Method, Recipe};
 use super::rng::Rng;
@@ -138,14 +138,13 @@ fn validate(model: &Model, cases: &[Case]) -> Result<(Vec<f64>, Option<f64>), Tr
         if model.recipe.method == Method::Segmentation {
             let mask = case.mask.as_ref().expect("segmentation cases carry a mask");
             let truth = mask.resample(&found.grid, Interpolation::Trilinear, 0.0);
-            let (mut both, mut sum) = (0.0, 0.0);
-            for (i, &p) in found.map.iter().enumerate() {
-                let a = f64::from(p) > model.recipe.threshold;
-                let b = truth.voxels.get(i) >= 0.5;
-                both += f64::from(u8::from(a && b));
-                sum += f64::from(u8::from(a)) + f64::from(u8::from(b));
-            }
-            dice.push(if sum > 0.0 { 2.0 * both / sum } else { 1.0 });
+            dice.push(model::dice(
+                found
+                    .map
+                    .iter()
+                    .map(|&p| f64::from(p) > model.recipe.threshold),
+                (0..truth.voxels.len()).map(|i| truth.voxels.get(i) >= 0.5),
+            ));
         }
     }
     let mean_dice = (!dice.is_empty()).then(|| dice.iter().sum::<f64>() / dice.len() as f64);
