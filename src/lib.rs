@@ -7,6 +7,7 @@ pub mod annotation;
 #[cfg(feature = "gui")]
 pub mod app;
 pub mod info;
+pub mod overlay;
 pub mod io;
 pub mod ml;
 pub mod phantom;
@@ -14,4 +15,5 @@ pub mod phantom;
 pub mod render;
 pub mod slice_view;
 pub mod volume;
+pub mod worker;
 pub mod worklist;

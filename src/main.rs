@@ -92,7 +92,9 @@ enum Command {
         /// Use only the first N manifest rows.
         #[arg(long)]
         limit_cases: Option<usize>,
-        /// Continue from this folder's model of the same method.
+        /// Start from trained weights: a folder (its model of the same method) or a
+        /// `<method>.safetensors` file (that method's networks, e.g. segmentation to warm-start
+        /// a heatmap; the channels must match).
         #[arg(long)]
         init_from: Option<PathBuf>,
         /// Switch all augmentation off.
@@ -422,20 +424,11 @@ fn load_models(
     method: &str,
     weights: Option<&std::path::Path>,
 ) -> anyhow::Result<Vec<heartloc::ml::model::Model>> {
-    use heartloc::ml::model::Model;
     let methods = match method {
         "both" => vec![Method::Segmentation, Method::Heatmap],
         m => vec![m.parse::<Method>().map_err(anyhow::Error::msg)?],
     };
-    methods
-        .into_iter()
-        .map(|m| {
-            Ok(match weights {
-                Some(dir) => Model::load(dir, m)?,
-                None => Model::shipped(m)?,
-            })
-        })
-        .collect()
+    Ok(heartloc::ml::model::load_models(&methods, weights)?)
 }
 
 /// Where an input's output goes: `path` itself for one input, `path/<stem><suffix>` for many.
@@ -464,7 +457,6 @@ fn locate(
     mrk_out: Option<PathBuf>,
     weights: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    use heartloc::ml::preprocess::Normalizer;
     let models = load_models(method, weights.as_deref())?;
     let many = inputs.len() > 1;
     for dir in [&mask_out, &mrk_out].into_iter().flatten() {
@@ -477,18 +469,14 @@ fn locate(
     for input in inputs {
         let result = (|| -> anyhow::Result<serde_json::Value> {
             let (volume, _) = io::open(input, &OpenOptions::default())?;
-            let t = std::time::Instant::now();
-            let norm = Normalizer::of(&volume, models[0].recipe.clip_percentiles)
+            let found_all = heartloc::ml::model::locate_all(&models, &volume, |_| true)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-            let norm_seconds = t.elapsed().as_secs_f64();
             let mut results = Vec::new();
             let mut points = Vec::new();
-            for model in &models {
-                let mut found = model.locate(&volume, Some(norm)).map_err(|e| {
+            for (model, found) in models.iter().zip(found_all) {
+                let found = found.map_err(|e| {
                     anyhow::anyhow!("{}: {}: {e}", input.display(), model.recipe.method.name())
                 })?;
-                // Each method is charged the shared normalisation, as if it ran alone.
-                found.timing.normalise += norm_seconds;
                 if let (Some(path), heartloc::ml::preprocess::Method::Segmentation) =
                     (&mask_out, found.method)
                 {

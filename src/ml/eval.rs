@@ -2,13 +2,12 @@
 //! labels and a summary per modality and method.
 
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use glam::DVec3;
 
 use super::data::{heart_mask, is_validation, read_manifest};
-use super::model::{dice, Model};
-use super::preprocess::{Method, Normalizer};
+use super::model::{dice, locate_all, Model};
+use super::preprocess::Method;
 use super::train::percentile;
 use crate::io::{self, LoadError};
 
@@ -70,17 +69,11 @@ pub fn evaluate(
         } else {
             None
         };
-        let t = Instant::now();
-        let clip = models
-            .first()
-            .map_or([0.5, 99.5], |m| m.recipe.clip_percentiles);
-        let norm = Normalizer::of(&volume, clip).map_err(|e| LoadError::new(&image_path, e))?;
-        let norm_seconds = t.elapsed().as_secs_f64();
-        for model in models {
+        let found_all = locate_all(models, &volume, |_| true)
+            .map_err(|e| LoadError::new(&image_path, e.to_string()))?;
+        for (model, found) in models.iter().zip(found_all) {
             let method = model.recipe.method;
-            let t = Instant::now();
-            let found = model.locate(&volume, Some(norm));
-            let seconds = t.elapsed().as_secs_f64() + norm_seconds;
+            let seconds = found.as_ref().map_or(0.0, |f| f.timing.total());
             let mut r = CaseResult {
                 case: row.case.clone(),
                 modality: row.modality.clone(),

@@ -22,18 +22,17 @@ pub fn gaussian_target(grid: &Grid, center_lps: DVec3, sigma_mm: f64) -> Vec<f32
     out
 }
 
-/// Peak heights from here up are treated as a plateau.
-const SATURATED: f32 = 0.995;
-
-/// Centroid (voxel index) of the 6-connected region of values ≥ `floor` around `start`.
-fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) -> Option<DVec3> {
+/// Centroid (voxel index) of the 6-connected region around `start` where the heat is at least
+/// `floor`, each voxel weighted by how far it rises above the floor.
+fn centroid_above(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) -> Option<DVec3> {
     let mut seen = vec![false; heat.len()];
     let mut stack = vec![start];
     seen[start] = true;
-    let (mut sum, mut n) = (DVec3::ZERO, 0.0);
+    let (mut sum, mut weight) = (DVec3::ZERO, 0.0);
     while let Some(i) = stack.pop() {
-        sum += DVec3::from_array(ijk_of(dims, i).map(|v| v as f64));
-        n += 1.0;
+        let w = f64::from(heat[i] - floor);
+        sum += DVec3::from_array(ijk_of(dims, i).map(|v| v as f64)) * w;
+        weight += w;
         for j in face_neighbours(dims, i) {
             if !seen[j] && heat[j] >= floor {
                 seen[j] = true;
@@ -41,7 +40,7 @@ fn plateau_centroid(dims: [usize; 3], heat: &[f32], start: usize, floor: f32) ->
             }
         }
     }
-    (n > 0.0).then(|| sum / n)
+    (weight > 0.0).then(|| sum / weight)
 }
 
 /// A decoded peak.
@@ -52,12 +51,12 @@ pub struct Peak {
     pub confidence: f32,
 }
 
-/// The heatmap's maximum, refined to sub-voxel precision by a separable quadratic fit through
-/// the peak and its neighbours along each axis (for a Gaussian sampled on a grid this is exact
-/// to a few hundredths of a voxel). `None` when the map is empty or not finite.
+/// The heatmap's peak, refined to sub-voxel precision as the centroid of the connected region
+/// above half the maximum, weighted by the height above that half. For a Gaussian this is its
+/// centre; for a flat-topped or lopsided map it is the middle of the mass rather than whichever
+/// voxel happens to be highest. `None` when the map is empty or not finite.
 pub fn decode_peak(grid: &Grid, heat: &[f32]) -> Option<Peak> {
-    let [nx, ny, nz] = grid.dims;
-    if heat.len() != nx * ny * nz || heat.is_empty() {
+    if heat.len() != grid.voxel_count() || heat.is_empty() {
         return None;
     }
     let (best, &value) = heat
@@ -65,46 +64,13 @@ pub fn decode_peak(grid: &Grid, heat: &[f32]) -> Option<Peak> {
         .enumerate()
         .filter(|(_, v)| v.is_finite())
         .max_by(|a, b| a.1.total_cmp(b.1))?;
-    let idx = ijk_of(grid.dims, best);
-    if value >= SATURATED {
-        // A flat top (the sigmoid saturates): the argmax is just the plateau's first voxel, so
-        // take the centroid of the plateau instead.
-        let centre = plateau_centroid(grid.dims, heat, best, value * 0.999)?;
-        return Some(Peak {
-            center_lps: grid.world_from_index(centre),
-            confidence: value,
-        });
-    }
-    let at = |i: usize, j: usize, k: usize| f64::from(heat[i + nx * (j + ny * k)]).max(1e-12);
-    let mut sub = [0.0f64; 3];
-    for axis in 0..3 {
-        let c = idx[axis];
-        let n = grid.dims[axis];
-        if c == 0 || c + 1 >= n {
-            continue;
-        }
-        let mut lo = idx;
-        let mut hi = idx;
-        lo[axis] -= 1;
-        hi[axis] += 1;
-        // Fit in log space: a Gaussian is a parabola there.
-        let (a, b, d) = (
-            at(lo[0], lo[1], lo[2]).ln(),
-            at(idx[0], idx[1], idx[2]).ln(),
-            at(hi[0], hi[1], hi[2]).ln(),
-        );
-        let denom = a - 2.0 * b + d;
-        if denom < -1e-12 {
-            sub[axis] = (0.5 * (a - d) / denom).clamp(-0.5, 0.5);
-        }
-    }
-    let ijk = DVec3::new(
-        idx[0] as f64 + sub[0],
-        idx[1] as f64 + sub[1],
-        idx[2] as f64 + sub[2],
-    );
+    let centre = if value > 0.0 {
+        centroid_above(grid.dims, heat, best, value * 0.5)?
+    } else {
+        DVec3::from_array(ijk_of(grid.dims, best).map(|v| v as f64))
+    };
     Some(Peak {
-        center_lps: grid.world_from_index(ijk),
+        center_lps: grid.world_from_index(centre),
         confidence: value,
     })
 }

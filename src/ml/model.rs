@@ -36,6 +36,8 @@ pub enum ModelError {
     Weights { path: PathBuf, problem: String },
     #[error("network: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<ModelError> for String {
@@ -287,6 +289,48 @@ impl Model {
         finding.timing.post += t.elapsed().as_secs_f64();
         Ok(finding)
     }
+}
+
+/// The models of `methods`: from `dir` (`<method>.safetensors` + recipe) or the shipped ones.
+pub fn load_models(methods: &[Method], dir: Option<&Path>) -> Result<Vec<Model>, ModelError> {
+    methods
+        .iter()
+        .map(|&m| match dir {
+            Some(d) => Model::load(d, m),
+            None => Model::shipped(m),
+        })
+        .collect()
+}
+
+/// Run each model on `volume`, sharing one intensity normalisation (each method is charged it,
+/// as if it ran alone). `proceed(i)` is asked before model `i` starts; when it says no the run
+/// stops with [`ModelError::Cancelled`]. A failing method does not stop the others.
+pub fn locate_all(
+    models: &[Model],
+    volume: &Volume,
+    mut proceed: impl FnMut(usize) -> bool,
+) -> Result<Vec<Result<Finding, ModelError>>, ModelError> {
+    let Some(first) = models.first() else {
+        return Ok(Vec::new());
+    };
+    let clip = first.recipe.clip_percentiles;
+    let t = Instant::now();
+    let norm = Normalizer::of(volume, clip).map_err(ModelError::Input)?;
+    let norm_seconds = t.elapsed().as_secs_f64();
+    let mut out = Vec::with_capacity(models.len());
+    for (i, model) in models.iter().enumerate() {
+        if !proceed(i) {
+            return Err(ModelError::Cancelled);
+        }
+        let shared = (model.recipe.clip_percentiles == clip).then_some(norm);
+        out.push(model.locate(volume, shared).map(|mut f| {
+            if shared.is_some() {
+                f.timing.normalise += norm_seconds;
+            }
+            f
+        }));
+    }
+    Ok(out)
 }
 
 /// Dice overlap of two masks given voxel by voxel (1 when both are empty).

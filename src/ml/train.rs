@@ -204,12 +204,21 @@ pub fn train(
     }
     let dev = Device::Cpu;
     let ((coarse, mut vars), (fine, fine_vars)) = match &opts.init_from {
-        Some(dir) => {
-            let start = Model::load(dir, recipe.method)?;
+        Some(path) => {
+            let start = match path.file_name().and_then(|n| n.to_str()) {
+                Some(name) if name.ends_with(".safetensors") => {
+                    let method = name
+                        .trim_end_matches(".safetensors")
+                        .parse::<Method>()
+                        .map_err(|e| TrainError::Setup(format!("{}: {e}", path.display())))?;
+                    Model::load(path.parent().unwrap_or(Path::new(".")), method)?
+                }
+                _ => Model::load(path, recipe.method)?,
+            };
             if start.recipe.channels != recipe.channels {
                 return Err(TrainError::Setup(format!(
                     "{}: its network has channels {:?}, this run {:?}",
-                    dir.display(),
+                    path.display(),
                     start.recipe.channels,
                     recipe.channels
                 )));

@@ -1,0 +1,368 @@
+//! Overlays over the slice panes, computed on the CPU for one slice view: a label map (names
+//! and colours), the segmentation mask (fill or outline) and the heatmap (colour map). Each is
+//! sampled at the world point under each overlay pixel, so any grid lines up with any image.
+//! No GUI imports: the app turns the RGBA raster into a texture.
+
+use std::path::Path;
+
+use glam::{DVec2, DVec3};
+
+use crate::slice_view::SliceView;
+use crate::volume::{Interpolation, Volume};
+
+/// How a layer is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Paint {
+    /// Each non-zero label value in its table colour.
+    Labels,
+    /// Values at or above `threshold` in one colour.
+    Mask { threshold: f32, color: [u8; 3] },
+    /// Values 0..1 through a black-red-yellow-white colour map, transparent at 0.
+    Heat,
+}
+
+/// One overlay layer: what to sample and how to paint it.
+pub struct Layer<'a> {
+    pub volume: &'a Volume,
+    pub paint: Paint,
+    pub opacity: f32,
+    /// Only the boundary between regions (labels, mask).
+    pub outline: bool,
+    /// Label value → colour (for [`Paint::Labels`]).
+    pub table: Option<&'a LabelTable>,
+}
+
+/// An RGBA image, row by row, `size[0]` wide.
+pub struct Raster {
+    pub size: [usize; 2],
+    pub rgba: Vec<[u8; 4]>,
+}
+
+/// Paint `layers` (first at the bottom) on the slice through `crosshair` seen by `view` in a
+/// pane of `pane_px`, one raster pixel per `step_px` pane pixels.
+pub fn rasterise(
+    view: &SliceView,
+    crosshair: DVec3,
+    pane_px: DVec2,
+    step_px: f64,
+    layers: &[Layer],
+) -> Raster {
+    let w = (pane_px.x / step_px).ceil().max(1.0) as usize;
+    let h = (pane_px.y / step_px).ceil().max(1.0) as usize;
+    let mut rgba = vec![[0u8; 4]; w * h];
+    let origin = view.world_from_screen(DVec2::splat(step_px * 0.5), pane_px, crosshair);
+    let dx = view.world_from_screen(DVec2::new(step_px * 1.5, step_px * 0.5), pane_px, crosshair)
+        - origin;
+    let dy = view.world_from_screen(DVec2::new(step_px * 0.5, step_px * 1.5), pane_px, crosshair)
+        - origin;
+    for layer in layers {
+        let voxel_from_world = layer.volume.voxel_from_world();
+        let (o, ix, iy) = (
+            voxel_from_world.transform_point3(origin),
+            voxel_from_world.transform_vector3(dx),
+            voxel_from_world.transform_vector3(dy),
+        );
+        let interp = match layer.paint {
+            Paint::Labels => Interpolation::Nearest,
+            _ => Interpolation::Trilinear,
+        };
+        let values: Vec<f32> = (0..w * h)
+            .map(|p| {
+                let ijk = o + ix * (p % w) as f64 + iy * (p / w) as f64;
+                layer.volume.sample_index(ijk, interp).unwrap_or(0.0)
+            })
+            .collect();
+        // Region of each pixel: the label value, mask in/out; the heatmap has none.
+        let region = |v: f32| -> u32 {
+            match layer.paint {
+                Paint::Labels => v.max(0.0).round() as u32,
+                Paint::Mask { threshold, .. } => u32::from(v >= threshold),
+                Paint::Heat => 0,
+            }
+        };
+        for p in 0..w * h {
+            let v = values[p];
+            let r = region(v);
+            let (color, alpha) = match layer.paint {
+                Paint::Heat => (heat_color(v), layer.opacity * v.clamp(0.0, 1.0)),
+                _ if r == 0 => continue,
+                Paint::Mask { color, .. } => (color, layer.opacity),
+                Paint::Labels => (
+                    layer.table.map_or(palette(r), |t| t.color(r)),
+                    layer.opacity,
+                ),
+            };
+            let alpha = if layer.outline && !matches!(layer.paint, Paint::Heat) {
+                let (x, y) = (p % w, p / w);
+                let differs = |q: usize| region(values[q]) != r;
+                let edge = (x > 0 && differs(p - 1))
+                    || (x + 1 < w && differs(p + 1))
+                    || (y > 0 && differs(p - w))
+                    || (y + 1 < h && differs(p + w));
+                if !edge {
+                    continue;
+                }
+                1.0
+            } else {
+                alpha
+            };
+            over(&mut rgba[p], color, alpha);
+        }
+    }
+    Raster {
+        size: [w, h],
+        rgba,
+    }
+}
+
+/// Alpha-blend `color` at `alpha` over a premultiplied-free RGBA pixel.
+fn over(px: &mut [u8; 4], color: [u8; 3], alpha: f32) {
+    let a = alpha.clamp(0.0, 1.0);
+    if a <= 0.0 {
+        return;
+    }
+    let below = f32::from(px[3]) / 255.0;
+    let out_a = a + below * (1.0 - a);
+    for c in 0..3 {
+        let v = (f32::from(color[c]) * a + f32::from(px[c]) * below * (1.0 - a)) / out_a;
+        px[c] = v.round().clamp(0.0, 255.0) as u8;
+    }
+    px[3] = (out_a * 255.0).round() as u8;
+}
+
+/// Black → red → yellow → white.
+pub fn heat_color(v: f32) -> [u8; 3] {
+    let t = v.clamp(0.0, 1.0) * 3.0;
+    let c = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+    [c(t), c(t - 1.0), c(t - 2.0)]
+}
+
+/// Distinct colours for label values without a table entry.
+pub fn palette(value: u32) -> [u8; 3] {
+    const P: [[u8; 3]; 8] = [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+    ];
+    P[(value as usize + P.len() - 1) % P.len()]
+}
+
+/// Names and colours of a label map's values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelTable {
+    pub entries: Vec<(u32, String, [u8; 3])>,
+}
+
+impl LabelTable {
+    pub fn color(&self, value: u32) -> [u8; 3] {
+        self.entries
+            .iter()
+            .find(|e| e.0 == value)
+            .map_or(palette(value), |e| e.2)
+    }
+
+    pub fn name(&self, value: u32) -> String {
+        self.entries
+            .iter()
+            .find(|e| e.0 == value)
+            .map_or(format!("label {value}"), |e| e.1.clone())
+    }
+
+    /// `1=esophagus 2=heart …` (the manifest's `labels` column), with anatomical colours for
+    /// names it knows.
+    pub fn from_pairs(text: &str) -> Self {
+        let entries = text
+            .split_whitespace()
+            .filter_map(|pair| {
+                let (v, name) = pair.split_once('=')?;
+                let v: u32 = v.parse().ok()?;
+                let name = name.replace('_', " ");
+                let color = anatomy_color(&name).unwrap_or(palette(v));
+                Some((v, name, color))
+            })
+            .collect();
+        LabelTable { entries }
+    }
+
+    /// A 3D Slicer colour table (`value name r g b a` per line, `#` comments).
+    pub fn from_slicer_table(text: &str) -> Self {
+        let entries = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let v: u32 = f.first()?.parse().ok()?;
+                let rgb: Vec<u8> = f.get(2..5)?.iter().filter_map(|x| x.parse().ok()).collect();
+                (rgb.len() == 3).then(|| (v, f[1].replace('_', " "), [rgb[0], rgb[1], rgb[2]]))
+            })
+            .collect();
+        LabelTable { entries }
+    }
+
+    /// The table for a label file: a Slicer colour table beside it (`<name>.ctbl` or
+    /// `<stem>.txt`), else the `labels` column of a `manifest.csv` one or two folders up whose
+    /// `case` is the file's folder, else empty (values are shown as `label N`).
+    pub fn find_for(labels: &Path) -> Self {
+        let name = labels
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+        let dir = labels.parent().unwrap_or(Path::new("."));
+        for side in [format!("{stem}.ctbl"), format!("{stem}.txt")] {
+            if let Ok(text) = std::fs::read_to_string(dir.join(side)) {
+                let t = Self::from_slicer_table(&text);
+                if !t.entries.is_empty() {
+                    return t;
+                }
+            }
+        }
+        let mut up = dir.to_path_buf();
+        for _ in 0..2 {
+            let Some(parent) = up.parent().map(Path::to_path_buf) else {
+                break;
+            };
+            if let Ok(text) = std::fs::read_to_string(parent.join("manifest.csv")) {
+                let case = dir
+                    .strip_prefix(&parent)
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_default();
+                if let Some(t) = labels_column(&text, &case) {
+                    return Self::from_pairs(&t);
+                }
+            }
+            up = parent;
+        }
+        LabelTable::default()
+    }
+}
+
+/// The `labels` cell of the row whose `case` is `case` (simple CSV: no quoted commas).
+fn labels_column(csv: &str, case: &str) -> Option<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.split(',').collect();
+    let ci = header.iter().position(|h| *h == "case")?;
+    let li = header.iter().position(|h| *h == "labels")?;
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.get(ci) == Some(&case))
+        .and_then(|f| f.get(li).map(|s| s.to_string()))
+}
+
+/// Conventional colours for the structures of the shared data sets.
+fn anatomy_color(name: &str) -> Option<[u8; 3]> {
+    let n = name.to_ascii_lowercase();
+    Some(match () {
+        _ if n.contains("heart") => [216, 101, 79],
+        _ if n.contains("aorta") => [224, 97, 76],
+        _ if n.contains("esophag") || n.contains("oesophag") => [211, 171, 143],
+        _ if n.contains("trachea") => [182, 228, 255],
+        _ if n.contains("myocard") => [206, 110, 84],
+        _ if n.contains("lv") || n.contains("left ventricle") => [230, 80, 80],
+        _ if n.contains("rv") || n.contains("right ventricle") => [80, 120, 230],
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slice_view::Plane;
+    use crate::volume::{Grid, Voxels};
+    use glam::DMat4;
+
+    fn cube_labels() -> Volume {
+        // 20³ at 1 mm, label 2 in the block 5..15, label 1 elsewhere in x < 3.
+        let mut v = vec![0u8; 8000];
+        for k in 0..20 {
+            for j in 0..20 {
+                for i in 0..20 {
+                    let inside = (5..15).contains(&i) && (5..15).contains(&j) && (5..15).contains(&k);
+                    v[i + 20 * (j + 20 * k)] = if inside { 2 } else { u8::from(i < 3) };
+                }
+            }
+        }
+        Volume::new(Grid::new([20, 20, 20], DMat4::IDENTITY), Voxels::U8(v))
+    }
+
+    fn axial_view() -> SliceView {
+        SliceView {
+            plane: Plane::Axial,
+            center_mm: DVec3::new(9.5, 9.5, 9.5),
+            mm_per_px: 1.0,
+        }
+    }
+
+    #[test]
+    fn labels_are_painted_where_the_world_points_fall() {
+        let vol = cube_labels();
+        let table = LabelTable::from_pairs("1=esophagus 2=heart");
+        let r = rasterise(
+            &axial_view(),
+            DVec3::splat(10.0),
+            DVec2::new(20.0, 20.0),
+            1.0,
+            &[Layer {
+                volume: &vol,
+                paint: Paint::Labels,
+                opacity: 1.0,
+                outline: false,
+                table: Some(&table),
+            }],
+        );
+        assert_eq!(r.size, [20, 20]);
+        // The pane's centre is the block: heart colour, opaque.
+        let at = |x: usize, y: usize| r.rgba[x + 20 * y];
+        assert_eq!(at(10, 10), [216, 101, 79, 255]);
+        // Radiological display: patient left (+x) is on the screen's right, so x < 3 (right
+        // side of the patient) is on the screen's left.
+        assert_eq!(&at(0, 1)[..3], &table.color(1));
+        assert_eq!(at(17, 1)[3], 0, "no label there");
+    }
+
+    #[test]
+    fn outlines_keep_only_region_boundaries() {
+        let vol = cube_labels();
+        let r = rasterise(
+            &axial_view(),
+            DVec3::splat(10.0),
+            DVec2::new(20.0, 20.0),
+            1.0,
+            &[Layer {
+                volume: &vol,
+                paint: Paint::Mask {
+                    threshold: 1.5,
+                    color: [0, 255, 0],
+                },
+                opacity: 0.3,
+                outline: true,
+                table: None,
+            }],
+        );
+        let on: usize = r.rgba.iter().filter(|p| p[3] > 0).count();
+        // The 10×10 block's border: 36 pixels.
+        assert_eq!(on, 36);
+        assert_eq!(r.rgba[10 + 20 * 10][3], 0, "the inside is not filled");
+    }
+
+    #[test]
+    fn heat_fades_with_its_value_and_tables_parse() {
+        assert_eq!(heat_color(0.0), [0, 0, 0]);
+        assert_eq!(heat_color(1.0), [255, 255, 255]);
+        let mut px = [0u8; 4];
+        over(&mut px, [255, 0, 0], 0.5);
+        assert_eq!(px, [255, 0, 0, 128]);
+        let t = LabelTable::from_slicer_table("# c\n0 Background 0 0 0 0\n3 LV_cavity 10 20 30 255\n");
+        assert_eq!(t.name(3), "LV cavity");
+        assert_eq!(t.color(3), [10, 20, 30]);
+        assert_eq!(t.name(9), "label 9");
+        let csv = "case,labels\nct/P1,1=a 2=heart\n";
+        assert_eq!(labels_column(csv, "ct/P1").as_deref(), Some("1=a 2=heart"));
+        assert_eq!(labels_column(csv, "ct/P2"), None);
+    }
+}

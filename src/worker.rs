@@ -1,0 +1,261 @@
+//! The inference worker: one thread owns the candle models; the UI sends typed requests over a
+//! bounded channel and reads events (progress, results, failures) from another, so it never
+//! waits on a network. Requests carry an id; cancelling marks ids as unwanted and the worker
+//! checks before each step (normalisation, then each method), so a cancelled or superseded run
+//! stops within one step and its answer is never sent.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use crate::ml::model::{load_models, locate_all, Finding, Model, ModelError};
+use crate::ml::preprocess::Method;
+use crate::volume::Volume;
+
+/// Run the models on one volume.
+pub struct Request {
+    pub id: u64,
+    pub volume: Arc<Volume>,
+}
+
+/// What the worker reports.
+pub enum Event {
+    /// Request `id` is at `step` (`done` of `total` steps finished).
+    Progress {
+        id: u64,
+        done: usize,
+        total: usize,
+        step: String,
+    },
+    /// Request `id` finished: one entry per method, each a finding or why that method failed.
+    Done {
+        id: u64,
+        results: Vec<(Method, Result<Finding, String>)>,
+    },
+    /// Request `id` could not run at all (weights unreadable, volume refused).
+    Failed { id: u64, error: String },
+}
+
+/// Where the worker's models come from.
+#[derive(Clone, Debug)]
+pub enum Weights {
+    /// Embedded in the binary.
+    Shipped,
+    /// `<dir>/<method>.safetensors` + `<method>.recipe.json`.
+    Dir(PathBuf),
+}
+
+pub struct Worker {
+    requests: SyncSender<Request>,
+    events: Receiver<Event>,
+    /// Requests with an id at or below this are not wanted any more.
+    cancelled_up_to: Arc<AtomicU64>,
+}
+
+pub const METHODS: [Method; 2] = [Method::Segmentation, Method::Heatmap];
+
+impl Worker {
+    /// Start the thread. `wake` is called after each event is sent (the app asks egui for a
+    /// repaint there).
+    pub fn spawn(weights: Weights, wake: impl Fn() + Send + 'static) -> Self {
+        let (requests, inbox) = mpsc::sync_channel::<Request>(1);
+        let (outbox, events) = mpsc::sync_channel::<Event>(16);
+        let cancelled_up_to = Arc::new(AtomicU64::new(0));
+        let cancelled = cancelled_up_to.clone();
+        let spawned = std::thread::Builder::new()
+            .name("heartloc-models".into())
+            .spawn(move || {
+                let mut models: Option<Vec<Model>> = None;
+                for req in inbox {
+                    let wanted = |id: u64| id > cancelled.load(Ordering::Relaxed);
+                    if !wanted(req.id) {
+                        continue;
+                    }
+                    let send = |e: Event| {
+                        let ok = outbox.send(e).is_ok();
+                        wake();
+                        ok
+                    };
+                    let total = METHODS.len() + 1;
+                    if !send(Event::Progress {
+                        id: req.id,
+                        done: 0,
+                        total,
+                        step: "loading models".into(),
+                    }) {
+                        return;
+                    }
+                    if models.is_none() {
+                        let dir = match &weights {
+                            Weights::Shipped => None,
+                            Weights::Dir(d) => Some(d.as_path()),
+                        };
+                        match load_models(&METHODS, dir) {
+                            Ok(m) => models = Some(m),
+                            Err(e) => {
+                                send(Event::Failed {
+                                    id: req.id,
+                                    error: format!("cannot load the models: {e}"),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    let models = models.as_ref().expect("loaded above");
+                    let outcome = locate_all(models, &req.volume, |i| {
+                        wanted(req.id)
+                            && send(Event::Progress {
+                                id: req.id,
+                                done: i + 1,
+                                total,
+                                step: models[i].recipe.method.name().to_string(),
+                            })
+                    });
+                    if !wanted(req.id) {
+                        continue;
+                    }
+                    let event = match outcome {
+                        Ok(found) => Event::Done {
+                            id: req.id,
+                            results: models
+                                .iter()
+                                .zip(found)
+                                .map(|(m, f)| (m.recipe.method, f.map_err(|e| e.to_string())))
+                                .collect(),
+                        },
+                        Err(ModelError::Cancelled) => continue,
+                        Err(e) => Event::Failed {
+                            id: req.id,
+                            error: e.to_string(),
+                        },
+                    };
+                    if !send(event) {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without a thread the requests go nowhere; say so on the first one.
+            let (tx, rx) = mpsc::sync_channel(1);
+            let _ = tx.send(Event::Failed {
+                id: 0,
+                error: format!("cannot start the model thread: {e}"),
+            });
+            return Worker {
+                requests: mpsc::sync_channel(1).0,
+                events: rx,
+                cancelled_up_to,
+            };
+        }
+        Worker {
+            requests,
+            events,
+            cancelled_up_to,
+        }
+    }
+
+    /// Queue a request. `Err` gives it back when the queue is full (one run waiting already):
+    /// try again on a later frame.
+    pub fn submit(&self, req: Request) -> Result<(), Request> {
+        match self.requests.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => Err(r),
+        }
+    }
+
+    /// Cancel every request with an id up to `id`.
+    pub fn cancel_up_to(&self, id: u64) {
+        self.cancelled_up_to.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Wait up to `timeout` for the next event (tests, the CLI).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn phantom() -> Arc<Volume> {
+        Arc::new(crate::phantom::chest_ct([96, 80, 72], 4.0).0)
+    }
+
+    fn wait_done(w: &Worker) -> Event {
+        loop {
+            match w.recv_timeout(Duration::from_secs(120)) {
+                Some(Event::Progress { .. }) => continue,
+                Some(e) => return e,
+                None => panic!("the worker gave no answer in 120 s"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_gets_both_methods_and_a_cancelled_one_gets_nothing() {
+        let w = Worker::spawn(Weights::Shipped, || {});
+        w.cancel_up_to(1);
+        assert!(w
+            .submit(Request {
+                id: 1,
+                volume: phantom()
+            })
+            .is_ok());
+        // Submitting may have to wait for the queue to drain.
+        let mut req = Request {
+            id: 2,
+            volume: phantom(),
+        };
+        loop {
+            match w.submit(req) {
+                Ok(()) => break,
+                Err(r) => {
+                    req = r;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        match wait_done(&w) {
+            Event::Done { id, results } => {
+                assert_eq!(id, 2, "request 1 was cancelled and must not answer");
+                let methods: Vec<Method> = results.iter().map(|(m, _)| *m).collect();
+                assert_eq!(methods, METHODS.to_vec());
+                for (m, r) in results {
+                    let f = r.unwrap_or_else(|e| panic!("{}: {e}", m.name()));
+                    assert!(f.center_lps.is_finite());
+                }
+            }
+            Event::Failed { error, .. } => panic!("{error}"),
+            Event::Progress { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn unreadable_weights_fail_with_the_file_named() {
+        let dir = std::env::temp_dir().join(format!("heartloc-worker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Worker::spawn(Weights::Dir(dir.clone()), || {});
+        assert!(w
+            .submit(Request {
+                id: 7,
+                volume: phantom()
+            })
+            .is_ok());
+        match wait_done(&w) {
+            Event::Failed { id, error } => {
+                assert_eq!(id, 7);
+                assert!(error.contains("segmentation.recipe.json"), "{error}");
+            }
+            _ => panic!("expected a failure"),
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
