@@ -22,6 +22,9 @@ use crate::slice_view::{
 use crate::volume::{Interpolation, Volume};
 use crate::worklist::{CaseStatus, Worklist};
 
+mod models;
+pub use models::{method_color, order_cases, CaseOrder, CaseScore, OverlaySettings, Predictions};
+
 /// Ask the user for paths. Behind a trait so tests never open a dialog.
 pub trait FileDialog {
     fn pick_file(&self) -> Option<PathBuf>;
@@ -78,6 +81,7 @@ pub struct Settings {
     pub dvr: DvrPreset,
     /// The last worklist opened (source, output folder), offered for resuming.
     pub last_worklist: Option<(PathBuf, Option<PathBuf>)>,
+    pub overlays: OverlaySettings,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             maximized: None,
             dvr: DvrPreset::CardiacCt,
             last_worklist: None,
+            overlays: OverlaySettings::default(),
         }
     }
 }
@@ -174,6 +179,8 @@ pub struct HeartlocApp {
     new_slot_name: String,
     /// Landmark file to read when the pending volume arrives (`view --landmarks`).
     pending_landmarks: Option<LandmarkTarget>,
+    /// The model worker, predictions, overlays and label map.
+    pub models: models::ModelsState,
 }
 
 impl HeartlocApp {
@@ -239,6 +246,7 @@ impl HeartlocApp {
             saved_revision: 0,
             new_slot_name: String::new(),
             pending_landmarks: None,
+            models: Default::default(),
         }
     }
 
@@ -283,19 +291,19 @@ impl HeartlocApp {
         self.pending.is_some()
     }
 
-    fn poll_loading(&mut self) {
+    fn poll_loading(&mut self, ctx: &egui::Context) {
         let Some(p) = &self.pending else { return };
         let Ok(result) = p.rx.try_recv() else { return };
         let id = p.id;
         self.pending = None;
         match result {
-            Ok(doc) if doc.gpu.id == id => self.show(doc),
+            Ok(doc) if doc.gpu.id == id => self.show(doc, ctx),
             Ok(_) => {} // stale: a newer request replaced it
             Err(e) => self.message = Some(e),
         }
     }
 
-    fn show(&mut self, doc: Document) {
+    fn show(&mut self, doc: Document, ctx: &egui::Context) {
         if let Some(path) = &doc.source {
             self.settings.recent.retain(|p| p != path);
             self.settings.recent.insert(0, path.clone());
@@ -347,6 +355,7 @@ impl HeartlocApp {
         self.saved_revision = self.annotation.revision;
         self.drag = None;
         self.armed = false;
+        self.models_on_new_document(ctx);
     }
 
     /// Apply a window/level preset.
@@ -421,18 +430,22 @@ const PANE_COLORS: [Color32; 3] = [
 
 impl eframe::App for HeartlocApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.poll_loading();
         let ctx = ui.ctx().clone();
+        self.poll_loading(&ctx);
+        self.poll_models(&ctx);
         self.handle_dropped_files(&ctx);
         self.handle_screenshot_events(&ctx);
         self.handle_annotation_keys(&ctx);
+        self.handle_model_keys(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(230.0)
-            .show(ui, |ui| self.controls(ui));
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
+            });
         egui::CentralPanel::no_frame().show(ui, |ui| self.panes(ui));
         self.autosave();
         if self.pending.is_some() || self.interacting {
@@ -734,6 +747,7 @@ impl HeartlocApp {
         }
         ui.separator();
         self.landmark_controls(ui);
+        self.models_panel(ui);
         self.worklist_controls(ui);
         ui.separator();
         ui.small(
@@ -931,6 +945,7 @@ impl HeartlocApp {
             rect,
             ui.ctx().pixels_per_point(),
         ));
+        self.paint_slice_overlays(ui, i, rect, volume);
         // Crosshair lines in the colours of the other two planes.
         let c = rect.min + to_v(view.screen_from_world(self.crosshair, size));
         let (vertical_plane, horizontal_plane) = match plane {
@@ -1097,6 +1112,7 @@ impl HeartlocApp {
                 );
             }
         }
+        self.paint_volume_overlays(&painter, rect);
         if self.show_landmarks {
             for (name, p) in self.annotation.set.defined() {
                 if let Some(a) = render::project_to_pane(&self.camera, p, size) {
@@ -1380,17 +1396,23 @@ impl HeartlocApp {
                 });
             }
         }
+        let order = self.worklist_order_controls(ui);
+        let scores: Vec<String> = (0..rows.len()).map(|i| self.case_score_text(i)).collect();
         egui::ScrollArea::vertical()
             .max_height(180.0)
             .show(ui, |ui| {
-                for (i, (name, status, defined)) in rows.iter().enumerate() {
+                for i in order {
+                    let (name, status, defined) = &rows[i];
                     let mark = match status {
                         CaseStatus::Done => "done",
                         CaseStatus::ToDo => "to do",
                         CaseStatus::Skipped => "skipped",
                     };
                     if ui
-                        .selectable_label(i == current, format!("{name}  {mark}  ({defined})"))
+                        .selectable_label(
+                            i == current,
+                            format!("{name}  {mark}  ({defined}){}", scores[i]),
+                        )
                         .clicked()
                     {
                         open = Some(i);
@@ -1514,6 +1536,10 @@ pub struct Launch {
     pub landmarks: Option<PathBuf>,
     pub worklist: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Model weights folder (default: the shipped models).
+    pub weights: Option<PathBuf>,
+    /// Run the models on every volume as it opens.
+    pub run: bool,
 }
 
 impl HeartlocApp {
@@ -1528,7 +1554,12 @@ impl HeartlocApp {
             (None, Some(p)) => Some(Source::Path(p.clone())),
             (None, None) => Some(Source::Demo),
         };
-        let mut app = HeartlocApp::new(cc, first.clone().unwrap_or(Source::Demo), dialog);
+        let mut app = HeartlocApp::blank(cc, dialog);
+        app.models.weights = launch.weights.clone();
+        if launch.run {
+            app.settings.overlays.run_on_open = true;
+        }
+        app.open(first.clone().unwrap_or(Source::Demo), &cc.egui_ctx);
         if let Some(w) = &launch.worklist {
             app.open_worklist(w, launch.out.as_deref(), &cc.egui_ctx);
         } else if let (Some(Source::Path(p)), Some(l)) = (first, &launch.landmarks) {

@@ -50,6 +50,12 @@ enum Command {
         /// With --worklist: save landmarks here instead of next to each case.
         #[arg(long, requires = "worklist")]
         out: Option<PathBuf>,
+        /// Models from this folder (`<method>.safetensors` + recipe) instead of the shipped ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Run the models on every volume as it opens.
+        #[arg(long)]
+        run: bool,
     },
     /// Summarise a worklist and export its landmarks as CSV.
     Worklist {
@@ -358,11 +364,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             landmarks,
             worklist,
             out,
+            weights,
+            run,
         }) => heartloc::app::run(heartloc::app::Launch {
             input,
             landmarks,
             worklist,
             out,
+            weights,
+            run,
         })
         .map(|_| ExitCode::SUCCESS),
         #[cfg(feature = "gui")]

@@ -16,7 +16,13 @@ use crate::volume::Volume;
 /// Run the models on one volume.
 pub struct Request {
     pub id: u64,
-    pub volume: Arc<Volume>,
+    pub input: Input,
+}
+
+/// A volume in memory, or a file or DICOM folder the worker opens itself (worklist batches).
+pub enum Input {
+    Volume(Arc<Volume>),
+    File(PathBuf),
 }
 
 /// What the worker reports.
@@ -103,7 +109,20 @@ impl Worker {
                         }
                     }
                     let models = models.as_ref().expect("loaded above");
-                    let outcome = locate_all(models, &req.volume, |i| {
+                    let volume = match &req.input {
+                        Input::Volume(v) => v.clone(),
+                        Input::File(p) => match crate::io::open(p, &Default::default()) {
+                            Ok((v, _)) => Arc::new(v),
+                            Err(e) => {
+                                send(Event::Failed {
+                                    id: req.id,
+                                    error: e.to_string(),
+                                });
+                                continue;
+                            }
+                        },
+                    };
+                    let outcome = locate_all(models, &volume, |i| {
                         wanted(req.id)
                             && send(Event::Progress {
                                 id: req.id,
@@ -206,13 +225,13 @@ mod tests {
         assert!(w
             .submit(Request {
                 id: 1,
-                volume: phantom()
+                input: Input::Volume(phantom())
             })
             .is_ok());
         // Submitting may have to wait for the queue to drain.
         let mut req = Request {
             id: 2,
-            volume: phantom(),
+            input: Input::Volume(phantom()),
         };
         loop {
             match w.submit(req) {
@@ -246,7 +265,7 @@ mod tests {
         assert!(w
             .submit(Request {
                 id: 7,
-                volume: phantom()
+                input: Input::Volume(phantom())
             })
             .is_ok());
         match wait_done(&w) {

@@ -82,6 +82,8 @@ pub struct Finding {
     /// the kept component) or heat.
     pub grid: Grid,
     pub map: Vec<f32>,
+    /// The recipe's mask threshold on `map` (segmentation).
+    pub threshold: f64,
     pub timing: Timing,
 }
 
@@ -267,6 +269,7 @@ impl Model {
                     volume_ml: Some(c.voxels as f64 * r.fine.spacing_mm.powi(3) / 1000.0),
                     grid,
                     map,
+                    threshold: r.threshold,
                     timing,
                 }
             }
@@ -281,6 +284,7 @@ impl Model {
                     volume_ml: None,
                     grid,
                     map,
+                    threshold: r.threshold,
                     timing,
                 }
             }
