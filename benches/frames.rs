@@ -154,12 +154,10 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
         .models
         .predictions
         .as_ref()
-        .map_or(true, |p| p.findings.len() != 2);
+        .is_none_or(|p| p.findings.len() != 2);
     let (idle_median, idle_p95) = stats(idle);
     let (median, p95) = stats(during.clone());
-    println!(
-        "  slice stepping, models idle   median {idle_median:7.1} ms  p95 {idle_p95:7.1} ms"
-    );
+    println!("  slice stepping, models idle   median {idle_median:7.1} ms  p95 {idle_p95:7.1} ms");
     println!(
         "  slice stepping, models running median {median:6.1} ms  p95 {p95:7.1} ms  ({} frames over {runs} runs)  p95/idle {:.2}  p95/goal(33 ms) {:.2}{}",
         during.len(),

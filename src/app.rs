@@ -109,6 +109,8 @@ pub struct Document {
     pub gpu: Arc<GpuVolume>,
     pub intensity: Intensity,
     pub format: String,
+    /// The demo phantom's true heart centre (LPS mm), to show how far the models are from it.
+    pub truth: Option<DVec3>,
 }
 
 /// What to open.
@@ -388,14 +390,15 @@ fn default_iso(i: &Intensity) -> f64 {
 }
 
 fn load_document(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
-    let (volume, name, source_path, format) = match source {
+    let (volume, name, source_path, format, truth) = match source {
         Source::Demo => {
-            let (v, _) = crate::phantom::chest_ct([176, 144, 128], 2.5);
+            let (v, t) = crate::phantom::chest_ct([176, 144, 128], 2.5);
             (
                 v,
                 "Demo (synthetic phantom)".to_string(),
                 None,
                 "phantom".to_string(),
+                Some(t.heart_center_lps_mm),
             )
         }
         Source::Path(p) => {
@@ -404,7 +407,7 @@ fn load_document(id: u64, source: Source, max_dim: u32) -> Result<Document, Stri
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| p.display().to_string());
-            (v, name, Some(p), f.name().to_string())
+            (v, name, Some(p), f.name().to_string(), None)
         }
     };
     let intensity = Intensity::of(&volume);
@@ -416,6 +419,7 @@ fn load_document(id: u64, source: Source, max_dim: u32) -> Result<Document, Stri
         gpu: Arc::new(gpu),
         intensity,
         format,
+        truth,
     })
 }
 

@@ -7,9 +7,9 @@ pub mod annotation;
 #[cfg(feature = "gui")]
 pub mod app;
 pub mod info;
-pub mod overlay;
 pub mod io;
 pub mod ml;
+pub mod overlay;
 pub mod phantom;
 #[cfg(feature = "gui")]
 pub mod render;

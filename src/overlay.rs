@@ -109,10 +109,7 @@ pub fn rasterise(
             over(&mut rgba[p], color, alpha);
         }
     }
-    Raster {
-        size: [w, h],
-        rgba,
-    }
+    Raster { size: [w, h], rgba }
 }
 
 /// Alpha-blend `color` at `alpha` over a premultiplied-free RGBA pixel.
@@ -282,7 +279,8 @@ mod tests {
         for k in 0..20 {
             for j in 0..20 {
                 for i in 0..20 {
-                    let inside = (5..15).contains(&i) && (5..15).contains(&j) && (5..15).contains(&k);
+                    let inside =
+                        (5..15).contains(&i) && (5..15).contains(&j) && (5..15).contains(&k);
                     v[i + 20 * (j + 20 * k)] = if inside { 2 } else { u8::from(i < 3) };
                 }
             }
@@ -357,7 +355,8 @@ mod tests {
         let mut px = [0u8; 4];
         over(&mut px, [255, 0, 0], 0.5);
         assert_eq!(px, [255, 0, 0, 128]);
-        let t = LabelTable::from_slicer_table("# c\n0 Background 0 0 0 0\n3 LV_cavity 10 20 30 255\n");
+        let t =
+            LabelTable::from_slicer_table("# c\n0 Background 0 0 0 0\n3 LV_cavity 10 20 30 255\n");
         assert_eq!(t.name(3), "LV cavity");
         assert_eq!(t.color(3), [10, 20, 30]);
         assert_eq!(t.name(9), "label 9");

@@ -136,7 +136,12 @@ fn demo_opens_and_matches_its_snapshot() {
     assert!(h.state().doc.as_ref().is_some_and(|d| d.source.is_none()));
     h.get_by_label("Synthetic phantom made in code — not patient data.");
     // The demo runs both models as it opens and shows what they found.
-    let p = h.state().models.predictions.as_ref().expect("demo predictions");
+    let p = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .expect("demo predictions");
     assert_eq!(p.findings.len(), 2, "{:?}", p.errors);
     h.snapshot("demo_phantom");
 }
@@ -665,7 +670,12 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
     wait_loaded(&mut h);
     // The demo runs its own models; whatever A produced is not among them.
     let demo_id = h.state().doc.as_ref().unwrap().gpu.id;
-    let p = h.state().models.predictions.as_ref().expect("demo predictions");
+    let p = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .expect("demo predictions");
     assert_eq!(p.volume_id, demo_id);
     let revision = p.revision;
     // An answer for A delivered now (as a slow worker would) is dropped.
@@ -682,11 +692,10 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
     };
     h.key_press(egui::Key::R);
     h.run_steps(1);
-    h.state_mut()
-        .accept_event(heartloc::worker::Event::Done {
-            id: stale,
-            results: vec![(finding.method, Ok(finding))],
-        });
+    h.state_mut().accept_event(heartloc::worker::Event::Done {
+        id: stale,
+        results: vec![(finding.method, Ok(finding))],
+    });
     wait_models(&mut h);
     let p = h.state().models.predictions.as_ref().expect("predictions");
     assert_eq!(p.volume_id, demo_id);

@@ -217,7 +217,11 @@ impl HeartlocApp {
 
     /// A new document is on screen: earlier predictions and label maps belong to another one.
     pub(super) fn models_on_new_document(&mut self, ctx: &egui::Context) {
-        let batch = self.models.run.as_ref().is_some_and(|r| r.batch_case.is_some());
+        let batch = self
+            .models
+            .run
+            .as_ref()
+            .is_some_and(|r| r.batch_case.is_some());
         if !batch {
             self.cancel_models();
         }
@@ -402,7 +406,11 @@ impl HeartlocApp {
         ui.separator();
         ui.strong("Models");
         ui.horizontal(|ui| {
-            let running = self.models.run.as_ref().is_some_and(|r| r.batch_case.is_none());
+            let running = self
+                .models
+                .run
+                .as_ref()
+                .is_some_and(|r| r.batch_case.is_none());
             if ui
                 .add_enabled(!running, egui::Button::new("Run models (R)"))
                 .clicked()
@@ -423,10 +431,10 @@ impl HeartlocApp {
                 Some(i) => format!("worklist case {}: {}", i + 1, run.step),
                 None => run.step.clone(),
             };
-            ui.add(
-                egui::ProgressBar::new(run.fraction)
-                    .text(format!("{what} ({:.1} s)", run.started.elapsed().as_secs_f64())),
-            );
+            ui.add(egui::ProgressBar::new(run.fraction).text(format!(
+                "{what} ({:.1} s)",
+                run.started.elapsed().as_secs_f64()
+            )));
         }
         ui.checkbox(&mut self.settings.overlays.run_on_open, "Run on open");
         let o = &mut self.settings.overlays;
@@ -464,13 +472,12 @@ impl HeartlocApp {
                     c.z
                 ),
             );
-            let mut line = format!(
-                "confidence {:.2} · {:.2} s",
-                f.confidence,
-                f.timing.total()
-            );
+            let mut line = format!("confidence {:.2} · {:.2} s", f.confidence, f.timing.total());
             if let (Some(e), Some(ml)) = (f.extent_mm(), f.volume_ml) {
-                line = format!("extent {:.0}×{:.0}×{:.0} mm · {ml:.0} ml · {line}", e.x, e.y, e.z);
+                line = format!(
+                    "extent {:.0}×{:.0}×{:.0} mm · {ml:.0} ml · {line}",
+                    e.x, e.y, e.z
+                );
             }
             ui.small(line);
             for (name, at) in self.annotation.set.defined() {
@@ -489,6 +496,21 @@ impl HeartlocApp {
         }
         if let Some(d) = p.disagreement_mm() {
             ui.label(format!("Methods {d:.1} mm apart"));
+        }
+        if let Some(truth) = self.doc.as_ref().and_then(|d| d.truth) {
+            // The demo says how the models, trained on real scans only, do on its phantom.
+            let lines: Vec<String> = p
+                .findings
+                .iter()
+                .map(|f| format!("{} {:.1} mm", f.method.name(), f.center_lps.distance(truth)))
+                .collect();
+            ui.colored_label(
+                Color32::from_rgb(255, 200, 120),
+                format!(
+                    "Phantom heart centre known: {} off. The models never saw this phantom.",
+                    lines.join(", ")
+                ),
+            );
         }
         for e in &p.errors {
             ui.colored_label(Color32::LIGHT_RED, e);
@@ -536,7 +558,10 @@ impl HeartlocApp {
         });
         for v in &l.present {
             let [r, g, b] = l.table.color(*v);
-            ui.colored_label(Color32::from_rgb(r, g, b), format!("{v}: {}", l.table.name(*v)));
+            ui.colored_label(
+                Color32::from_rgb(r, g, b),
+                format!("{v}: {}", l.table.name(*v)),
+            );
         }
     }
 
@@ -677,9 +702,9 @@ impl HeartlocApp {
                         *k = key;
                     }
                     slot => {
-                        let tex = ui
-                            .ctx()
-                            .load_texture(format!("heartloc-overlay-{i}"), image, options);
+                        let tex =
+                            ui.ctx()
+                                .load_texture(format!("heartloc-overlay-{i}"), image, options);
                         *slot = Some((key, tex));
                     }
                 }
@@ -724,12 +749,17 @@ impl HeartlocApp {
                     painter.text(
                         at + Vec2::new(8.0, 8.0),
                         egui::Align2::LEFT_TOP,
-                        &f.method.name()[..1].to_uppercase(),
+                        f.method.name()[..1].to_uppercase(),
                         egui::FontId::proportional(12.0),
                         color,
                     );
                 } else if d <= FADED_MM {
-                    cross(&painter, at, 6.0, Stroke::new(1.0, color.gamma_multiply(0.35)));
+                    cross(
+                        &painter,
+                        at,
+                        6.0,
+                        Stroke::new(1.0, color.gamma_multiply(0.35)),
+                    );
                 }
             }
         }
@@ -742,9 +772,8 @@ impl HeartlocApp {
         };
         let o = self.settings.overlays;
         let size = to_d(rect.size());
-        let project = |w: DVec3| {
-            render::project_to_pane(&self.camera, w, size).map(|s| rect.min + to_v(s))
-        };
+        let project =
+            |w: DVec3| render::project_to_pane(&self.camera, w, size).map(|s| rect.min + to_v(s));
         if o.bbox {
             if let Some((lo, hi)) = p.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
                 let corner = |c: usize| {
@@ -893,7 +922,13 @@ mod tests {
             },
         );
         assert_eq!(order_cases(4, &s, CaseOrder::File), vec![0, 1, 2, 3]);
-        assert_eq!(order_cases(4, &s, CaseOrder::LowConfidence), vec![2, 0, 1, 3]);
-        assert_eq!(order_cases(4, &s, CaseOrder::Disagreement), vec![0, 2, 1, 3]);
+        assert_eq!(
+            order_cases(4, &s, CaseOrder::LowConfidence),
+            vec![2, 0, 1, 3]
+        );
+        assert_eq!(
+            order_cases(4, &s, CaseOrder::Disagreement),
+            vec![0, 2, 1, 3]
+        );
     }
 }
