@@ -17,8 +17,13 @@ use heartloc::slice_view::{Plane, VolumeMode, WindowPreset};
 use heartloc::volume::{lps_from_ras, Grid, Volume, Voxels};
 
 fn harness(source: Source) -> Harness<'static, HeartlocApp> {
+    harness_sized(source, 760.0)
+}
+
+/// A taller window shows the whole side panel (clicks need the widget on screen).
+fn harness_sized(source: Source, height: f32) -> Harness<'static, HeartlocApp> {
     let mut h = Harness::builder()
-        .with_size([1100.0, 760.0])
+        .with_size([1100.0, height])
         .wgpu()
         .build_eframe(move |cc| HeartlocApp::new(cc, source, Box::new(NoDialog)));
     wait_loaded(&mut h);
@@ -770,4 +775,43 @@ fn a_label_map_opens_over_a_real_case_with_names_and_colours() {
     let n_before = count_color(&before, axial, tint);
     let n_after = count_color(&after, axial, tint);
     assert!(n_after > n_before + 500, "{n_before} → {n_after}");
+}
+
+#[test]
+fn scoring_a_worklist_runs_every_case_in_the_background_and_orders_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let (vol, _) = heartloc::phantom::chest_ct([96, 80, 72], 4.0);
+    nifti::write(&cases.join("a_phantom.nii.gz"), &vol).unwrap();
+    marker_volume(&cases);
+    let mut h = harness_sized(Source::Demo, 1500.0);
+    let ctx = h.ctx.clone();
+    let out = tmp.path().join("out");
+    h.state_mut().open_worklist(&cases, Some(&out), &ctx);
+    wait_loaded(&mut h);
+    h.get_by_label("Score all cases").click();
+    for _ in 0..6000 {
+        h.step();
+        if h.state().models.scores.len() == 2 && !h.state().models_running() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let scores = h.state().models.scores.clone();
+    assert_eq!(scores.len(), 2, "{:?}", h.state().message);
+    // The worklist never left its case while scoring.
+    assert_eq!(h.state().worklist.as_ref().unwrap().current, 0);
+    let by_disagreement =
+        heartloc::app::order_cases(2, &scores, heartloc::app::CaseOrder::Disagreement);
+    let d = |i: usize| scores[&i].disagreement_mm;
+    assert!(d(by_disagreement[0]) >= d(by_disagreement[1]));
+    // The phantom (case 0, "a_phantom") has a heart; both methods find one.
+    assert!(scores[&0].disagreement_mm.is_finite(), "{scores:?}");
+    h.get_by_label("disagreement").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().models.order,
+        heartloc::app::CaseOrder::Disagreement
+    );
 }

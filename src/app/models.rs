@@ -296,9 +296,7 @@ impl HeartlocApp {
                 }
                 if let Some(case) = run.batch_case {
                     let p = Predictions::new(0, findings, errors, 0);
-                    if let Some(score) = p.score() {
-                        self.models.scores.insert(case, score);
-                    }
+                    self.models.scores.insert(case, p.score());
                 } else if run.volume_id.is_some() && run.volume_id == current_doc {
                     self.models.revision += 1;
                     let p = Predictions::new(
@@ -307,8 +305,8 @@ impl HeartlocApp {
                         errors,
                         self.models.revision,
                     );
-                    if let (Some(w), Some(score)) = (&self.worklist, p.score()) {
-                        self.models.scores.insert(w.current, score);
+                    if let Some(w) = &self.worklist {
+                        self.models.scores.insert(w.current, p.score());
                     }
                     if !p.errors.is_empty() {
                         self.message = Some(format!("model error: {}", p.errors.join("; ")));
@@ -322,6 +320,15 @@ impl HeartlocApp {
             }
             Event::Failed { id, error } if id == run.request || id == 0 => {
                 let batch = self.models.run.take().and_then(|r| r.batch_case);
+                if let Some(case) = batch {
+                    self.models.scores.insert(
+                        case,
+                        CaseScore {
+                            confidence: 0.0,
+                            disagreement_mm: f64::INFINITY,
+                        },
+                    );
+                }
                 self.message = Some(match batch {
                     Some(i) => format!("models on case {}: {error}", i + 1),
                     None => format!("models: {error}"),
@@ -596,7 +603,11 @@ impl HeartlocApp {
     /// The score text of a worklist row.
     pub(super) fn case_score_text(&self, i: usize) -> String {
         self.models.scores.get(&i).map_or(String::new(), |s| {
-            format!("  conf {:.2}  Δ {:.0} mm", s.confidence, s.disagreement_mm)
+            if s.disagreement_mm.is_finite() {
+                format!("  conf {:.2}  Δ {:.0} mm", s.confidence, s.disagreement_mm)
+            } else {
+                "  model failed".to_string()
+            }
         })
     }
 
@@ -841,16 +852,21 @@ impl Predictions {
         }
     }
 
-    fn score(&self) -> Option<CaseScore> {
-        let confidence = self
-            .findings
-            .iter()
-            .map(|f| f.confidence)
-            .fold(f64::INFINITY, f64::min);
-        Some(CaseScore {
-            confidence: confidence.is_finite().then_some(confidence)?,
-            disagreement_mm: self.disagreement_mm()?,
-        })
+    /// A failed method counts as confidence 0 and an unknown disagreement as infinite, so
+    /// failures sort first.
+    fn score(&self) -> CaseScore {
+        let confidence = if self.errors.is_empty() {
+            self.findings
+                .iter()
+                .map(|f| f.confidence)
+                .fold(1.0, f64::min)
+        } else {
+            0.0
+        };
+        CaseScore {
+            confidence,
+            disagreement_mm: self.disagreement_mm().unwrap_or(f64::INFINITY),
+        }
     }
 }
 
