@@ -1,18 +1,19 @@
-//! Writes the README's figures: the real app (egui_kittest, wgpu) on shared cases, with the
-//! models run and their overlays. Needs `../shared/data`; the PNGs are small figures only.
+//! Writes the README's figures: the real app (egui_kittest, wgpu) on the built-in synthetic
+//! phantom, with the shipped models run and their overlays. Only the phantom is drawn, so the
+//! committed figures hold nothing cut from patient data.
 //!
 //! Run: `cargo run --release --example screenshots` (writes `docs/img/*.png`).
 
 use std::path::Path;
 
 use egui_kittest::Harness;
-use heartloc::app::{HeartlocApp, LandmarkTarget, NoDialog, Source};
+use heartloc::app::{HeartlocApp, NoDialog, Source};
 
 fn settle(h: &mut Harness<'static, HeartlocApp>) {
     for _ in 0..6000 {
         h.step();
         let s = h.state();
-        if !s.is_loading() && !s.models_running() && s.models.pending_labels.is_none() {
+        if !s.is_loading() && !s.models_running() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -21,51 +22,33 @@ fn settle(h: &mut Harness<'static, HeartlocApp>) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let data = Path::new("../shared/data");
-    if !data.join("manifest.csv").is_file() {
-        println!("SKIP: ../shared/data is not here");
-        return Ok(());
-    }
     let out = Path::new("docs/img");
     std::fs::create_dir_all(out)?;
-    let tmp = tempfile::tempdir()?;
-    let shots: [(&str, &str, bool, bool); 3] = [
-        // (case, file, label map, heatmap overlay)
-        ("ct-segthor/Patient_12", "review-ct.png", false, false),
-        ("mri-acdc/patient060_ED", "heatmap-mr.png", false, true),
-        ("ct-segthor/Patient_40", "labels-ct.png", true, false),
+    // (file, heatmap overlay instead of the mask, mask as outline and framed on the heart)
+    let shots = [
+        ("review-demo.png", false, false),
+        ("heatmap-demo.png", true, false),
+        ("outline-demo.png", false, true),
     ];
-    for (case, file, labels, heat) in shots {
-        let image = data.join(case).join("image.nii.gz");
+    for (file, heat, outline) in shots {
         let mut h = Harness::builder()
             .with_size([1100.0, 720.0])
             .wgpu()
             .build_eframe(|cc| HeartlocApp::new(cc, Source::Demo, Box::new(NoDialog)));
         settle(&mut h);
         let ctx = h.ctx.clone();
-        let marks = tmp.path().join(format!("{}.mrk.json", file));
-        h.state_mut().open_with_landmarks(
-            Source::Path(image.clone()),
-            LandmarkTarget::File(marks),
-            &ctx,
-        );
-        settle(&mut h);
         h.state_mut().settings.overlays.heat = heat;
         h.state_mut().settings.overlays.mask = !heat;
-        if labels {
-            h.state_mut()
-                .open_labels(data.join(case).join("labels.nii.gz"));
-        }
+        h.state_mut().settings.overlays.mask_outline = outline;
         h.state_mut().run_models(&ctx);
         settle(&mut h);
-        if labels {
-            h.state_mut().settings.overlays.mask_outline = true;
+        if outline {
             h.state_mut().frame_heart();
         }
         h.run_steps(3);
         let img = h.render()?;
         img.save(out.join(file))?;
-        println!("{}: {}", out.join(file).display(), case);
+        println!("{}", out.join(file).display());
     }
     Ok(())
 }

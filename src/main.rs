@@ -92,6 +92,9 @@ enum Command {
         /// aortic-valve) instead of the heart-mask centroid.
         #[arg(long)]
         landmark: Option<String>,
+        /// Heatmap only: weight of the loss on the decoded centre beside the cross-entropy.
+        #[arg(long, default_value_t = 0.2)]
+        centre_weight: f64,
         /// Stop after the epoch that passes this many minutes (the best epoch is kept).
         #[arg(long)]
         max_minutes: Option<f64>,
@@ -246,6 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             val_every,
             learning_rate,
             landmark,
+            centre_weight,
             max_minutes,
             limit_cases,
             init_from,
@@ -286,6 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 augment,
                 learning_rate,
                 landmark,
+                centre_weight,
                 max_minutes,
                 limit_cases,
                 init_from,

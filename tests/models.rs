@@ -104,6 +104,7 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
             },
             learning_rate: 1e-2,
             landmark: None,
+            centre_weight: 0.2,
             max_minutes: Some(0.75),
             limit_cases: None,
             init_from: None,
@@ -181,6 +182,7 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
         augment: Augment::none(),
         learning_rate: 1e-3,
         landmark: None,
+        centre_weight: 0.2,
         max_minutes: None,
         limit_cases: None,
         init_from: None,
@@ -384,8 +386,8 @@ fn shipped_models_on_held_out_shared_cases() {
 #[test]
 fn shipped_models_find_the_demo_phantoms_heart() {
     let (vol, truth) = heartloc::phantom::chest_ct([176, 144, 128], 2.5);
-    let models = heartloc::ml::model::load_models(&[Method::Segmentation, Method::Heatmap], None)
-        .unwrap();
+    let models =
+        heartloc::ml::model::load_models(&[Method::Segmentation, Method::Heatmap], None).unwrap();
     let found = heartloc::ml::model::locate_all(&models, &vol, |_| true).unwrap();
     for f in found {
         let f = f.unwrap();
@@ -396,6 +398,10 @@ fn shipped_models_find_the_demo_phantoms_heart() {
         );
         // At least inside the phantom's heart ellipsoid.
         let inside = ((f.center_lps - truth.heart_center_lps_mm) / truth.heart_radii_mm).length();
-        assert!(inside < 1.0, "{}: {d:.1} mm, outside the heart", f.method.name());
+        assert!(
+            inside < 1.0,
+            "{}: {d:.1} mm, outside the heart",
+            f.method.name()
+        );
     }
 }

@@ -240,6 +240,40 @@ pub fn balanced_bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tens
         .div(&w.sum_all()?)
 }
 
+/// How far the centre read from sigmoid(`logits`) lies from `target_ijk` (voxel index, x y z),
+/// in units of `sigma_vox`: √(|Δ/σ|² + 0.01). The centre is read as the inference decoder
+/// reads it: the centroid of the map above half its maximum, weighted by the height above that
+/// half (the maximum itself is held constant, so the gradient moves mass, not the threshold).
+/// This charges the position of the peak directly, which cross-entropy against a broad
+/// Gaussian barely does.
+pub fn centre_loss(logits: &Tensor, target_ijk: [f64; 3], sigma_vox: f64) -> Result<Tensor> {
+    let (n, c, d, h, w) = logits.dims5()?;
+    let shape = (n, c, d, h, w);
+    let p = candle_nn::ops::sigmoid(logits)?;
+    let half = (p.max_all()?.detach() * 0.5)?;
+    let weight = p.broadcast_sub(&half)?.relu()?;
+    let total = (weight.sum_all()? + 1e-6)?;
+    let dev = logits.device();
+    let axis = |len: usize, at: usize| -> Result<Tensor> {
+        let mut dims = [1usize; 5];
+        dims[at] = len;
+        Tensor::arange(0f32, len as f32, dev)?
+            .reshape(dims.to_vec())?
+            .broadcast_as(shape)
+    };
+    let mut sq = Tensor::zeros((), logits.dtype(), dev)?;
+    for (coord, target) in [
+        (axis(w, 4)?, target_ijk[0]),
+        (axis(h, 3)?, target_ijk[1]),
+        (axis(d, 2)?, target_ijk[2]),
+    ] {
+        let centre = (&weight * &coord)?.sum_all()?.div(&total)?;
+        let delta = ((centre - target)? / sigma_vox)?;
+        sq = (sq + delta.sqr()?)?;
+    }
+    (sq + 0.01)?.sqrt()
+}
+
 /// 1 − soft Dice of sigmoid(`logits`) against `target` (per batch item, averaged).
 pub fn soft_dice_loss(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     let p = candle_nn::ops::sigmoid(logits)?.flatten_from(1)?;
@@ -323,5 +357,47 @@ mod tests {
         let (p0, p1, p2) = (sig(-2.0), sig(0.0), sig(3.0));
         let want = 1.0 - (2.0 * (p1 + p2) + 1.0) / (p0 + p1 + p2 + 2.0 + 1.0);
         assert!((dice - want).abs() < 1e-5, "{dice} vs {want}");
+    }
+
+    #[test]
+    fn centre_loss_reads_the_peak_and_pulls_it_towards_the_target() {
+        // A Gaussian bump (as logits) at x=6, y=4, z=3 on a 12×9×7 grid (memory order z, y, x).
+        let (nx, ny, nz) = (12usize, 9usize, 7usize);
+        let centre = [6.0f64, 4.0, 3.0];
+        let mut logits = Vec::new();
+        for k in 0..nz {
+            for j in 0..ny {
+                for i in 0..nx {
+                    let r2 = (i as f64 - centre[0]).powi(2)
+                        + (j as f64 - centre[1]).powi(2)
+                        + (k as f64 - centre[2]).powi(2);
+                    let p = (-r2 / 8.0).exp().clamp(1e-4, 1.0 - 1e-4);
+                    logits.push((p / (1.0 - p)).ln() as f32);
+                }
+            }
+        }
+        let x = candle_core::Var::from_vec(logits, (1, 1, nz, ny, nx), &Device::Cpu).unwrap();
+        let at = |target: [f64; 3]| {
+            centre_loss(x.as_tensor(), target, 2.0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        // On target only the smoothing floor √0.01 is left; two voxels off along x is one sigma.
+        assert!((at(centre) - 0.1).abs() < 0.02, "{}", at(centre));
+        let off = at([8.0, 4.0, 3.0]);
+        assert!((off - 1.005).abs() < 0.05, "{off}");
+        // The gradient pushes mass towards +x: logits beyond the peak rise, those before fall.
+        let loss = centre_loss(x.as_tensor(), [8.0, 4.0, 3.0], 2.0).unwrap();
+        let grads = loss.backward().unwrap();
+        let g = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+        let g = g.to_vec1::<f32>().unwrap();
+        let idx = |i: usize| (3 * ny + 4) * nx + i;
+        assert!(
+            g[idx(7)] < 0.0 && g[idx(5)] > 0.0,
+            "{} {}",
+            g[idx(7)],
+            g[idx(5)]
+        );
     }
 }

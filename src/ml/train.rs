@@ -9,9 +9,10 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use super::data::{self, Augment, Case};
+use super::heatmap::decode_peak;
 use super::model::{self, Model, ModelError};
-use super::net::{balanced_bce_with_logits, bce_with_logits, soft_dice_loss, UNet3d};
-use super::preprocess::{scan_center, Method, Recipe};
+use super::net::{balanced_bce_with_logits, bce_with_logits, centre_loss, soft_dice_loss, UNet3d};
+use super::preprocess::{scan_center, Method, Recipe, Stage};
 use super::rng::Rng;
 use crate::volume::Interpolation;
 
@@ -28,6 +29,8 @@ pub struct TrainOptions {
     pub learning_rate: f64,
     /// Heatmap on this landmark of the cases' `.mrk.json` files instead of the heart centre.
     pub landmark: Option<String>,
+    /// Heatmap only: weight of the centre loss (`net::centre_loss`) beside the cross-entropy.
+    pub centre_weight: f64,
     /// Stop after the epoch that passes this many minutes.
     pub max_minutes: Option<f64>,
     /// Use only the first N manifest rows (quick runs and tests).
@@ -59,6 +62,7 @@ pub struct TrainLog {
     pub learning_rate: f64,
     pub augment: Augment,
     pub landmark: Option<String>,
+    pub centre_weight: f64,
     pub train_cases: Vec<String>,
     pub val_cases: Vec<String>,
     pub skipped_cases: Vec<String>,
@@ -104,13 +108,33 @@ fn tensor(values: Vec<f32>, dims: [usize; 3]) -> candle_core::Result<Tensor> {
 /// Heatmap: cross-entropy against the Gaussian alone (balanced towards the peak), which is
 /// smallest where the output *is* the Gaussian; a Dice term would flatten the peak into a
 /// plateau and blur its position.
-fn stage_loss(net: &UNet3d, s: data::Sample, method: Method) -> candle_core::Result<Tensor> {
-    let x = tensor(s.input, s.grid.dims)?;
-    let t = tensor(s.target, s.grid.dims)?;
+fn stage_loss(
+    net: &UNet3d,
+    s: data::Sample,
+    method: Method,
+    stage: &Stage,
+    centre_weight: f64,
+) -> candle_core::Result<Tensor> {
+    // Where the target's own peak decodes to (voxel index), when it is on the grid.
+    let target_ijk = decode_peak(&s.grid, &s.target)
+        .filter(|p| p.confidence >= 0.5)
+        .map(|p| s.grid.voxel_from_world().transform_point3(p.center_lps));
+    let dims = s.grid.dims;
+    let x = tensor(s.input, dims)?;
+    let t = tensor(s.target, dims)?;
     let y = net.forward(&x)?;
     match method {
         Method::Segmentation => bce_with_logits(&y, &t)? + soft_dice_loss(&y, &t)?,
-        Method::Heatmap => balanced_bce_with_logits(&y, &t),
+        Method::Heatmap => {
+            let bce = balanced_bce_with_logits(&y, &t)?;
+            match target_ijk {
+                Some(ijk) if centre_weight > 0.0 => {
+                    let sigma_vox = stage.sigma_mm / stage.spacing_mm;
+                    bce + (centre_loss(&y, ijk.to_array(), sigma_vox)? * centre_weight)?
+                }
+                _ => Ok(bce),
+            }
+        }
     }
 }
 
@@ -266,6 +290,7 @@ pub fn train(
         learning_rate: opts.learning_rate,
         augment: opts.augment.clone(),
         landmark: opts.landmark.clone(),
+        centre_weight: opts.centre_weight,
         train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
         val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
         skipped_cases: skipped,
@@ -308,8 +333,9 @@ pub fn train(
                 &opts.augment,
                 &mut rng,
             );
-            let loss = (stage_loss(&model.coarse, coarse_sample, method)?
-                + stage_loss(&model.fine, fine_sample, method)?)?;
+            let w = opts.centre_weight;
+            let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
+                + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
             opt.backward_step(&loss)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             progress(Progress::Step {
