@@ -36,8 +36,13 @@ fn report(what: &str, ms: Vec<f64>) {
 }
 
 fn main() {
+    // `cargo bench --bench frames -- models`: only the frames while the models run.
+    let only_models = std::env::args().any(|a| a == "models");
     let tmp = tempfile::tempdir().expect("temp dir");
     for (dims, spacing) in [([256usize, 256, 256], 1.5), ([512, 512, 300], 0.8)] {
+        if only_models && dims[2] != 300 {
+            continue;
+        }
         let (vol, _) = heartloc::phantom::chest_ct(dims, spacing);
         let path = tmp.path().join(format!("phantom_{}.nii", dims[2]));
         heartloc::io::nifti::write(&path, &vol).expect("write");
@@ -58,6 +63,11 @@ fn main() {
             dims[0], dims[1], dims[2]
         );
 
+        if only_models {
+            let _ = h.render();
+            frames_while_models_run(&mut h);
+            continue;
+        }
         h.state_mut().settings.maximized = Some(0);
         h.run_steps(2);
         let _ = h.render(); // first frame: texture upload and pipeline compile
