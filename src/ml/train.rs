@@ -115,8 +115,11 @@ fn stage_loss(
     stage: &Stage,
     centre_weight: f64,
 ) -> candle_core::Result<Tensor> {
-    // Where the target's own peak decodes to (voxel index), when it is on the grid.
-    let target_ijk = decode_peak(&s.grid, &s.target)
+    // Heatmap with a centre loss: where the target's own peak decodes to (voxel index), when
+    // it is on the grid.
+    let target_ijk = (method == Method::Heatmap && centre_weight > 0.0)
+        .then(|| decode_peak(&s.grid, &s.target))
+        .flatten()
         .filter(|p| p.confidence >= 0.5)
         .map(|p| s.grid.voxel_from_world().transform_point3(p.center_lps));
     let dims = s.grid.dims;
@@ -128,11 +131,11 @@ fn stage_loss(
         Method::Heatmap => {
             let bce = balanced_bce_with_logits(&y, &t)?;
             match target_ijk {
-                Some(ijk) if centre_weight > 0.0 => {
+                Some(ijk) => {
                     let sigma_vox = stage.sigma_mm / stage.spacing_mm;
                     bce + (centre_loss(&y, ijk.to_array(), sigma_vox)? * centre_weight)?
                 }
-                _ => Ok(bce),
+                None => Ok(bce),
             }
         }
     }
