@@ -3,6 +3,10 @@
 //! waits on a network. Requests carry an id; cancelling marks ids as unwanted and the worker
 //! checks before each step (normalisation, then each method), so a cancelled or superseded run
 //! stops within one step and its answer is never sent.
+//!
+//! The networks compute on the worker's own thread pool whose threads run at the lowest
+//! scheduling priority (Linux niceness 19), so on a machine with few cores the UI's drawing
+//! threads get the CPU first and frames keep coming while a model runs.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,12 +63,28 @@ pub struct Worker {
     cancelled_up_to: Arc<AtomicU64>,
 }
 
+/// Lower the calling thread's scheduling priority to the minimum (best effort: where the OS
+/// refuses, the thread keeps its priority).
+fn lower_priority() {
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+}
+
+/// The pool the models compute on: lowest-priority threads, one per core. `None` where the
+/// OS gives no threads (then the computation runs on the worker thread's default pool).
+fn model_pool() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("heartloc-models-{i}"))
+        .start_handler(|_| lower_priority())
+        .build()
+        .ok()
+}
+
 pub const METHODS: [Method; 2] = [Method::Segmentation, Method::Heatmap];
 
 impl Worker {
     /// Start the thread. `wake` is called after each event is sent (the app asks egui for a
     /// repaint there).
-    pub fn spawn(weights: Weights, wake: impl Fn() + Send + 'static) -> Self {
+    pub fn spawn(weights: Weights, wake: impl Fn() + Send + Sync + 'static) -> Self {
         let (requests, inbox) = mpsc::sync_channel::<Request>(1);
         let (outbox, events) = mpsc::sync_channel::<Event>(16);
         let cancelled_up_to = Arc::new(AtomicU64::new(0));
@@ -72,6 +92,8 @@ impl Worker {
         let spawned = std::thread::Builder::new()
             .name("heartloc-models".into())
             .spawn(move || {
+                lower_priority();
+                let pool = model_pool();
                 let mut models: Option<Vec<Model>> = None;
                 for req in inbox {
                     let wanted = |id: u64| id > cancelled.load(Ordering::Relaxed);
@@ -122,15 +144,21 @@ impl Worker {
                             }
                         },
                     };
-                    let outcome = locate_all(models, &volume, |i| {
-                        wanted(req.id)
-                            && send(Event::Progress {
-                                id: req.id,
-                                done: i + 1,
-                                total,
-                                step: models[i].recipe.method.name().to_string(),
-                            })
-                    });
+                    let run = || {
+                        locate_all(models, &volume, |i| {
+                            wanted(req.id)
+                                && send(Event::Progress {
+                                    id: req.id,
+                                    done: i + 1,
+                                    total,
+                                    step: models[i].recipe.method.name().to_string(),
+                                })
+                        })
+                    };
+                    let outcome = match &pool {
+                        Some(pool) => pool.install(run),
+                        None => run(),
+                    };
                     if !wanted(req.id) {
                         continue;
                     }
@@ -255,6 +283,29 @@ mod tests {
             Event::Failed { error, .. } => panic!("{error}"),
             Event::Progress { .. } => unreachable!(),
         }
+    }
+
+    /// Niceness of the calling thread, from /proc (Linux).
+    #[cfg(target_os = "linux")]
+    fn niceness() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields after the command name in parentheses: state is the 3rd, nice the 19th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_models_compute_on_lowest_priority_threads() {
+        let before = niceness();
+        let pool = model_pool().unwrap();
+        let inside: Vec<i64> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..64).into_par_iter().map(|_| niceness()).collect()
+        });
+        assert!(inside.iter().all(|&n| n == 19), "{inside:?}");
+        // The caller (here: the test thread; in the app: the UI) keeps its priority.
+        assert_eq!(niceness(), before);
     }
 
     #[test]
