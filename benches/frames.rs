@@ -145,12 +145,12 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
         let _ = h.render().expect("render");
         t.elapsed().as_secs_f64() * 1e3
     };
-    let idle: Vec<f64> = (0..FRAMES).map(|i| frame(h, i)).collect();
+    let idle: Vec<f64> = (0..4 * FRAMES).map(|i| frame(h, i)).collect();
     let ctx = h.ctx.clone();
     let mut during = Vec::new();
     let mut runs = 0;
     // Several runs, so enough frames fall inside them.
-    while during.len() < 3 * FRAMES && runs < 20 {
+    while during.len() < 8 * FRAMES && runs < 20 {
         h.state_mut().run_models(&ctx);
         runs += 1;
         let mut i = 0;
