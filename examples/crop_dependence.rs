@@ -1,0 +1,75 @@
+//! How much a model's fine stage leans on where its crop is centred rather than on the image:
+//! on each held-out case (every 5th manifest row, as `heartloc train` holds out), the fine
+//! network runs on crops centred at the true heart centre moved by −16…+16 mm along each world
+//! axis, and the decoded centre's error along that axis is printed. A network that reads the
+//! image gives the same answer wherever the crop is (errors flat across a row); one that leans on
+//! the crop centre follows the shift (the fitted slope, 0 = ideal, 1 = answers the crop centre).
+//!
+//! Run: `cargo run --release --example crop_dependence -- [WEIGHTS_DIR] [heatmap|segmentation]`
+//! (default: the shipped heatmap model; needs `../shared/data`).
+
+use std::path::{Path, PathBuf};
+
+use heartloc::ml::model::{largest_component, Model};
+use heartloc::ml::preprocess::{network_grid, Method};
+use heartloc::ml::{data, heatmap::decode_peak};
+
+const SHIFTS_MM: [f64; 5] = [-16.0, -8.0, 0.0, 8.0, 16.0];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = Path::new("../shared/data/manifest.csv");
+    if !manifest.exists() {
+        println!("skipped: {} is absent", manifest.display());
+        return Ok(());
+    }
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().map(PathBuf::from);
+    let method: Method = args.next().as_deref().unwrap_or("heatmap").parse()?;
+    let model = match &dir {
+        Some(d) => Model::load(d, method)?,
+        None => Model::shipped(method)?,
+    };
+    let rows = data::read_manifest(manifest)?;
+    println!("error along each axis (mm) at crop shifts {SHIFTS_MM:?} mm; slope per axis");
+    let mut slopes = [Vec::new(), Vec::new(), Vec::new()];
+    for (pos, row) in rows.iter().enumerate() {
+        if !data::is_validation(pos, 5) {
+            continue;
+        }
+        let Some(case) = data::load_case(row, &model.recipe, None)? else {
+            continue;
+        };
+        let mut line = format!("{:24}", case.name);
+        for (axis, slope_list) in slopes.iter_mut().enumerate() {
+            let mut errors = Vec::new();
+            for shift in SHIFTS_MM {
+                let mut centre = case.target_lps;
+                centre[axis] += shift;
+                let grid = network_grid(&model.recipe.fine, centre);
+                let map = model.infer(&model.fine, case.norm.sample(&case.volume, &grid), &grid)?;
+                let found = match method {
+                    Method::Heatmap => decode_peak(&grid, &map).map(|p| p.center_lps),
+                    Method::Segmentation => {
+                        largest_component(&grid, &map, model.recipe.threshold).map(|c| c.center_lps)
+                    }
+                };
+                let error = found.map_or(f64::NAN, |c| (c - case.target_lps)[axis]);
+                errors.push(error);
+                line += &format!(" {error:6.1}");
+            }
+            // Least-squares slope of error against shift (the shifts are centred on 0).
+            let slope = SHIFTS_MM.iter().zip(&errors).map(|(s, e)| s * e).sum::<f64>()
+                / SHIFTS_MM.iter().map(|s| s * s).sum::<f64>();
+            slope_list.push(slope);
+            line += &format!("  ({slope:4.2}) |");
+        }
+        println!("{line}");
+    }
+    for (axis, list) in ["x (L)", "y (P)", "z (S)"].iter().zip(&slopes) {
+        let mut sorted = list.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        println!("median slope along {axis}: {median:.2}");
+    }
+    Ok(())
+}
