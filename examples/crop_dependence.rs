@@ -58,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 line += &format!(" {error:6.1}");
             }
             // Least-squares slope of error against shift (the shifts are centred on 0).
-            let slope = SHIFTS_MM.iter().zip(&errors).map(|(s, e)| s * e).sum::<f64>()
+            let slope = SHIFTS_MM
+                .iter()
+                .zip(&errors)
+                .map(|(s, e)| s * e)
+                .sum::<f64>()
                 / SHIFTS_MM.iter().map(|s| s * s).sum::<f64>();
             slope_list.push(slope);
             line += &format!("  ({slope:4.2}) |");

@@ -564,9 +564,12 @@ mod tests {
             Voxels::U16((10..111).collect()),
             Voxels::F32((10..111).map(|x| x as f32).collect()),
         ] {
-            let got = Volume::new(grid.clone(), voxels).percentiles(&ps);
+            let got = Volume::new(grid, voxels).percentiles(&ps);
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 100.0 / 16384.0 + 1e-4, "{got:?} vs {want:?}");
+                assert!(
+                    (g - w).abs() <= 100.0 / 16384.0 + 1e-4,
+                    "{got:?} vs {want:?}"
+                );
             }
         }
     }

@@ -202,7 +202,12 @@ impl Model {
     }
 
     /// Run one network on values of a grid: sigmoid of the logits.
-    pub fn infer(&self, net: &UNet3d, values: Vec<f32>, grid: &Grid) -> Result<Vec<f32>, ModelError> {
+    pub fn infer(
+        &self,
+        net: &UNet3d,
+        values: Vec<f32>,
+        grid: &Grid,
+    ) -> Result<Vec<f32>, ModelError> {
         let [nx, ny, nz] = grid.dims;
         let x = Tensor::from_vec(values, (1, 1, nz, ny, nx), &Device::Cpu)?;
         let y = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
