@@ -106,10 +106,6 @@ enum Command {
         /// a heatmap; the channels must match).
         #[arg(long)]
         init_from: Option<PathBuf>,
-        /// Validate and keep an exponential moving average of the weights with this decay per
-        /// step (e.g. 0.995; 0 keeps the raw weights). Smooths the step-to-step noise.
-        #[arg(long, default_value_t = 0.0)]
-        ema: f64,
         /// Switch all augmentation off.
         #[arg(long)]
         no_augment: bool,
@@ -257,7 +253,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_minutes,
             limit_cases,
             init_from,
-            ema,
             no_augment,
             rotate_deg,
             scale,
@@ -266,9 +261,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resolution,
             no_intensity,
         }) => {
-            if !(0.0..1.0).contains(&ema) {
-                anyhow::bail!("--ema {ema}: the decay must be in [0, 1)");
-            }
             if landmark.is_some() && method != Method::Heatmap {
                 anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
             }
@@ -302,7 +294,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_minutes,
                 limit_cases,
                 init_from,
-                ema_decay: (ema > 0.0).then_some(ema),
             };
             let log = heartloc::ml::train::train(&opts, print_progress)?;
             eprintln!();

@@ -108,7 +108,6 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
             max_minutes: Some(0.75),
             limit_cases: None,
             init_from: None,
-            ema_decay: None,
         };
         let mut losses = Vec::new();
         let log = train(&opts, |p| {
@@ -187,7 +186,6 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
         max_minutes: None,
         limit_cases: None,
         init_from: None,
-        ema_decay: None,
     };
     let err = train(&opts, |_| {}).err().unwrap().to_string();
     assert!(

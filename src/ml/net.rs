@@ -13,7 +13,6 @@ use super::conv3d::conv3d;
 use super::rng::Rng;
 
 /// A 3D U-Net with `channels[l]` features at level `l` (level 0 is full resolution).
-#[derive(Clone)]
 pub struct UNet3d {
     channels: Vec<usize>,
     params: HashMap<String, Tensor>,
@@ -90,29 +89,6 @@ impl UNet3d {
             },
             vars,
         ))
-    }
-
-    /// A detached copy of the current values (the start of a running average).
-    pub fn snapshot(&self) -> Result<Self> {
-        let params = self
-            .params
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.detach().copy()?)))
-            .collect::<Result<_>>()?;
-        Ok(UNet3d {
-            channels: self.channels.clone(),
-            params,
-        })
-    }
-
-    /// Move this running average towards `current`: `self = decay·self + (1−decay)·current`
-    /// for every parameter (an exponential moving average of the weights over training steps).
-    pub fn ema_update(&mut self, current: &UNet3d, decay: f64) -> Result<()> {
-        for (name, avg) in self.params.iter_mut() {
-            let now = current.params[name].detach();
-            *avg = (avg.affine(decay, 0.0)? + now.affine(1.0 - decay, 0.0)?)?;
-        }
-        Ok(())
     }
 
     /// Parameters from a name → tensor map; every expected tensor must be there with the
@@ -357,35 +333,6 @@ mod tests {
         assert_eq!(diff(&a, &back), 0.0);
         let wrong = UNet3d::from_safetensors(&[2, 5], &std::fs::read(&path).unwrap(), &dev);
         assert!(wrong.err().unwrap().to_string().contains("shape"));
-    }
-
-    #[test]
-    fn weight_average_moves_towards_the_trained_weights_and_keeps_its_snapshot() {
-        let dev = Device::Cpu;
-        let (a, vars) = UNet3d::init(&[2, 4], 7, &dev).unwrap();
-        let (b, _) = UNet3d::init(&[2, 4], 8, &dev).unwrap();
-        let before = a.params["enc0.0.weight"].to_vec1_flat();
-        let mut avg = a.snapshot().unwrap();
-        // Training moves the live weights; the snapshot must not follow.
-        for v in &vars {
-            v.set(&v.as_tensor().affine(0.0, 1.0).unwrap()).unwrap();
-        }
-        assert_eq!(avg.params["enc0.0.weight"].to_vec1_flat(), before);
-        avg.ema_update(&b, 0.75).unwrap();
-        let other = b.params["enc0.0.weight"].to_vec1_flat();
-        let got = avg.params["enc0.0.weight"].to_vec1_flat();
-        for ((g, x), y) in got.iter().zip(&before).zip(&other) {
-            assert!((g - (0.75 * x + 0.25 * y)).abs() < 1e-6, "{g} vs {x}, {y}");
-        }
-    }
-
-    trait Flat {
-        fn to_vec1_flat(&self) -> Vec<f32>;
-    }
-    impl Flat for Tensor {
-        fn to_vec1_flat(&self) -> Vec<f32> {
-            self.flatten_all().unwrap().to_vec1().unwrap()
-        }
     }
 
     #[test]

@@ -37,9 +37,6 @@ pub struct TrainOptions {
     pub limit_cases: Option<usize>,
     /// Start from this folder's model of the same method instead of random weights.
     pub init_from: Option<PathBuf>,
-    /// Validate and keep an exponential moving average of the weights (this decay per step)
-    /// instead of the raw weights; `None`: the raw weights.
-    pub ema_decay: Option<f64>,
 }
 
 /// One epoch's figures.
@@ -66,7 +63,6 @@ pub struct TrainLog {
     pub augment: Augment,
     pub landmark: Option<String>,
     pub centre_weight: f64,
-    pub ema_decay: Option<f64>,
     pub train_cases: Vec<String>,
     pub val_cases: Vec<String>,
     pub skipped_cases: Vec<String>,
@@ -298,23 +294,12 @@ pub fn train(
         augment: opts.augment.clone(),
         landmark: opts.landmark.clone(),
         centre_weight: opts.centre_weight,
-        ema_decay: opts.ema_decay,
         train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
         val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
         skipped_cases: skipped,
         epochs: Vec::new(),
         best_epoch: None,
         minutes: 0.0,
-    };
-    // The weights that are validated and kept: a running average of the trained ones, or
-    // the trained ones themselves.
-    let mut average = match opts.ema_decay {
-        Some(_) => Some(Model {
-            recipe: recipe.clone(),
-            coarse: model.coarse.snapshot()?,
-            fine: model.fine.snapshot()?,
-        }),
-        None => None,
     };
     let mut best = f64::INFINITY;
     for epoch in 1..=opts.epochs {
@@ -355,10 +340,6 @@ pub fn train(
             let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
                 + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
             opt.backward_step(&loss)?;
-            if let (Some(avg), Some(decay)) = (average.as_mut(), opts.ema_decay) {
-                avg.coarse.ema_update(&model.coarse, decay)?;
-                avg.fine.ema_update(&model.fine, decay)?;
-            }
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             progress(Progress::Step {
                 epoch,
@@ -369,11 +350,10 @@ pub fn train(
                 elapsed: started.elapsed().as_secs_f64(),
             });
         }
-        let kept_model = average.as_ref().unwrap_or(&model);
         let (errors, dice) = if val_cases.is_empty() {
             (Vec::new(), None)
         } else {
-            validate(kept_model, &val_cases)?
+            validate(&model, &val_cases)?
         };
         let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
         // Lower is better: mean centre error, plus Dice loss in points for segmentation.
@@ -385,7 +365,7 @@ pub fn train(
         let kept = score < best;
         if kept {
             best = score;
-            kept_model.save(&opts.out)?;
+            model.save(&opts.out)?;
             log.best_epoch = Some(epoch);
         }
         let report = EpochReport {
