@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use heartloc::ml::model::{largest_component, Model};
-use heartloc::ml::preprocess::{network_grid, Method};
-use heartloc::ml::{data, heatmap::decode_peak};
+use heartloc::ml::data;
+use heartloc::ml::model::{Model, Timing};
+use heartloc::ml::preprocess::Method;
 
 const SHIFTS_MM: [f64; 5] = [-16.0, -8.0, 0.0, 8.0, 16.0];
 
@@ -45,14 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for shift in SHIFTS_MM {
                 let mut centre = case.target_lps;
                 centre[axis] += shift;
-                let grid = network_grid(&model.recipe.fine, centre);
-                let map = model.infer(&model.fine, case.norm.sample(&case.volume, &grid), &grid)?;
-                let found = match method {
-                    Method::Heatmap => decode_peak(&grid, &map).map(|p| p.center_lps),
-                    Method::Segmentation => {
-                        largest_component(&grid, &map, model.recipe.threshold).map(|c| c.center_lps)
-                    }
-                };
+                let found = model
+                    .locate_fine_at(&case.volume, &case.norm, centre, Timing::default())
+                    .ok()
+                    .map(|f| f.center_lps);
                 let error = found.map_or(f64::NAN, |c| (c - case.target_lps)[axis]);
                 errors.push(error);
                 line += &format!(" {error:6.1}");

@@ -202,16 +202,31 @@ impl Model {
     }
 
     /// Run one network on values of a grid: sigmoid of the logits.
-    pub fn infer(
-        &self,
-        net: &UNet3d,
-        values: Vec<f32>,
-        grid: &Grid,
-    ) -> Result<Vec<f32>, ModelError> {
+    fn infer(&self, net: &UNet3d, values: Vec<f32>, grid: &Grid) -> Result<Vec<f32>, ModelError> {
         let [nx, ny, nz] = grid.dims;
         let x = Tensor::from_vec(values, (1, 1, nz, ny, nx), &Device::Cpu)?;
         let y = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
         Ok(y.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Resample `volume` onto `stage`'s grid centred at `centre`, normalise and run `net`.
+    fn stage_output(
+        &self,
+        stage: &super::preprocess::Stage,
+        net: &UNet3d,
+        volume: &Volume,
+        norm: &Normalizer,
+        centre: DVec3,
+        timing: &mut Timing,
+    ) -> Result<(Grid, Vec<f32>), ModelError> {
+        let t = Instant::now();
+        let grid = network_grid(stage, centre);
+        let values = norm.sample(volume, &grid);
+        timing.resample += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let out = self.infer(net, values, &grid)?;
+        timing.network += t.elapsed().as_secs_f64();
+        Ok((grid, out))
     }
 
     /// Find the heart in `volume`. `norm`: the volume's intensity normalisation, computed once
@@ -225,22 +240,14 @@ impl Model {
             None => Normalizer::of(volume, r.clip_percentiles).map_err(ModelError::Input)?,
         };
         timing.normalise += t.elapsed().as_secs_f64();
-        let stage_output = |stage: &super::preprocess::Stage,
-                            net: &UNet3d,
-                            centre: DVec3,
-                            timing: &mut Timing|
-         -> Result<(Grid, Vec<f32>), ModelError> {
-            let t = Instant::now();
-            let grid = network_grid(stage, centre);
-            let values = norm.sample(volume, &grid);
-            timing.resample += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let out = self.infer(net, values, &grid)?;
-            timing.network += t.elapsed().as_secs_f64();
-            Ok((grid, out))
-        };
-        let (cgrid, cmap) =
-            stage_output(&r.coarse, &self.coarse, scan_center(volume), &mut timing)?;
+        let (cgrid, cmap) = self.stage_output(
+            &r.coarse,
+            &self.coarse,
+            volume,
+            &norm,
+            scan_center(volume),
+            &mut timing,
+        )?;
         let t = Instant::now();
         let coarse_centre = match r.method {
             Method::Segmentation => largest_component(&cgrid, &cmap, r.threshold)
@@ -250,15 +257,30 @@ impl Model {
         }
         .ok_or_else(|| ModelError::Input("the coarse stage's output is not finite".into()))?;
         timing.post += t.elapsed().as_secs_f64();
-        let (grid, mut map) = stage_output(&r.fine, &self.fine, coarse_centre, &mut timing)?;
+        self.locate_fine_at(volume, &norm, coarse_centre, timing)
+    }
+
+    /// The fine stage alone, on a crop centred at `centre` (LPS mm): what `locate` does after
+    /// its coarse stage (also used to measure how much the answer follows the crop). `timing`:
+    /// the seconds spent so far, added to.
+    pub fn locate_fine_at(
+        &self,
+        volume: &Volume,
+        norm: &Normalizer,
+        centre: DVec3,
+        mut timing: Timing,
+    ) -> Result<Finding, ModelError> {
+        let r = &self.recipe;
+        let (grid, mut map) =
+            self.stage_output(&r.fine, &self.fine, volume, norm, centre, &mut timing)?;
         let t = Instant::now();
-        let finding = match r.method {
+        let mut finding = match r.method {
             Method::Segmentation => {
                 let Some(c) = largest_component(&grid, &map, r.threshold) else {
                     return Err(ModelError::Input(format!(
                         "no heart found: no voxel above {} in the crop at {:.0?} mm",
                         r.threshold,
-                        coarse_centre.to_array()
+                        centre.to_array()
                     )));
                 };
                 for (v, keep) in map.iter_mut().zip(&c.members) {
@@ -294,7 +316,6 @@ impl Model {
                 }
             }
         };
-        let mut finding = finding;
         finding.timing.post += t.elapsed().as_secs_f64();
         Ok(finding)
     }
