@@ -149,6 +149,7 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
     let ctx = h.ctx.clone();
     let mut during = Vec::new();
     let mut runs = 0;
+    let started = Instant::now();
     // Several runs, so enough frames fall inside them.
     while during.len() < 8 * FRAMES && runs < 20 {
         h.state_mut().run_models(&ctx);
@@ -159,6 +160,7 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
             i += 1;
         }
     }
+    let seconds_per_run = started.elapsed().as_secs_f64() / f64::from(runs);
     let failed = h
         .state()
         .models
@@ -169,7 +171,7 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
     let (median, p95) = stats(during.clone());
     println!("  slice stepping, models idle   median {idle_median:7.1} ms  p95 {idle_p95:7.1} ms");
     println!(
-        "  slice stepping, models running median {median:6.1} ms  p95 {p95:7.1} ms  ({} frames over {runs} runs)  p95/idle {:.2}  p95/goal(33 ms) {:.2}{}",
+        "  slice stepping, models running median {median:6.1} ms  p95 {p95:7.1} ms  ({} frames over {runs} runs of {seconds_per_run:.1} s)  p95/idle {:.2}  p95/goal(33 ms) {:.2}{}",
         during.len(),
         p95 / idle_p95,
         p95 / 33.0,
