@@ -304,9 +304,8 @@ mod tests {
         }
     }
 
-    /// Niceness of the calling thread, from /proc (Linux).
+    /// The calling thread's scheduling policy and niceness, from /proc (Linux).
     #[cfg(target_os = "linux")]
-    /// The calling thread's scheduling policy and niceness, from /proc.
     fn policy_and_niceness() -> (i64, i64) {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         // Numeric fields from the 4th (after the name in parentheses and the state): nice is
