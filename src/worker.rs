@@ -75,16 +75,11 @@ fn lower_priority() {
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
             ThreadSchedulePolicy,
         };
-        let idle = set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        );
-        if idle.is_err() {
-            let _ = thread_priority::set_current_thread_priority(ThreadPriority::Min);
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok() {
+            return;
         }
     }
-    #[cfg(not(target_os = "linux"))]
     let _ = thread_priority::set_current_thread_priority(ThreadPriority::Min);
 }
 
