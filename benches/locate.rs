@@ -1,15 +1,15 @@
 //! Benchmark: both methods on a 512×512×300 int16 CT (synthetic phantom, file loading
 //! excluded), with the breakdown per step (normalise, resample, network, post), and with the
-//! shared data also on a real SegTHOR CT and ACDC MR. Side by side, the direct 3D convolution
-//! the networks use against a baseline built from candle's conv2d over depth-shifted slabs,
-//! on the fine network's layer shapes.
+//! shared data also on a real SegTHOR CT and ACDC MR. Side by side, per layer shape of both
+//! networks: the 3D convolution the networks use, its two algorithms alone (direct loops,
+//! im2col + gemm) and a baseline built from candle's conv2d over depth-shifted slabs.
 //!
 //! Run: `cargo bench --bench locate`
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use heartloc::ml::conv3d::conv3d;
+use heartloc::ml::conv3d::{conv3d, conv3d_with, Algo, IM2COL_MAX_VOXELS};
 use heartloc::ml::model::Model;
 use heartloc::ml::preprocess::{Method, Normalizer};
 use heartloc::volume::Volume;
@@ -48,7 +48,7 @@ fn conv3d_via_conv2d(x: &Tensor, k: &Tensor, pad: usize) -> candle_core::Result<
 }
 
 fn time_conv(
-    f: fn(&Tensor, &Tensor, usize) -> candle_core::Result<Tensor>,
+    f: impl Fn(&Tensor, &Tensor, usize) -> candle_core::Result<Tensor>,
     x: &Var,
     k: &Var,
 ) -> (f64, f64) {
@@ -128,39 +128,71 @@ fn main() {
     }
 
     println!(
-        "\n3D convolution, direct (used) vs conv2d over depth slabs (baseline), 3×3×3, fine grid:"
+        "\n3D convolution per layer of the networks, 3×3×3, fwd+bwd ms (fwd alone for the used one):"
     );
+    println!("  used = im2col + gemm up to {IM2COL_MAX_VOXELS} output voxels, direct loops above; baseline = conv2d over depth slabs");
     println!(
-        "  {:<28} {:>10} {:>10} {:>10} {:>10} {:>7}",
-        "layer", "fwd", "base fwd", "fwd+bwd", "base f+b", "ratio"
+        "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "layer", "used fwd", "used", "direct", "im2col", "baseline", "base/used"
     );
     let dev = Device::Cpu;
     let ch = &models[0].recipe.channels;
-    let [gx, gy, gz] = models[0].recipe.fine.grid;
-    let mut layers = vec![
-        (1, ch[0], 1),
-        (ch[0], ch[0], 1),
-        (ch[1], ch[1], 2),
-        (ch[2], ch[2], 4),
-    ];
-    layers.dedup();
-    for (c, o, f) in layers {
-        let x = Var::from_tensor(
-            &Tensor::rand(0f32, 1.0, (1, c, gz / f, gy / f, gx / f), &dev).unwrap(),
-        )
-        .unwrap();
-        let k =
-            Var::from_tensor(&Tensor::rand(-0.1f32, 0.1, (o, c, 3, 3, 3), &dev).unwrap()).unwrap();
-        let (df, db) = time_conv(conv3d, &x, &k);
-        let (bf, bb) = time_conv(conv3d_via_conv2d, &x, &k);
-        println!(
-            "  {:<28} {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>8.1}ms {:>6.2}x",
-            format!("{c}→{o} at {}×{}×{}", gx / f, gy / f, gz / f),
-            df * 1e3,
-            bf * 1e3,
-            db * 1e3,
-            bb * 1e3,
-            bb / db
-        );
+    let mut totals = [0.0; 4];
+    for (stage, grid) in [
+        ("fine", models[0].recipe.fine.grid),
+        ("coarse", models[0].recipe.coarse.grid),
+    ] {
+        let [gx, gy, gz] = grid;
+        // Each level's encoder and decoder convolutions (channels in → out).
+        let mut layers = Vec::new();
+        let mut prev = 1;
+        for (l, &c) in ch.iter().enumerate() {
+            layers.push((prev, c, 1 << l));
+            layers.push((c, c, 1 << l));
+            if l + 1 < ch.len() {
+                layers.push((c + ch[l + 1], c, 1 << l));
+            }
+            prev = c;
+        }
+        for (c, o, f) in layers {
+            let x = Var::from_tensor(
+                &Tensor::rand(0f32, 1.0, (1, c, gz / f, gy / f, gx / f), &dev).unwrap(),
+            )
+            .unwrap();
+            let k = Var::from_tensor(&Tensor::rand(-0.1f32, 0.1, (o, c, 3, 3, 3), &dev).unwrap())
+                .unwrap();
+            let (uf, ub) = time_conv(conv3d, &x, &k);
+            let (_, db) = time_conv(|x, k, p| conv3d_with(x, k, p, Algo::Direct), &x, &k);
+            let (_, ib) = time_conv(|x, k, p| conv3d_with(x, k, p, Algo::Im2col), &x, &k);
+            let (_, bb) = time_conv(conv3d_via_conv2d, &x, &k);
+            for (t, v) in totals.iter_mut().zip([ub, db, ib, bb]) {
+                *t += v;
+            }
+            println!(
+                "  {:<26} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.2}x",
+                format!("{stage} {c}→{o} at {}×{}×{}", gx / f, gy / f, gz / f),
+                uf * 1e3,
+                ub * 1e3,
+                db * 1e3,
+                ib * 1e3,
+                bb * 1e3,
+                bb / ub
+            );
+        }
     }
+    println!(
+        "  {:<26} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.2}x",
+        "all layers (one step)",
+        "",
+        totals[0] * 1e3,
+        totals[1] * 1e3,
+        totals[2] * 1e3,
+        totals[3] * 1e3,
+        totals[3] / totals[0]
+    );
+    println!(
+        "  used vs direct alone: {:.2}x, vs im2col alone: {:.2}x",
+        totals[1] / totals[0],
+        totals[2] / totals[0]
+    );
 }

@@ -1,8 +1,9 @@
-//! 3D convolution for candle, which has only conv1d/conv2d: a custom op with direct loops
-//! (stride 1, zero padding) and its own backward pass (input gradient: the kernel scattered
-//! back; kernel gradient: correlations of input and output gradient), parallel over output
-//! slabs. For the small channel counts of our networks this is 3-4x faster than summing
-//! conv2d calls over depth-shifted slabs (measured: `benches/locate.rs`, ARCHITECTURE.md).
+//! 3D convolution for candle, which has only conv1d/conv2d (stride 1, zero padding). Large
+//! grids: a custom op with direct loops and its own backward pass (input gradient: the kernel
+//! scattered back; kernel gradient: correlations of input and output gradient), parallel over
+//! output slabs; 3-4x faster than summing conv2d calls over depth-shifted slabs. Small grids:
+//! im2col (a custom op whose backward is col2im) and candle's matrix product, which carries
+//! the kernel gradient. Measured in `benches/locate.rs` (ARCHITECTURE.md).
 //! `tests` check the forward pass against a naive 3D convolution and the gradients against
 //! finite differences.
 
@@ -10,19 +11,174 @@ use candle_core::{
     backend::BackendStorage, bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType,
 };
 
+/// Output grids up to this many voxels use im2col and one matrix product (candle's gemm), larger
+/// ones direct loops. Measured per layer of our networks (fwd+bwd, `benches/locate.rs`): im2col
+/// wins by 3-10x on the deep, small, many-channel levels and loses by about 2x at full
+/// resolution, where the column matrix outgrows the caches.
+pub const IM2COL_MAX_VOXELS: usize = 8192;
+
 /// `x`: (N, C, D, H, W); `kernel`: (O, C, kd, kh, kw). Stride 1, zero padding `pad` on every
 /// spatial axis. Returns (N, O, D + 2·pad − kd + 1, H + 2·pad − kh + 1, W + 2·pad − kw + 1).
 pub fn conv3d(x: &Tensor, kernel: &Tensor, pad: usize) -> Result<Tensor> {
-    let (_, c, d, h, w) = x.dims5()?;
-    let (_, kc, kd, kh, kw) = kernel.dims5()?;
+    conv3d_with(x, kernel, pad, Algo::Auto)
+}
+
+/// How [`conv3d_with`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// Im2col up to [`IM2COL_MAX_VOXELS`] output voxels, direct above.
+    Auto,
+    Direct,
+    Im2col,
+}
+
+/// [`conv3d`] with a chosen algorithm (tests and benchmarks compare them).
+pub fn conv3d_with(x: &Tensor, kernel: &Tensor, pad: usize, algo: Algo) -> Result<Tensor> {
+    let (n, c, d, h, w) = x.dims5()?;
+    let (o, kc, kd, kh, kw) = kernel.dims5()?;
     if kc != c {
         bail!("conv3d: input has {c} channels, kernel expects {kc}");
     }
     if d + 2 * pad < kd || h + 2 * pad < kh || w + 2 * pad < kw {
         bail!("conv3d: input {d}×{h}×{w} with padding {pad} is smaller than the kernel");
     }
-    x.contiguous()?
-        .apply_op2(&kernel.contiguous()?, Conv3d { pad })
+    let g = Geo::new([n, c, d, h, w], [o, kc, kd, kh, kw], pad);
+    let x = x.contiguous()?;
+    let direct = match algo {
+        Algo::Auto => g.out.iter().product::<usize>() > IM2COL_MAX_VOXELS,
+        a => a == Algo::Direct,
+    };
+    if direct {
+        return x.apply_op2(&kernel.contiguous()?, Conv3d { pad });
+    }
+    let cols = x.apply_op1(Im2Col { g })?;
+    let out = kernel
+        .reshape((o, c * kd * kh * kw))?
+        .matmul(&cols)?
+        .reshape((o, n, g.out[0], g.out[1], g.out[2]))?;
+    if n == 1 {
+        out.reshape((1, o, g.out[0], g.out[1], g.out[2]))
+    } else {
+        out.transpose(0, 1)?.contiguous()
+    }
+}
+
+/// (N, C, D, H, W) → (C·kd·kh·kw, N·OD·OH·OW): row `c·K + k` holds, for every output voxel,
+/// the input voxel that kernel offset `k` of channel `c` reads (0 in the padding).
+struct Im2Col {
+    g: Geo,
+}
+
+/// The adjoint of [`Im2Col`]: columns back onto the input grid, summed.
+struct Col2Im {
+    g: Geo,
+}
+
+impl Geo {
+    fn taps(&self) -> usize {
+        self.k.iter().product()
+    }
+
+    /// Calls `f(out_at, in_at, len)` for every run of output voxels along x that kernel
+    /// offset `tap` reads from one input row.
+    fn runs(&self, tap: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let [od, oh, ow] = self.out;
+        let (a, b, e) = (
+            tap / (self.k[1] * self.k[2]),
+            (tap / self.k[2]) % self.k[1],
+            tap % self.k[2],
+        );
+        let (z0, z1) = self.valid(a, self.d, od);
+        let (y0, y1) = self.valid(b, self.h, oh);
+        let (x0, x1) = self.valid(e, self.w, ow);
+        if x0 >= x1 {
+            return;
+        }
+        for z in z0..z1 {
+            let iz = z + a - self.pad;
+            for y in y0..y1 {
+                let iy = y + b - self.pad;
+                f(
+                    (z * oh + y) * ow + x0,
+                    (iz * self.h + iy) * self.w + x0 + e - self.pad,
+                    x1 - x0,
+                );
+            }
+        }
+    }
+
+    fn im2col<T: WithDType>(&self, x: &[T]) -> Vec<T> {
+        let out_len: usize = self.out.iter().product();
+        let in_len = self.d * self.h * self.w;
+        let mut cols = vec![T::zero(); self.c * self.taps() * self.n * out_len];
+        par_slabs(&mut cols, self.n * out_len, |row, dst| {
+            let (c, tap) = (row / self.taps(), row % self.taps());
+            for n in 0..self.n {
+                let src = &x[(n * self.c + c) * in_len..][..in_len];
+                let dst = &mut dst[n * out_len..][..out_len];
+                self.runs(tap, |o, i, len| {
+                    dst[o..o + len].copy_from_slice(&src[i..i + len])
+                });
+            }
+        });
+        cols
+    }
+
+    fn col2im<T: WithDType>(&self, cols: &[T]) -> Vec<T> {
+        let out_len: usize = self.out.iter().product();
+        let in_len = self.d * self.h * self.w;
+        let mut x = vec![T::zero(); self.n * self.c * in_len];
+        par_slabs(&mut x, in_len, |slab, dst| {
+            let (n, c) = (slab / self.c, slab % self.c);
+            for tap in 0..self.taps() {
+                let src = &cols[((c * self.taps() + tap) * self.n + n) * out_len..][..out_len];
+                self.runs(tap, |o, i, len| {
+                    for (d, s) in dst[i..i + len].iter_mut().zip(&src[o..o + len]) {
+                        *d += *s;
+                    }
+                });
+            }
+        });
+        x
+    }
+}
+
+impl candle_core::CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col3d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let shape = Shape::from((g.c * g.taps(), g.n * g.out.iter().product::<usize>()));
+        match s {
+            CpuStorage::F32(_) => Ok((CpuStorage::F32(g.im2col(slice::<f32>(s, l)?)), shape)),
+            CpuStorage::F64(_) => Ok((CpuStorage::F64(g.im2col(slice::<f64>(s, l)?)), shape)),
+            _ => bail!("conv3d: f32 or f64 input, got {:?}", s.dtype()),
+        }
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            grad.contiguous()?.apply_op1_no_bwd(&Col2Im { g: self.g })?,
+        ))
+    }
+}
+
+impl candle_core::CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im3d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let shape = Shape::from((g.n, g.c, g.d, g.h, g.w));
+        match s {
+            CpuStorage::F32(_) => Ok((CpuStorage::F32(g.col2im(slice::<f32>(s, l)?)), shape)),
+            CpuStorage::F64(_) => Ok((CpuStorage::F64(g.col2im(slice::<f64>(s, l)?)), shape)),
+            _ => bail!("conv3d: f32 or f64 gradient, got {:?}", s.dtype()),
+        }
+    }
 }
 
 /// Geometry of one convolution.
@@ -428,16 +584,18 @@ mod tests {
             let kv = random(ks.iter().product(), 2);
             let x = Tensor::from_vec(xv.clone(), &xs, &dev).unwrap();
             let k = Tensor::from_vec(kv.clone(), &ks, &dev).unwrap();
-            let y = conv3d(&x, &k, pad).unwrap();
             let (want, shape) = naive(&xv, xs, &kv, ks, pad);
-            assert_eq!(y.dims(), &shape);
-            let got: Vec<f64> = y.flatten_all().unwrap().to_vec1().unwrap();
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(err < 1e-12, "{xs:?} {ks:?}: {err}");
+            for algo in [Algo::Direct, Algo::Im2col] {
+                let y = conv3d_with(&x, &k, pad, algo).unwrap();
+                assert_eq!(y.dims(), &shape);
+                let got: Vec<f64> = y.flatten_all().unwrap().to_vec1().unwrap();
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-12, "{algo:?} {xs:?} {ks:?}: {err}");
+            }
         }
         let wrong = Tensor::zeros((1, 4, 3, 3, 3), DType::F64, &dev).unwrap();
         let x = Tensor::zeros((1, 2, 3, 3, 3), DType::F64, &dev).unwrap();
@@ -449,23 +607,29 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
+        for algo in [Algo::Direct, Algo::Im2col] {
+            gradients_match(algo);
+        }
+    }
+
+    fn gradients_match(algo: Algo) {
         let dev = Device::Cpu;
-        let (xs, ks, pad) = ([1usize, 2, 4, 4, 3], [2usize, 2, 3, 3, 3], 1);
+        let (xs, ks, pad) = ([2usize, 2, 4, 4, 3], [2usize, 2, 3, 3, 3], 1);
         let xv = random(xs.iter().product(), 3);
         let kv = random(ks.iter().product(), 4);
         let x = Var::from_vec(xv.clone(), &xs, &dev).unwrap();
         let k = Var::from_vec(kv.clone(), &ks, &dev).unwrap();
-        let out_len = 2 * 4 * 4 * 3;
-        let r = Tensor::from_vec(random(out_len, 5), (1, 2, 4, 4, 3), &dev).unwrap();
+        let out_len = 2 * 2 * 4 * 4 * 3;
+        let r = Tensor::from_vec(random(out_len, 5), (2, 2, 4, 4, 3), &dev).unwrap();
         let loss = |x: &Tensor, k: &Tensor| -> f64 {
-            (conv3d(x, k, pad).unwrap() * &r)
+            (conv3d_with(x, k, pad, algo).unwrap() * &r)
                 .unwrap()
                 .sum_all()
                 .unwrap()
                 .to_scalar()
                 .unwrap()
         };
-        let y = (conv3d(x.as_tensor(), k.as_tensor(), pad).unwrap() * &r)
+        let y = (conv3d_with(x.as_tensor(), k.as_tensor(), pad, algo).unwrap() * &r)
             .unwrap()
             .sum_all()
             .unwrap();
@@ -507,7 +671,7 @@ mod tests {
                 let rel = (fd - grad[idx]).abs() / fd.abs().max(1e-3);
                 assert!(
                     rel < 1e-5,
-                    "{} grad {idx}: autograd {} vs finite difference {fd}",
+                    "{algo:?} {} grad {idx}: autograd {} vs finite difference {fd}",
                     if is_x { "input" } else { "kernel" },
                     grad[idx]
                 );
