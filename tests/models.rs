@@ -89,12 +89,17 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
         ),
     ];
     let manifest = write_manifest(dir.path(), &cases);
-    for method in [Method::Segmentation, Method::Heatmap] {
-        let out = dir.path().join(method.name());
+    // Each method alone, and both trained together (one network, a head each).
+    for methods in [
+        vec![Method::Segmentation],
+        vec![Method::Heatmap],
+        vec![Method::Segmentation, Method::Heatmap],
+    ] {
+        let out = dir.path().join(format!("{methods:?}"));
         let opts = TrainOptions {
             manifest: manifest.clone(),
             out: out.clone(),
-            recipe: tiny_recipe(method),
+            recipes: methods.iter().map(|&m| tiny_recipe(m)).collect(),
             epochs: 60,
             seed: 3,
             val_every: 0,
@@ -110,21 +115,31 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
             init_from: None,
         };
         let mut losses = Vec::new();
-        let log = train(&opts, |p| {
+        let logs = train(&opts, |p| {
+            // The same loss is reported for each method trained together.
             if let Progress::Epoch(r) = p {
-                losses.push(r.train_loss);
+                if r.method == methods[0] {
+                    losses.push(r.train_loss);
+                }
             }
         })
         .unwrap();
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(
             last < 0.5 * first,
-            "{method:?}: loss {first:.3} → {last:.3}"
+            "{methods:?}: loss {first:.3} → {last:.3}"
         );
-        assert!(log.best_epoch.is_some());
-        // The saved model (last epoch kept, as there is no validation) finds each blob.
-        let model = Model::load(&out, method).unwrap();
-        for (name, centre) in &cases {
+        assert_eq!(logs.len(), methods.len());
+        for (log, method) in logs.iter().zip(&methods) {
+            assert_eq!(log.method, *method);
+            assert!(log.best_epoch.is_some());
+        }
+        // The saved models (last epoch kept, as there is no validation) find each blob.
+        for (&method, (name, centre)) in methods
+            .iter()
+            .flat_map(|m| std::iter::repeat(m).zip(&cases))
+        {
+            let model = Model::load(&out, method).unwrap();
             let (vol, _) = heartloc::io::open(
                 &dir.path().join(name).join("image.nii.gz"),
                 &Default::default(),
@@ -153,7 +168,9 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
         };
         train(&opts2, |p| {
             if let Progress::Epoch(r) = p {
-                again.push(r.train_loss);
+                if r.method == methods[0] {
+                    again.push(r.train_loss);
+                }
             }
         })
         .unwrap();
@@ -175,7 +192,7 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
     let opts = TrainOptions {
         manifest,
         out: dir.path().join("out"),
-        recipe: tiny_recipe(Method::Segmentation),
+        recipes: vec![tiny_recipe(Method::Segmentation)],
         epochs: 1,
         seed: 1,
         val_every: 0,
@@ -196,7 +213,7 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
     // A landmark no case has: nothing to train on.
     let opts = TrainOptions {
         manifest: write_manifest(dir.path(), &[("a", DVec3::ZERO)]),
-        recipe: tiny_recipe(Method::Heatmap),
+        recipes: vec![tiny_recipe(Method::Heatmap)],
         landmark: Some("aortic-valve".into()),
         ..opts
     };
