@@ -9,6 +9,10 @@ use heartloc::io::{self, OpenOptions};
 use heartloc::ml::data::Augment;
 use heartloc::ml::preprocess::{Method, Recipe};
 
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse()
+}
+
 #[derive(Parser)]
 #[command(name = "heartloc", version, about = "Find the heart in 3D CT and MRI")]
 struct Cli {
@@ -64,16 +68,14 @@ enum Command {
         #[arg(long)]
         export_csv: Option<PathBuf>,
     },
-    /// Train a method's model (coarse + fine 3D U-Nets) on a manifest of labelled cases.
+    /// Train one method's model (coarse + fine 3D U-Nets) on a manifest of labelled cases.
     Train {
         /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
         /// `heart_values`, `heart_center_lps_mm`.
         #[arg(long)]
         manifest: PathBuf,
-        /// segmentation, heatmap, or both: one network per stage with a head for each
-        /// method, trained together, each method's best epoch saved as its own model.
-        #[arg(long)]
-        method: String,
+        #[arg(long, value_parser = parse_method)]
+        method: Method,
         /// Folder for `<method>.safetensors`, `<method>.recipe.json`, `<method>.training.json`.
         #[arg(long)]
         out: PathBuf,
@@ -259,8 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resolution,
             no_intensity,
         }) => {
-            let methods = method_list(&method)?;
-            if landmark.is_some() && !methods.contains(&Method::Heatmap) {
+            if landmark.is_some() && method != Method::Heatmap {
                 anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
             }
             let augment = if no_augment {
@@ -275,20 +276,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     resolution,
                 }
             };
-            let recipes = methods
-                .iter()
-                .map(|&m| {
-                    let mut recipe = Recipe::new(m);
-                    if let (Some(l), Method::Heatmap) = (&landmark, m) {
-                        recipe.target = format!("{l}: from each case's .mrk.json files");
-                    }
-                    recipe
-                })
-                .collect();
+            let mut recipe = Recipe::new(method);
+            if let Some(l) = &landmark {
+                recipe.target = format!("{l}: from each case's .mrk.json files");
+            }
             let opts = heartloc::ml::train::TrainOptions {
                 manifest,
                 out,
-                recipes,
+                recipe,
                 epochs,
                 seed,
                 val_every,
@@ -300,18 +295,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 limit_cases,
                 init_from,
             };
-            let logs = heartloc::ml::train::train(&opts, print_progress)?;
+            let log = heartloc::ml::train::train(&opts, print_progress)?;
             eprintln!();
-            for log in logs {
-                println!(
-                    "{}: best epoch {:?} of {} in {:.1} min; model in {}",
-                    log.method.name(),
-                    log.best_epoch,
-                    log.epochs.len(),
-                    log.minutes,
-                    opts.out.display()
-                );
-            }
+            println!(
+                "best epoch {:?} of {} in {:.1} min; model in {}",
+                log.best_epoch,
+                log.epochs.len(),
+                log.minutes,
+                opts.out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Eval {
@@ -426,9 +418,8 @@ fn print_progress(p: heartloc::ml::train::Progress) {
         }
         Progress::Epoch(r) => {
             eprintln!(
-                "\repoch {} {}: loss {:.4}, val centre error median {:.1} mm, mean {:.1}, max {:.1}{}, {:.0} s{}",
+                "\repoch {}: loss {:.4}, val centre error median {:.1} mm, mean {:.1}, max {:.1}{}, {:.0} s{}",
                 r.epoch,
-                r.method.name(),
                 r.train_loss,
                 r.val_center_error_mm_median,
                 r.val_center_error_mm_mean,
@@ -448,18 +439,11 @@ fn load_models(
     method: &str,
     weights: Option<&std::path::Path>,
 ) -> anyhow::Result<Vec<heartloc::ml::model::Model>> {
-    Ok(heartloc::ml::model::load_models(
-        &method_list(method)?,
-        weights,
-    )?)
-}
-
-/// `segmentation`, `heatmap` or `both`.
-fn method_list(method: &str) -> anyhow::Result<Vec<Method>> {
-    Ok(match method {
+    let methods = match method {
         "both" => vec![Method::Segmentation, Method::Heatmap],
         m => vec![m.parse::<Method>().map_err(anyhow::Error::msg)?],
-    })
+    };
+    Ok(heartloc::ml::model::load_models(&methods, weights)?)
 }
 
 /// Where an input's output goes: `path` itself for one input, `path/<stem><suffix>` for many.

@@ -260,17 +260,15 @@ impl Augment {
 /// One training sample on a stage's grid: network input and target (both memory order).
 pub struct Sample {
     pub input: Vec<f32>,
-    /// One target per requested method, in their order.
-    pub targets: Vec<Vec<f32>>,
+    pub target: Vec<f32>,
     pub grid: Grid,
 }
 
 /// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (plus the random
-/// shift), seen through a random rotation/scaling about that centre, with a target for each
-/// of `methods` (several when their networks are trained together).
+/// shift), seen through a random rotation/scaling about that centre.
 pub fn sample(
     case: &Case,
-    methods: &[Method],
+    method: Method,
     stage: &Stage,
     center_lps: DVec3,
     aug: &Augment,
@@ -293,18 +291,15 @@ pub fn sample(
         * DMat4::from_translation(-c);
     let grid = Grid::new(base.dims, world_from_world * base.world_from_voxel);
     let mut input = case.norm.sample(&case.volume, &grid);
-    let mut targets: Vec<Vec<f32>> = methods
-        .iter()
-        .map(|method| match method {
-            Method::Segmentation => {
-                let mask = case.mask.as_ref().expect("segmentation cases carry a mask");
-                mask.resample(&grid, Interpolation::Trilinear, 0.0)
-                    .voxels
-                    .to_f32()
-            }
-            Method::Heatmap => gaussian_target(&grid, case.target_lps, stage.sigma_mm * scale),
-        })
-        .collect();
+    let mut target = match method {
+        Method::Segmentation => {
+            let mask = case.mask.as_ref().expect("segmentation cases carry a mask");
+            mask.resample(&grid, Interpolation::Trilinear, 0.0)
+                .voxels
+                .to_f32()
+        }
+        Method::Heatmap => gaussian_target(&grid, case.target_lps, stage.sigma_mm * scale),
+    };
     if rng.chance(aug.partial_fov) {
         // A scan edge somewhere within 60 mm of the target, along a random world axis.
         let a = rng.below(3);
@@ -314,10 +309,8 @@ pub fn sample(
             let p = grid.world_from_flat(idx)[a];
             if (p < cut) != keep_below {
                 *v = 0.0;
-                for (method, target) in methods.iter().zip(&mut targets) {
-                    if *method == Method::Segmentation {
-                        target[idx] = 0.0;
-                    }
+                if method == Method::Segmentation {
+                    target[idx] = 0.0;
                 }
             }
         }
@@ -345,7 +338,7 @@ pub fn sample(
     }
     Sample {
         input,
-        targets,
+        target,
         grid,
     }
 }
@@ -414,7 +407,7 @@ mod tests {
         for _ in 0..5 {
             let s = sample(
                 &case,
-                &[Method::Heatmap],
+                Method::Heatmap,
                 &recipe.fine,
                 case.target_lps,
                 &Augment::default(),
@@ -424,7 +417,7 @@ mod tests {
             assert!(s.input.iter().all(|v| v.is_finite()));
             // The target's peak sits on the target point in world space, whatever the
             // rotation and scaling of the grid.
-            let peak = super::super::heatmap::decode_peak(&s.grid, &s.targets[0]).unwrap();
+            let peak = super::super::heatmap::decode_peak(&s.grid, &s.target).unwrap();
             assert!(peak.center_lps.distance(case.target_lps) < 1.0);
         }
     }

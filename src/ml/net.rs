@@ -12,17 +12,14 @@ use candle_core::{bail, DType, Device, Result, Tensor, Var, D};
 use super::conv3d::conv3d;
 use super::rng::Rng;
 
-/// A 3D U-Net with `channels[l]` features at level `l` (level 0 is full resolution) and
-/// `heads` output logits per voxel (1 for a shipped model; training several methods together
-/// gives one head each).
+/// A 3D U-Net with `channels[l]` features at level `l` (level 0 is full resolution).
 pub struct UNet3d {
     channels: Vec<usize>,
-    heads: usize,
     params: HashMap<String, Tensor>,
 }
 
 /// Names and shapes of every parameter for a channel list, in a fixed order.
-fn layout(channels: &[usize], heads: usize) -> Vec<(String, Vec<usize>)> {
+fn layout(channels: &[usize]) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
     let mut conv = |name: String, o: usize, c: usize| {
         out.push((format!("{name}.weight"), vec![o, c, 3, 3, 3]));
@@ -40,26 +37,21 @@ fn layout(channels: &[usize], heads: usize) -> Vec<(String, Vec<usize>)> {
         conv(format!("dec{l}.1"), c, c);
         prev = c;
     }
-    out.push(("head.weight".into(), vec![heads, prev]));
-    out.push(("head.bias".into(), vec![heads]));
+    out.push(("head.weight".into(), vec![1, prev]));
+    out.push(("head.bias".into(), vec![1]));
     out
 }
 
 impl UNet3d {
     /// Fresh parameters for training: He-normal weights from `seed`, zero biases.
-    pub fn init(
-        channels: &[usize],
-        heads: usize,
-        seed: u64,
-        device: &Device,
-    ) -> Result<(Self, Vec<Var>)> {
-        if channels.is_empty() || heads == 0 {
-            bail!("a U-Net needs at least one level and one head");
+    pub fn init(channels: &[usize], seed: u64, device: &Device) -> Result<(Self, Vec<Var>)> {
+        if channels.is_empty() {
+            bail!("a U-Net needs at least one level");
         }
         let mut rng = Rng::new(seed);
         let mut params = HashMap::new();
         let mut vars = Vec::new();
-        for (name, shape) in layout(channels, heads) {
+        for (name, shape) in layout(channels) {
             let n: usize = shape.iter().product();
             let values: Vec<f32> = if name.ends_with(".bias") {
                 vec![0.0; n]
@@ -75,7 +67,6 @@ impl UNet3d {
         Ok((
             UNet3d {
                 channels: channels.to_vec(),
-                heads,
                 params,
             },
             vars,
@@ -86,7 +77,7 @@ impl UNet3d {
     pub fn trainable(&self) -> Result<(Self, Vec<Var>)> {
         let mut params = HashMap::new();
         let mut vars = Vec::new();
-        for (name, _) in layout(&self.channels, self.heads) {
+        for (name, _) in layout(&self.channels) {
             let var = Var::from_tensor(&self.params[&name].copy()?)?;
             params.insert(name, var.as_tensor().clone());
             vars.push(var);
@@ -94,27 +85,10 @@ impl UNet3d {
         Ok((
             UNet3d {
                 channels: self.channels.clone(),
-                heads: self.heads,
                 params,
             },
             vars,
         ))
-    }
-
-    /// A one-head network with head `h` of this one (the rest shared by value, not copied).
-    pub fn head(&self, h: usize) -> Result<Self> {
-        if h >= self.heads {
-            bail!("head {h} of a {}-head network", self.heads);
-        }
-        let mut params = self.params.clone();
-        for name in ["head.weight", "head.bias"] {
-            params.insert(name.into(), self.params[name].narrow(0, h, 1)?.copy()?);
-        }
-        Ok(UNet3d {
-            channels: self.channels.clone(),
-            heads: 1,
-            params,
-        })
     }
 
     /// Parameters from a name → tensor map; every expected tensor must be there with the
@@ -124,7 +98,7 @@ impl UNet3d {
             bail!("a U-Net needs at least one level");
         }
         let mut params = HashMap::new();
-        for (name, shape) in layout(channels, 1) {
+        for (name, shape) in layout(channels) {
             let Some(t) = loaded.remove(&name) else {
                 bail!("the weights have no tensor `{name}` (do they match the recipe's channels?)");
             };
@@ -143,7 +117,6 @@ impl UNet3d {
         }
         Ok(UNet3d {
             channels: channels.to_vec(),
-            heads: 1,
             params,
         })
     }
@@ -186,7 +159,7 @@ impl UNet3d {
             .relu()
     }
 
-    /// `x`: (N, 1, D, H, W) → logits (N, heads, D, H, W).
+    /// `x`: (N, 1, D, H, W) → logits (N, 1, D, H, W).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, _, d, h, w) = x.dims5()?;
         let m = self.size_multiple();
@@ -211,13 +184,12 @@ impl UNet3d {
         }
         let c = x.dim(1)?;
         let flat = x.reshape((n, c, d * h * w))?;
-        let k = self.heads;
         let y = self.params["head.weight"]
             .unsqueeze(0)?
-            .broadcast_as((n, k, c))?
+            .broadcast_as((n, 1, c))?
             .matmul(&flat)?
-            .broadcast_add(&self.params["head.bias"].reshape((1, k, 1))?)?;
-        y.reshape((n, k, d, h, w))
+            .broadcast_add(&self.params["head.bias"].reshape((1, 1, 1))?)?;
+        y.reshape((n, 1, d, h, w))
     }
 }
 
@@ -324,12 +296,12 @@ mod tests {
             (vec![2, 3], [2, 6, 10]),
             (vec![2, 3, 4], [4, 12, 8]),
         ] {
-            let (net, _) = UNet3d::init(&channels, 1, 1, &dev).unwrap();
+            let (net, _) = UNet3d::init(&channels, 1, &dev).unwrap();
             let x = Tensor::ones((1, 1, dims[0], dims[1], dims[2]), DType::F32, &dev).unwrap();
             let y = net.forward(&x).unwrap();
             assert_eq!(y.dims(), &[1, 1, dims[0], dims[1], dims[2]]);
         }
-        let (net, _) = UNet3d::init(&[2, 3], 1, 1, &dev).unwrap();
+        let (net, _) = UNet3d::init(&[2, 3], 1, &dev).unwrap();
         let x = Tensor::ones((1, 1, 5, 6, 6), DType::F32, &dev).unwrap();
         let err = net.forward(&x).unwrap_err().to_string();
         assert!(err.contains("not divisible by 2"), "{err}");
@@ -338,9 +310,9 @@ mod tests {
     #[test]
     fn init_is_deterministic_and_weights_round_trip() {
         let dev = Device::Cpu;
-        let (a, _) = UNet3d::init(&[2, 4], 1, 7, &dev).unwrap();
-        let (b, _) = UNet3d::init(&[2, 4], 1, 7, &dev).unwrap();
-        let (c, _) = UNet3d::init(&[2, 4], 1, 8, &dev).unwrap();
+        let (a, _) = UNet3d::init(&[2, 4], 7, &dev).unwrap();
+        let (b, _) = UNet3d::init(&[2, 4], 7, &dev).unwrap();
+        let (c, _) = UNet3d::init(&[2, 4], 8, &dev).unwrap();
         let x = Tensor::rand(0f32, 1f32, (1, 1, 4, 4, 4), &dev).unwrap();
         let diff = |p: &UNet3d, q: &UNet3d| {
             (p.forward(&x).unwrap() - q.forward(&x).unwrap())
@@ -361,38 +333,6 @@ mod tests {
         assert_eq!(diff(&a, &back), 0.0);
         let wrong = UNet3d::from_safetensors(&[2, 5], &std::fs::read(&path).unwrap(), &dev);
         assert!(wrong.err().unwrap().to_string().contains("shape"));
-    }
-
-    #[test]
-    fn each_head_of_a_joint_network_is_a_one_head_network() {
-        let dev = Device::Cpu;
-        let (joint, vars) = UNet3d::init(&[2, 4], 2, 3, &dev).unwrap();
-        // Distinct heads (zero biases alone would hide a swapped row).
-        vars.last()
-            .unwrap()
-            .set(&Tensor::new(&[0.5f32, -0.25], &dev).unwrap())
-            .unwrap();
-        let x = Tensor::rand(0f32, 1f32, (1, 1, 4, 6, 4), &dev).unwrap();
-        let y = joint.forward(&x).unwrap();
-        assert_eq!(y.dims(), &[1, 2, 4, 6, 4]);
-        for h in 0..2 {
-            let one = joint.head(h).unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("h.safetensors");
-            one.save(&path).unwrap();
-            let back =
-                UNet3d::from_safetensors(&[2, 4], &std::fs::read(&path).unwrap(), &dev).unwrap();
-            let diff = (back.forward(&x).unwrap() - y.narrow(1, h, 1).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert_eq!(diff, 0.0, "head {h}");
-        }
-        assert!(joint.head(2).is_err());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Training: both stages of one method's cascade together, on augmented samples of the
 //! manifest's training cases, validated every epoch on the held-out cases with the real
-//! inference path; the best epoch is kept. Several methods can train together: one network
-//! per stage with one output head per method, each method's best epoch saved as its own
-//! one-head model. Deterministic for a seed.
+//! inference path; the best epoch is kept. Deterministic for a seed.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,9 +20,7 @@ use crate::volume::Interpolation;
 pub struct TrainOptions {
     pub manifest: PathBuf,
     pub out: PathBuf,
-    /// One per output head: one method, or segmentation and heatmap trained together (same
-    /// grids and channels).
-    pub recipes: Vec<Recipe>,
+    pub recipe: Recipe,
     pub epochs: usize,
     pub seed: u64,
     /// Every `val_every`-th manifest case is held out for validation.
@@ -43,10 +39,9 @@ pub struct TrainOptions {
     pub init_from: Option<PathBuf>,
 }
 
-/// One epoch's figures, for one method.
+/// One epoch's figures.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EpochReport {
-    pub method: Method,
     pub epoch: usize,
     pub train_loss: f64,
     pub val_center_error_mm_median: f64,
@@ -61,8 +56,6 @@ pub struct EpochReport {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainLog {
     pub method: Method,
-    /// The methods trained together in this run (this one included).
-    pub trained_with: Vec<Method>,
     pub manifest: String,
     pub seed: u64,
     pub epochs_planned: usize,
@@ -118,39 +111,34 @@ fn tensor(values: Vec<f32>, dims: [usize; 3]) -> candle_core::Result<Tensor> {
 fn stage_loss(
     net: &UNet3d,
     s: data::Sample,
-    methods: &[Method],
+    method: Method,
     stage: &Stage,
     centre_weight: f64,
 ) -> candle_core::Result<Tensor> {
+    // Heatmap with a centre loss: where the target's own peak decodes to (voxel index), when
+    // it is on the grid.
+    let target_ijk = (method == Method::Heatmap && centre_weight > 0.0)
+        .then(|| decode_peak(&s.grid, &s.target))
+        .flatten()
+        .filter(|p| p.confidence >= 0.5)
+        .map(|p| s.grid.voxel_from_world().transform_point3(p.center_lps));
     let dims = s.grid.dims;
-    let y = net.forward(&tensor(s.input, dims)?)?;
-    let mut total = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu)?;
-    for (h, (&method, target)) in methods.iter().zip(s.targets).enumerate() {
-        let y = y.narrow(1, h, 1)?;
-        // Heatmap with a centre loss: where the target's own peak decodes to (voxel index),
-        // when it is on the grid.
-        let target_ijk = (method == Method::Heatmap && centre_weight > 0.0)
-            .then(|| decode_peak(&s.grid, &target))
-            .flatten()
-            .filter(|p| p.confidence >= 0.5)
-            .map(|p| s.grid.voxel_from_world().transform_point3(p.center_lps));
-        let t = tensor(target, dims)?;
-        let loss = match method {
-            Method::Segmentation => (bce_with_logits(&y, &t)? + soft_dice_loss(&y, &t)?)?,
-            Method::Heatmap => {
-                let bce = balanced_bce_with_logits(&y, &t)?;
-                match target_ijk {
-                    Some(ijk) => {
-                        let sigma_vox = stage.sigma_mm / stage.spacing_mm;
-                        (bce + (centre_loss(&y, ijk.to_array(), sigma_vox)? * centre_weight)?)?
-                    }
-                    None => bce,
+    let x = tensor(s.input, dims)?;
+    let t = tensor(s.target, dims)?;
+    let y = net.forward(&x)?;
+    match method {
+        Method::Segmentation => bce_with_logits(&y, &t)? + soft_dice_loss(&y, &t)?,
+        Method::Heatmap => {
+            let bce = balanced_bce_with_logits(&y, &t)?;
+            match target_ijk {
+                Some(ijk) => {
+                    let sigma_vox = stage.sigma_mm / stage.spacing_mm;
+                    bce + (centre_loss(&y, ijk.to_array(), sigma_vox)? * centre_weight)?
                 }
+                None => Ok(bce),
             }
-        };
-        total = (total + loss)?;
+        }
     }
-    Ok(total)
 }
 
 /// The error charged for a validation case where nothing was found.
@@ -206,36 +194,14 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// Train the methods of `opts.recipes` together; each method's best epoch is written into
-/// `opts.out` as it improves (`<method>.safetensors` + recipe), with a `<method>.training.json`
-/// log. Returns one log per method.
+/// Train one method; the best epoch's model is written into `opts.out` as it improves, with
+/// a `<method>.training.json` log.
 pub fn train(
     opts: &TrainOptions,
     mut progress: impl FnMut(Progress),
-) -> Result<Vec<TrainLog>, TrainError> {
+) -> Result<TrainLog, TrainError> {
     let started = Instant::now();
-    let recipes = &opts.recipes;
-    let Some(recipe) = recipes.first() else {
-        return Err(TrainError::Setup("no method to train".into()));
-    };
-    let methods: Vec<Method> = recipes.iter().map(|r| r.method).collect();
-    for r in &recipes[1..] {
-        if r.coarse != recipe.coarse || r.fine != recipe.fine || r.channels != recipe.channels {
-            return Err(TrainError::Setup(format!(
-                "{} and {} cannot train together: their grids or channels differ",
-                recipe.method.name(),
-                r.method.name()
-            )));
-        }
-        if methods.iter().filter(|&&m| m == r.method).count() > 1 {
-            return Err(TrainError::Setup(format!("{} twice", r.method.name())));
-        }
-    }
-    // A segmentation head needs masks: load cases as for segmentation when one trains.
-    let load_recipe = recipes
-        .iter()
-        .find(|r| r.method == Method::Segmentation)
-        .unwrap_or(recipe);
+    let recipe = &opts.recipe;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| TrainError::Setup(format!("{}: cannot create: {e}", opts.out.display())))?;
     let mut rows = data::read_manifest(&opts.manifest)?;
@@ -246,7 +212,7 @@ pub fn train(
     let total = rows.len();
     for (pos, row) in rows.iter().enumerate() {
         progress(Progress::Loading { done: pos, total });
-        match data::load_case(row, load_recipe, opts.landmark.as_deref())? {
+        match data::load_case(row, recipe, opts.landmark.as_deref())? {
             Some(case) if data::is_validation(pos, opts.val_every) => val_cases.push(case),
             Some(case) => train_cases.push(case),
             None => skipped.push(row.case.clone()),
@@ -265,11 +231,6 @@ pub fn train(
     }
     let dev = Device::Cpu;
     let ((coarse, mut vars), (fine, fine_vars)) = match &opts.init_from {
-        Some(_) if recipes.len() > 1 => {
-            return Err(TrainError::Setup(
-                "--init-from continues one method's model; train one method".into(),
-            ))
-        }
         Some(path) => {
             let start = match path.file_name().and_then(|n| n.to_str()) {
                 Some(name) if name.ends_with(".safetensors") => {
@@ -292,16 +253,16 @@ pub fn train(
             (start.coarse.trainable()?, start.fine.trainable()?)
         }
         None => (
-            UNet3d::init(&recipe.channels, recipes.len(), opts.seed, &dev)?,
-            UNet3d::init(
-                &recipe.channels,
-                recipes.len(),
-                opts.seed.wrapping_add(1),
-                &dev,
-            )?,
+            UNet3d::init(&recipe.channels, opts.seed, &dev)?,
+            UNet3d::init(&recipe.channels, opts.seed.wrapping_add(1), &dev)?,
         ),
     };
     vars.extend(fine_vars);
+    let model = Model {
+        recipe: recipe.clone(),
+        coarse,
+        fine,
+    };
     let mut opt = AdamW::new(
         vars,
         ParamsAdamW {
@@ -324,27 +285,23 @@ pub fn train(
         }
     }
     let mut rng = Rng::new(opts.seed);
-    let mut logs: Vec<TrainLog> = methods
-        .iter()
-        .map(|&method| TrainLog {
-            method,
-            trained_with: methods.clone(),
-            manifest: opts.manifest.display().to_string(),
-            seed: opts.seed,
-            epochs_planned: opts.epochs,
-            learning_rate: opts.learning_rate,
-            augment: opts.augment.clone(),
-            landmark: opts.landmark.clone(),
-            centre_weight: opts.centre_weight,
-            train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
-            val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
-            skipped_cases: skipped.clone(),
-            epochs: Vec::new(),
-            best_epoch: None,
-            minutes: 0.0,
-        })
-        .collect();
-    let mut best = vec![f64::INFINITY; methods.len()];
+    let mut log = TrainLog {
+        method: recipe.method,
+        manifest: opts.manifest.display().to_string(),
+        seed: opts.seed,
+        epochs_planned: opts.epochs,
+        learning_rate: opts.learning_rate,
+        augment: opts.augment.clone(),
+        landmark: opts.landmark.clone(),
+        centre_weight: opts.centre_weight,
+        train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
+        val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
+        skipped_cases: skipped,
+        epochs: Vec::new(),
+        best_epoch: None,
+        minutes: 0.0,
+    };
+    let mut best = f64::INFINITY;
     for epoch in 1..=opts.epochs {
         let epoch_start = Instant::now();
         // Cosine decay to a tenth of the rate, over the epochs or the time limit, whichever
@@ -362,9 +319,10 @@ pub fn train(
         let mut loss_sum = 0.0;
         for (step, &ci) in order.iter().enumerate() {
             let case = &train_cases[ci];
+            let method = recipe.method;
             let coarse_sample = data::sample(
                 case,
-                &methods,
+                method,
                 &recipe.coarse,
                 scan_center(&case.volume),
                 &opts.augment,
@@ -372,15 +330,15 @@ pub fn train(
             );
             let fine_sample = data::sample(
                 case,
-                &methods,
+                method,
                 &recipe.fine,
                 case.target_lps,
                 &opts.augment,
                 &mut rng,
             );
             let w = opts.centre_weight;
-            let loss = (stage_loss(&coarse, coarse_sample, &methods, &recipe.coarse, w)?
-                + stage_loss(&fine, fine_sample, &methods, &recipe.fine, w)?)?;
+            let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
+                + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
             opt.backward_step(&loss)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             progress(Progress::Step {
@@ -392,52 +350,43 @@ pub fn train(
                 elapsed: started.elapsed().as_secs_f64(),
             });
         }
-        for (h, r) in recipes.iter().enumerate() {
-            let model = Model {
-                recipe: r.clone(),
-                coarse: coarse.head(h)?,
-                fine: fine.head(h)?,
-            };
-            let (errors, dice) = if val_cases.is_empty() {
-                (Vec::new(), None)
-            } else {
-                validate(&model, &val_cases)?
-            };
-            let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
-            // Lower is better: mean centre error, plus Dice loss in points for segmentation.
-            let score = if errors.is_empty() {
-                -(epoch as f64)
-            } else {
-                mean + dice.map_or(0.0, |d| 100.0 * (1.0 - d))
-            };
-            let kept = score < best[h];
-            if kept {
-                best[h] = score;
-                model.save(&opts.out)?;
-                logs[h].best_epoch = Some(epoch);
-            }
-            let report = EpochReport {
-                method: r.method,
-                epoch,
-                train_loss: loss_sum / order.len().max(1) as f64,
-                val_center_error_mm_median: median(&errors),
-                val_center_error_mm_mean: mean,
-                val_center_error_mm_max: errors.iter().copied().fold(f64::NAN, f64::max),
-                val_dice_fine_grid: dice,
-                seconds: epoch_start.elapsed().as_secs_f64(),
-                kept,
-            };
-            progress(Progress::Epoch(&report));
-            let log = &mut logs[h];
-            log.epochs.push(report);
-            log.minutes = started.elapsed().as_secs_f64() / 60.0;
-            write_log(&opts.out, log)?;
+        let (errors, dice) = if val_cases.is_empty() {
+            (Vec::new(), None)
+        } else {
+            validate(&model, &val_cases)?
+        };
+        let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+        // Lower is better: mean centre error, plus Dice loss in points for segmentation.
+        let score = if errors.is_empty() {
+            -(epoch as f64)
+        } else {
+            mean + dice.map_or(0.0, |d| 100.0 * (1.0 - d))
+        };
+        let kept = score < best;
+        if kept {
+            best = score;
+            model.save(&opts.out)?;
+            log.best_epoch = Some(epoch);
         }
-        if opts.max_minutes.is_some_and(|m| logs[0].minutes >= m) {
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum / order.len().max(1) as f64,
+            val_center_error_mm_median: median(&errors),
+            val_center_error_mm_mean: mean,
+            val_center_error_mm_max: errors.iter().copied().fold(f64::NAN, f64::max),
+            val_dice_fine_grid: dice,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            kept,
+        };
+        progress(Progress::Epoch(&report));
+        log.epochs.push(report);
+        log.minutes = started.elapsed().as_secs_f64() / 60.0;
+        write_log(&opts.out, &log)?;
+        if opts.max_minutes.is_some_and(|m| log.minutes >= m) {
             break;
         }
     }
-    Ok(logs)
+    Ok(log)
 }
 
 fn write_log(out: &Path, log: &TrainLog) -> Result<(), TrainError> {
