@@ -95,6 +95,10 @@ enum Command {
         /// Heatmap only: weight of the loss on the decoded centre beside the cross-entropy.
         #[arg(long, default_value_t = 0.2)]
         centre_weight: f64,
+        /// Samples per optimiser step, computed on that many threads and their gradients
+        /// averaged (run with RAYON_NUM_THREADS=1 so each sample keeps one core).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// Stop after the epoch that passes this many minutes (the best epoch is kept).
         #[arg(long)]
         max_minutes: Option<f64>,
@@ -250,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             learning_rate,
             landmark,
             centre_weight,
+            batch,
             max_minutes,
             limit_cases,
             init_from,
@@ -263,6 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             if landmark.is_some() && method != Method::Heatmap {
                 anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
+            }
+            if batch == 0 {
+                anyhow::bail!("--batch must be at least 1");
             }
             let augment = if no_augment {
                 Augment::none()
@@ -294,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_minutes,
                 limit_cases,
                 init_from,
+                batch,
             };
             let log = heartloc::ml::train::train(&opts, print_progress)?;
             eprintln!();

@@ -108,6 +108,7 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
             max_minutes: Some(0.75),
             limit_cases: None,
             init_from: None,
+            batch: 1,
         };
         let mut losses = Vec::new();
         let log = train(&opts, |p| {
@@ -161,6 +162,43 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
     }
 }
 
+/// Data-parallel steps average their samples' gradients: two identical samples on two threads
+/// make the same optimiser step, to the bit, as that one sample alone.
+#[test]
+fn a_batch_of_two_threads_steps_like_its_mean_gradient() {
+    let dir = tempfile::tempdir().unwrap();
+    let centre = DVec3::new(10.0, -8.0, 5.0);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    blob_case(&one, "a", centre);
+    blob_case(&two, "a", centre);
+    blob_case(&two, "b", centre);
+    let mut saved = Vec::new();
+    for (folder, names, batch) in [(&one, vec!["a"], 1), (&two, vec!["a", "b"], 2)] {
+        let cases: Vec<(&str, DVec3)> = names.iter().map(|&n| (n, centre)).collect();
+        let out = folder.join("out");
+        let opts = TrainOptions {
+            manifest: write_manifest(folder, &cases),
+            out: out.clone(),
+            recipe: tiny_recipe(Method::Heatmap),
+            epochs: 1,
+            seed: 5,
+            val_every: 0,
+            augment: Augment::none(),
+            learning_rate: 1e-2,
+            landmark: None,
+            centre_weight: 0.2,
+            max_minutes: None,
+            limit_cases: None,
+            init_from: None,
+            batch,
+        };
+        let log = train(&opts, |_| {}).unwrap();
+        assert_eq!(log.batch, batch);
+        saved.push(std::fs::read(out.join("heatmap.safetensors")).unwrap());
+    }
+    assert!(saved[0] == saved[1], "batch 2 stepped differently");
+}
+
 #[test]
 fn bad_training_and_inference_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,6 +224,7 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
         max_minutes: None,
         limit_cases: None,
         init_from: None,
+        batch: 1,
     };
     let err = train(&opts, |_| {}).err().unwrap().to_string();
     assert!(

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
@@ -37,6 +38,9 @@ pub struct TrainOptions {
     pub limit_cases: Option<usize>,
     /// Start from this folder's model of the same method instead of random weights.
     pub init_from: Option<PathBuf>,
+    /// Samples per optimiser step, each on its own thread (data parallel: their gradients are
+    /// averaged). 1 keeps the whole step on one thread and the seed's exact sample stream.
+    pub batch: usize,
 }
 
 /// One epoch's figures.
@@ -63,6 +67,7 @@ pub struct TrainLog {
     pub augment: Augment,
     pub landmark: Option<String>,
     pub centre_weight: f64,
+    pub batch: usize,
     pub train_cases: Vec<String>,
     pub val_cases: Vec<String>,
     pub skipped_cases: Vec<String>,
@@ -139,6 +144,45 @@ fn stage_loss(
             }
         }
     }
+}
+
+/// Both stages' loss on one augmented sample of `case`, times `scale`, and its gradients.
+/// Returns the unscaled loss.
+fn sample_step(
+    model: &Model,
+    case: &Case,
+    opts: &TrainOptions,
+    scale: f64,
+    rng: &mut Rng,
+) -> candle_core::Result<(f64, GradStore)> {
+    let recipe = &opts.recipe;
+    let method = recipe.method;
+    let coarse_sample = data::sample(
+        case,
+        method,
+        &recipe.coarse,
+        scan_center(&case.volume),
+        &opts.augment,
+        rng,
+    );
+    let fine_sample = data::sample(
+        case,
+        method,
+        &recipe.fine,
+        case.target_lps,
+        &opts.augment,
+        rng,
+    );
+    let w = opts.centre_weight;
+    let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
+        + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
+    let value = f64::from(loss.to_scalar::<f32>()?);
+    let grads = if scale == 1.0 {
+        loss.backward()?
+    } else {
+        (loss * scale)?.backward()?
+    };
+    Ok((value, grads))
 }
 
 /// The error charged for a validation case where nothing was found.
@@ -294,6 +338,7 @@ pub fn train(
         augment: opts.augment.clone(),
         landmark: opts.landmark.clone(),
         centre_weight: opts.centre_weight,
+        batch: opts.batch.max(1),
         train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
         val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
         skipped_cases: skipped,
@@ -317,36 +362,52 @@ pub fn train(
         let mut order = epoch_cases.clone();
         rng.shuffle(&mut order);
         let mut loss_sum = 0.0;
-        for (step, &ci) in order.iter().enumerate() {
-            let case = &train_cases[ci];
-            let method = recipe.method;
-            let coarse_sample = data::sample(
-                case,
-                method,
-                &recipe.coarse,
-                scan_center(&case.volume),
-                &opts.augment,
-                &mut rng,
-            );
-            let fine_sample = data::sample(
-                case,
-                method,
-                &recipe.fine,
-                case.target_lps,
-                &opts.augment,
-                &mut rng,
-            );
-            let w = opts.centre_weight;
-            let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
-                + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
-            opt.backward_step(&loss)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
+        let mut done = 0;
+        for chunk in order.chunks(opts.batch.max(1)) {
+            let grads = if let [ci] = chunk {
+                let (loss, grads) = sample_step(&model, &train_cases[*ci], opts, 1.0, &mut rng)?;
+                loss_sum += loss;
+                grads
+            } else {
+                // One thread per sample, each with its own generator drawn from the run's.
+                let seeds: Vec<u64> = chunk.iter().map(|_| rng.next_u64()).collect();
+                let scale = 1.0 / chunk.len() as f64;
+                let results: Vec<candle_core::Result<(f64, GradStore)>> =
+                    std::thread::scope(|scope| {
+                        let handles: Vec<_> = chunk
+                            .iter()
+                            .zip(&seeds)
+                            .map(|(&ci, &seed)| {
+                                let (model, case) = (&model, &train_cases[ci]);
+                                scope.spawn(move || {
+                                    sample_step(model, case, opts, scale, &mut Rng::new(seed))
+                                })
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().expect("a training thread panicked"))
+                            .collect()
+                    });
+                let mut total: Option<GradStore> = None;
+                for r in results {
+                    let (loss, grads) = r?;
+                    loss_sum += loss * chunk.len() as f64;
+                    match &mut total {
+                        None => total = Some(grads),
+                        Some(t) => t.extend(grads)?,
+                    }
+                }
+                total.expect("a chunk holds at least one case")
+            };
+            opt.step(&grads)?;
+            done += chunk.len();
             progress(Progress::Step {
                 epoch,
                 epochs: opts.epochs,
-                step: step + 1,
+                step: done,
                 steps: order.len(),
-                loss: loss_sum / (step + 1) as f64,
+                loss: loss_sum / done as f64,
                 elapsed: started.elapsed().as_secs_f64(),
             });
         }
