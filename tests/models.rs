@@ -172,7 +172,7 @@ fn a_batch_of_two_threads_steps_like_its_mean_gradient() {
     blob_case(&one, "a", centre);
     blob_case(&two, "a", centre);
     blob_case(&two, "b", centre);
-    let mut saved = Vec::new();
+    let (mut saved, mut losses) = (Vec::new(), Vec::new());
     for (folder, names, batch) in [(&one, vec!["a"], 1), (&two, vec!["a", "b"], 2)] {
         let cases: Vec<(&str, DVec3)> = names.iter().map(|&n| (n, centre)).collect();
         let out = folder.join("out");
@@ -194,9 +194,12 @@ fn a_batch_of_two_threads_steps_like_its_mean_gradient() {
         };
         let log = train(&opts, |_| {}).unwrap();
         assert_eq!(log.batch, batch);
+        losses.push(log.epochs[0].train_loss);
         saved.push(std::fs::read(out.join("heatmap.safetensors")).unwrap());
     }
     assert!(saved[0] == saved[1], "batch 2 stepped differently");
+    // The reported loss is the mean per sample whatever the batch.
+    assert_eq!(losses[0], losses[1]);
 }
 
 #[test]

@@ -392,7 +392,7 @@ pub fn train(
                 let mut total: Option<GradStore> = None;
                 for r in results {
                     let (loss, grads) = r?;
-                    loss_sum += loss * chunk.len() as f64;
+                    loss_sum += loss;
                     match &mut total {
                         None => total = Some(grads),
                         Some(t) => t.extend(grads)?,
