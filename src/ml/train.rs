@@ -177,12 +177,7 @@ fn sample_step(
     let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
         + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
     let value = f64::from(loss.to_scalar::<f32>()?);
-    let grads = if scale == 1.0 {
-        loss.backward()?
-    } else {
-        (loss * scale)?.backward()?
-    };
-    Ok((value, grads))
+    Ok((value, (loss * scale)?.backward()?))
 }
 
 /// The error charged for a validation case where nothing was found.
@@ -328,6 +323,7 @@ pub fn train(
             epoch_cases.extend_from_slice(&list[..take]);
         }
     }
+    let batch = opts.batch.max(1);
     let mut rng = Rng::new(opts.seed);
     let mut log = TrainLog {
         method: recipe.method,
@@ -338,7 +334,7 @@ pub fn train(
         augment: opts.augment.clone(),
         landmark: opts.landmark.clone(),
         centre_weight: opts.centre_weight,
-        batch: opts.batch.max(1),
+        batch,
         train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
         val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
         skipped_cases: skipped,
@@ -363,7 +359,7 @@ pub fn train(
         rng.shuffle(&mut order);
         let mut loss_sum = 0.0;
         let mut done = 0;
-        for chunk in order.chunks(opts.batch.max(1)) {
+        for chunk in order.chunks(batch) {
             let grads = if let [ci] = chunk {
                 let (loss, grads) = sample_step(&model, &train_cases[*ci], opts, 1.0, &mut rng)?;
                 loss_sum += loss;
