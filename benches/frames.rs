@@ -133,7 +133,8 @@ fn main() {
     }
 }
 
-/// Slice stepping in the maximised axial pane, without and then with a model run in flight.
+/// Slice stepping in the maximised axial pane, without and then with a model run in flight
+/// (both with the overlay of an earlier run).
 fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
     h.state_mut().settings.maximized = Some(0);
     h.run_steps(2);
@@ -145,8 +146,16 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
         let _ = h.render().expect("render");
         t.elapsed().as_secs_f64() * 1e3
     };
-    let idle: Vec<f64> = (0..4 * FRAMES).map(|i| frame(h, i)).collect();
+    // One run first, so the idle frames carry the same overlay (mask, centres, box) as the
+    // frames drawn while later runs are in flight.
     let ctx = h.ctx.clone();
+    h.state_mut().run_models(&ctx);
+    let mut i = 0;
+    while h.state().models_running() {
+        frame(h, i);
+        i += 1;
+    }
+    let idle: Vec<f64> = (0..4 * FRAMES).map(|i| frame(h, i)).collect();
     let mut during = Vec::new();
     let mut runs = 0;
     let started = Instant::now();
