@@ -146,28 +146,27 @@ fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
         let _ = h.render().expect("render");
         t.elapsed().as_secs_f64() * 1e3
     };
+    // One model run, stepping slices until it ends: the frame times drawn meanwhile.
+    let ctx = h.ctx.clone();
+    let run = |h: &mut Harness<'_, HeartlocApp>| {
+        h.state_mut().run_models(&ctx);
+        let mut ms = Vec::new();
+        while h.state().models_running() {
+            ms.push(frame(h, ms.len()));
+        }
+        ms
+    };
     // One run first, so the idle frames carry the same overlay (mask, centres, box) as the
     // frames drawn while later runs are in flight.
-    let ctx = h.ctx.clone();
-    h.state_mut().run_models(&ctx);
-    let mut i = 0;
-    while h.state().models_running() {
-        frame(h, i);
-        i += 1;
-    }
+    run(h);
     let idle: Vec<f64> = (0..4 * FRAMES).map(|i| frame(h, i)).collect();
     let mut during = Vec::new();
     let mut runs = 0;
     let started = Instant::now();
     // Several runs, so enough frames fall inside them.
     while during.len() < 8 * FRAMES && runs < 20 {
-        h.state_mut().run_models(&ctx);
+        during.extend(run(h));
         runs += 1;
-        let mut i = 0;
-        while h.state().models_running() {
-            during.push(frame(h, i));
-            i += 1;
-        }
     }
     let seconds_per_run = started.elapsed().as_secs_f64() / f64::from(runs);
     let failed = h
