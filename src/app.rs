@@ -31,6 +31,10 @@ pub trait FileDialog {
     fn pick_folder(&self) -> Option<PathBuf>;
     /// Ask where to save a new file named like `suggested` with `extension` ("png", "csv").
     fn save_file(&self, suggested: &str, extension: &str) -> Option<PathBuf>;
+    /// Whether a dialog can be shown at all (where not, screenshots go to a default folder).
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// Answers every question with "cancelled": for tests, benchmarks and headless runs.
@@ -67,6 +71,61 @@ impl FileDialog for NativeDialog {
             .add_filter(extension.to_uppercase(), &[extension])
             .save_file()
     }
+    /// rfd on Linux needs the desktop portal (over the session bus) or zenity; with neither it
+    /// returns "cancelled" without showing anything.
+    fn available(&self) -> bool {
+        !cfg!(target_os = "linux")
+            || std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+            || std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|d| d.join("zenity").is_file())
+            })
+    }
+}
+
+/// Where screenshots go when no file dialog can be shown: `$HEARTLOC_SCREENSHOT_DIR`, else
+/// `~/Pictures/heartloc`, else `~/heartloc-screenshots`, else the temporary folder's.
+pub fn default_screenshot_folder() -> PathBuf {
+    if let Some(d) = std::env::var_os("HEARTLOC_SCREENSHOT_DIR") {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("HOME").map(PathBuf::from) {
+        Some(home) if home.join("Pictures").is_dir() => home.join("Pictures").join("heartloc"),
+        Some(home) if home.is_dir() => home.join("heartloc-screenshots"),
+        _ => std::env::temp_dir().join("heartloc-screenshots"),
+    }
+}
+
+/// `stem-YYYYMMDD-HHMMSS.png` (UTC) in [`default_screenshot_folder`], which is created.
+fn fallback_screenshot_path(stem: &str) -> std::io::Result<PathBuf> {
+    let dir = default_screenshot_folder();
+    std::fs::create_dir_all(&dir)?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let stamp = format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let mut path = dir.join(format!("{stem}-{stamp}.png"));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{stem}-{stamp}-{n}.png"));
+        n += 1;
+    }
+    Ok(path)
 }
 
 /// Settings kept between runs (eframe storage).
@@ -494,6 +553,24 @@ impl HeartlocApp {
         });
     }
 
+    /// Where a screenshot named like `stem` goes: the dialog's answer, or, where no dialog can
+    /// be shown, a new file in [`default_screenshot_folder`] (the saved message says where).
+    fn screenshot_path(&mut self, stem: &str) -> Option<PathBuf> {
+        if self.dialog.available() {
+            return self.dialog.save_file(&format!("{stem}.png"), "png");
+        }
+        match fallback_screenshot_path(stem) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.message = Some(format!(
+                    "no file dialog on this system, and cannot create {}: {e}",
+                    default_screenshot_folder().display()
+                ));
+                None
+            }
+        }
+    }
+
     /// Ask for a screenshot of the window (`pane` None) or of one pane, saved as PNG at `path`.
     pub fn request_screenshot(&mut self, ctx: &egui::Context, path: PathBuf, pane: Option<usize>) {
         let (tx, rx) = mpsc::sync_channel(1);
@@ -554,7 +631,7 @@ impl HeartlocApp {
                 });
                 ui.separator();
                 if ui.button("Save screenshot (window)…").clicked() {
-                    if let Some(p) = self.dialog.save_file("heartloc.png", "png") {
+                    if let Some(p) = self.screenshot_path("heartloc") {
                         self.request_screenshot(ui.ctx(), p, None);
                     }
                 }
@@ -563,10 +640,7 @@ impl HeartlocApp {
                         .button(format!("Save screenshot ({name} pane)…"))
                         .clicked()
                     {
-                        if let Some(p) = self
-                            .dialog
-                            .save_file(&format!("heartloc-{name}.png"), "png")
-                        {
+                        if let Some(p) = self.screenshot_path(&format!("heartloc-{name}")) {
                             self.request_screenshot(ui.ctx(), p, Some(i));
                         }
                     }
@@ -1513,24 +1587,19 @@ fn to_v(v: DVec2) -> Vec2 {
     Vec2::new(v.x as f32, v.y as f32)
 }
 
-/// Write an egui image as PNG (atomically: temporary file, then rename).
+/// Write an egui image as PNG, durably (see [`crate::io::durable`]).
 pub fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
-    let tmp = path.with_extension("png.partial");
-    let write = || -> Result<(), Box<dyn std::error::Error>> {
-        let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    crate::io::durable::replace_with(path, |tmp| {
+        let file = std::io::BufWriter::new(std::fs::File::create(tmp)?);
         let mut enc = png::Encoder::new(file, image.size[0] as u32, image.size[1] as u32);
         enc.set_color(png::ColorType::Rgba);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header()?;
-        w.write_image_data(image.as_raw())?;
-        w.finish()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        e.to_string()
+        let mut w = enc.write_header().map_err(std::io::Error::other)?;
+        w.write_image_data(image.as_raw())
+            .map_err(std::io::Error::other)?;
+        w.finish().map_err(std::io::Error::other)
     })
+    .map_err(|e| e.to_string())
 }
 
 /// What the app opens at start (from the command line).

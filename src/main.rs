@@ -147,14 +147,26 @@ enum Command {
         /// Models from this folder instead of the shipped ones.
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// Also write the per-case results as JSON lines here.
+        /// Also write each case's results as one JSON line here, durably (see `locate`).
         #[arg(long)]
-        json_out: Option<PathBuf>,
+        jsonl_out: Option<PathBuf>,
+        #[command(flatten)]
+        batch: BatchArgs,
     },
     /// Find the heart in volumes (NIfTI files or DICOM series folders).
     Locate {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "list")]
         inputs: Vec<PathBuf>,
+        /// Also read inputs from this file, one path per line (blank lines and `#` comments
+        /// skipped).
+        #[arg(long)]
+        list: Option<PathBuf>,
+        /// Write each input's result (or error) as one JSON line here, flushed to disk before
+        /// the next input starts; an existing file needs --resume.
+        #[arg(long)]
+        jsonl_out: Option<PathBuf>,
+        #[command(flatten)]
+        batch: BatchArgs,
         /// segmentation, heatmap or both.
         #[arg(long, default_value = "both")]
         method: String,
@@ -176,15 +188,36 @@ enum Command {
     StressSave { file: PathBuf },
 }
 
+/// Options that let a batch run survive a kill and spread over machines.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct BatchArgs {
+    /// With --jsonl-out: keep the lines already there and skip the inputs they name (a last
+    /// line cut short by a kill is removed first).
+    #[arg(long, requires = "jsonl_out")]
+    resume: bool,
+    /// Only inputs K, K+N, K+2N, … (1-based) of the list: shard K of N, e.g. from a Slurm job
+    /// array (`--shard $((SLURM_ARRAY_TASK_ID))/$SLURM_ARRAY_TASK_COUNT`).
+    #[arg(long, default_value = "1/1")]
+    shard: io::durable::Shard,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if std::env::var_os("HEARTLOC_PEAK_RSS").is_some() {
+        // For tests and benchmarks: the process's peak resident memory (Linux).
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!("peak RSS: {}", line["VmHWM:".len()..].trim());
+        }
     }
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -321,7 +354,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             split,
             val_every,
             weights,
-            json_out,
+            jsonl_out,
+            batch,
         }) => {
             use heartloc::ml::eval;
             let models = load_models(&method, weights.as_deref())?;
@@ -331,28 +365,71 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "train" => eval::Split::Training(val_every),
                 other => anyhow::bail!("--split {other}: use all, val or train"),
             };
-            let results = eval::evaluate(&manifest, &models, split, |r| {
-                println!("{}", eval::case_line(r))
-            })?;
-            println!("\n{}", eval::summary(&results));
-            if let Some(path) = json_out {
-                let lines: Vec<String> = results
-                    .iter()
-                    .map(|r| serde_json::to_string(r).expect("results serialise"))
+            let mut log = jsonl_out
+                .as_deref()
+                .map(|p| io::durable::JsonLines::open(p, "case", batch.resume))
+                .transpose()?;
+            let mut results = Vec::new();
+            let skip = |case: &str| log.as_ref().is_some_and(|l| l.is_done(case));
+            let todo: std::collections::HashSet<String> =
+                heartloc::ml::data::read_manifest(&manifest)?
+                    .into_iter()
+                    .map(|r| r.case)
+                    .filter(|c| !skip(c))
                     .collect();
-                std::fs::write(&path, lines.join("\n") + "\n")
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            eval::evaluate(
+                &manifest,
+                &models,
+                split,
+                |n, case| batch.shard.takes(n) && todo.contains(case),
+                |rs| {
+                    for r in rs {
+                        println!("{}", eval::case_line(r));
+                    }
+                    if let (Some(log), Some(first)) = (log.as_mut(), rs.first()) {
+                        log.append(
+                            &first.case,
+                            &serde_json::json!({ "case": first.case, "results": rs }),
+                        )?;
+                    }
+                    results.extend_from_slice(rs);
+                    Ok(())
+                },
+            )?;
+            if let Some(path) = &jsonl_out {
+                // The summary covers every case in the file, earlier runs' included.
+                results = read_eval_lines(path)?;
             }
+            println!("\n{}", eval::summary(&results));
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Locate {
             inputs,
+            list,
+            jsonl_out,
+            batch,
             method,
             json,
             mask_out,
             mrk_out,
             weights,
-        }) => locate(&inputs, &method, json, mask_out, mrk_out, weights),
+        }) => {
+            let mut all = inputs;
+            if let Some(list) = list {
+                all.extend(read_list(&list)?);
+            }
+            let mine: Vec<PathBuf> = all
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| batch.shard.takes(*i))
+                .map(|(_, p)| p)
+                .collect();
+            let log = jsonl_out
+                .as_deref()
+                .map(|p| io::durable::JsonLines::open(p, "input", batch.resume))
+                .transpose()?;
+            locate(&mine, &method, json, mask_out, mrk_out, weights, log)
+        }
         Some(Command::StressSave { file }) => {
             // Every version has all points at (i, i, i) and a long note, so a torn file would
             // show as invalid JSON or mixed versions.
@@ -473,6 +550,35 @@ fn output_for(
     path.join(format!("{stem}{suffix}"))
 }
 
+/// The paths of a list file, one per line; blank lines and `#` comments skipped.
+fn read_list(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the list: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Every case result in an `eval --jsonl-out` file.
+fn read_eval_lines(path: &std::path::Path) -> anyhow::Result<Vec<heartloc::ml::eval::CaseResult>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        results: Vec<heartloc::ml::eval::CaseResult>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let l: Line = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))?;
+        out.extend(l.results);
+    }
+    Ok(out)
+}
+
 fn locate(
     inputs: &[PathBuf],
     method: &str,
@@ -480,9 +586,10 @@ fn locate(
     mask_out: Option<PathBuf>,
     mrk_out: Option<PathBuf>,
     weights: Option<PathBuf>,
+    mut log: Option<io::durable::JsonLines>,
 ) -> anyhow::Result<ExitCode> {
     let models = load_models(method, weights.as_deref())?;
-    let many = inputs.len() > 1;
+    let many = inputs.len() > 1 || log.is_some();
     for dir in [&mask_out, &mrk_out].into_iter().flatten() {
         if many {
             std::fs::create_dir_all(dir)
@@ -491,6 +598,10 @@ fn locate(
     }
     let mut failed = false;
     for input in inputs {
+        let key = input.display().to_string();
+        if log.as_ref().is_some_and(|l| l.is_done(&key)) {
+            continue;
+        }
         let result = (|| -> anyhow::Result<serde_json::Value> {
             let (volume, _) = io::open(input, &OpenOptions::default())?;
             let found_all = heartloc::ml::model::locate_all(&models, &volume, |_| true)
@@ -540,22 +651,19 @@ fn locate(
             }
             Ok(serde_json::json!({ "input": input.display().to_string(), "results": results }))
         })();
-        match result {
-            Ok(v) => {
-                if json {
-                    println!("{v}");
-                }
-            }
+        let line = match result {
+            Ok(v) => v,
             Err(e) => {
                 failed = true;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "input": input.display().to_string(), "error": format!("{e:#}") })
-                    );
-                }
                 eprintln!("error: {e:#}");
+                serde_json::json!({ "input": key, "error": format!("{e:#}") })
             }
+        };
+        if json {
+            println!("{line}");
+        }
+        if let Some(log) = log.as_mut() {
+            log.append(&key, &line)?;
         }
     }
     Ok(if failed {

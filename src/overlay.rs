@@ -267,16 +267,14 @@ impl LabelTable {
     }
 }
 
-/// The `labels` cell of the row whose `case` is `case` (simple CSV: no quoted commas).
+/// The `labels` cell of the row whose `case` is `case`.
 fn labels_column(csv: &str, case: &str) -> Option<String> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next()?.split(',').collect();
-    let ci = header.iter().position(|h| *h == "case")?;
-    let li = header.iter().position(|h| *h == "labels")?;
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|f| f.get(ci) == Some(&case))
-        .and_then(|f| f.get(li).map(|s| s.to_string()))
+    let t = crate::io::table::Table::parse(csv, Path::new("manifest.csv")).ok()?;
+    let (ci, li) = (Some(t.column("case")?), Some(t.column("labels")?));
+    t.rows
+        .iter()
+        .find(|r| r.get(ci) == case)
+        .map(|r| r.get(li).to_string())
 }
 
 /// Conventional colours for the structures of the shared data sets.

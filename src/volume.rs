@@ -261,6 +261,52 @@ pub fn face_neighbours(dims: [usize; 3], idx: usize) -> impl Iterator<Item = usi
     .flatten()
 }
 
+/// Voxel sizes a reader accepts, in mm per axis: finer than 10 µm or coarser than 10 cm is a
+/// broken header, not a scan.
+pub const SPACING_RANGE_MM: (f64, f64) = (0.01, 100.0);
+/// How far from the world origin a scan's first voxel may lie (100 m): beyond is a broken
+/// header.
+pub const MAX_ORIGIN_MM: f64 = 1e5;
+
+/// Why `world_from_voxel` cannot place a scan in a patient, or `None` when it can: an entry
+/// that is not finite, a voxel size outside [`SPACING_RANGE_MM`], axes so nearly parallel that
+/// the transform is singular, or an origin beyond [`MAX_ORIGIN_MM`].
+pub fn geometry_problem(world_from_voxel: &DMat4) -> Option<String> {
+    if !world_from_voxel
+        .to_cols_array()
+        .iter()
+        .all(|x| x.is_finite())
+    {
+        return Some("the voxel-to-world transform is not finite".into());
+    }
+    let axes = [
+        world_from_voxel.x_axis.truncate(),
+        world_from_voxel.y_axis.truncate(),
+        world_from_voxel.z_axis.truncate(),
+    ];
+    let (lo, hi) = SPACING_RANGE_MM;
+    for (a, axis) in ["i", "j", "k"].iter().zip(axes) {
+        let l = axis.length();
+        if !(lo..=hi).contains(&l) {
+            return Some(format!(
+                "voxel size along {a} is {l:e} mm, outside the {lo}–{hi} mm this reader accepts"
+            ));
+        }
+    }
+    let volume_of_box = axes.iter().map(|a| a.length()).product::<f64>();
+    if world_from_voxel.determinant().abs() < 1e-3 * volume_of_box {
+        return Some("the voxel-to-world transform is singular (its axes are parallel)".into());
+    }
+    let origin = world_from_voxel.w_axis.truncate();
+    if origin.abs().max_element() > MAX_ORIGIN_MM {
+        return Some(format!(
+            "origin ({:e}, {:e}, {:e}) mm is more than {MAX_ORIGIN_MM} mm from the world origin",
+            origin.x, origin.y, origin.z
+        ));
+    }
+    None
+}
+
 /// `lps_from_ras`: the NIfTI border conversion (x and y flip, z stays). Its own inverse.
 pub fn lps_from_ras() -> DMat4 {
     DMat4::from_diagonal(DVec4::new(-1.0, -1.0, 1.0, 1.0))

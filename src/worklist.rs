@@ -2,7 +2,7 @@
 //! CSV (a `case` column of paths relative to the CSV). Landmarks are saved per case as Slicer
 //! markups, next to each case or in a chosen output folder; the worklist's own state (current
 //! case, skipped cases) is saved beside them so a restart resumes where it was. Every write is
-//! atomic (see [`crate::io::markups::write_atomic`]).
+//! atomic (see [`crate::io::durable::write_atomic`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -195,49 +195,44 @@ impl Worklist {
             skipped: self.skipped.iter().cloned().collect(),
         };
         let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-        markups::write_atomic(&self.state_path, text.as_bytes())
+        crate::io::durable::write_atomic(&self.state_path, text.as_bytes())
     }
 
     /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status.
     pub fn export_csv(&self, path: &Path) -> Result<usize, LoadError> {
-        let mut out = String::from("case,landmark,x_lps_mm,y_lps_mm,z_lps_mm,status\n");
-        let mut rows = 0;
+        let mut rows = Vec::new();
         for i in 0..self.cases.len() {
             let set = self.load_landmarks(i)?;
             for l in &set.landmarks {
-                let (x, y, z) = l
+                let xyz = l
                     .position_lps
                     .filter(|_| l.status == Status::Defined)
-                    .map_or((String::new(), String::new(), String::new()), |p| {
-                        (
-                            format!("{:.3}", p.x),
-                            format!("{:.3}", p.y),
-                            format!("{:.3}", p.z),
-                        )
+                    .map_or([String::new(), String::new(), String::new()], |p| {
+                        [p.x, p.y, p.z].map(|v| format!("{v:.3}"))
                     });
                 let status = match l.status {
                     Status::Defined => "defined",
                     Status::Undefined => "undefined",
                     Status::Skipped => "skipped",
                 };
-                out += &format!(
-                    "{},{},{x},{y},{z},{status}\n",
-                    csv_field(&self.cases[i].name),
-                    csv_field(&l.name)
-                );
-                rows += 1;
+                let [x, y, z] = xyz;
+                rows.push([
+                    self.cases[i].name.clone(),
+                    l.name.clone(),
+                    x,
+                    y,
+                    z,
+                    status.to_string(),
+                ]);
             }
         }
-        markups::write_atomic(path, out.as_bytes())?;
-        Ok(rows)
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+        let header = [
+            "case", "landmark", "x_lps_mm", "y_lps_mm", "z_lps_mm", "status",
+        ];
+        let text = crate::io::table::to_csv(&header, &rows)
+            .map_err(|e| LoadError::new(path, format!("cannot encode CSV: {e}")))?;
+        crate::io::durable::write_atomic(path, text.as_bytes())?;
+        Ok(rows.len())
     }
 }
 
@@ -318,23 +313,12 @@ fn cases_in_folder(dir: &Path) -> Result<Found, LoadError> {
 }
 
 fn cases_in_csv(csv: &Path) -> Result<Found, LoadError> {
-    let text =
-        std::fs::read_to_string(csv).map_err(|e| LoadError::io(csv, "cannot read worklist", e))?;
+    let table = crate::io::table::Table::read(csv)?;
     let root = csv.parent().unwrap_or(Path::new("."));
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = header
-        .iter()
-        .position(|h| *h == "case")
-        .ok_or_else(|| LoadError::new(csv, "CSV has no \"case\" column"))?;
+    let col = Some(table.require("case")?);
     let mut cases = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let name = line.split(',').nth(col).map(str::trim).unwrap_or("");
+    for (n, row) in table.rows.iter().enumerate() {
+        let name = row.get(col);
         if name.is_empty() {
             return Err(LoadError::new(csv, format!("row {} has no case", n + 2)));
         }

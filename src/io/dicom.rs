@@ -37,6 +37,9 @@ struct SliceHeader {
     columns: u32,
     frames: u32,
     slice_thickness: Option<f64>,
+    /// Header fields that are present but unusable (not numbers, not finite, out of range, a
+    /// colour image): a series holding this slice is refused with the first of them.
+    problems: Vec<String>,
 }
 
 /// One series found in a folder.
@@ -90,7 +93,7 @@ fn scan(dir: &Path) -> Result<Vec<Vec<SliceHeader>>, LoadError> {
     }
     let mut headers = Vec::new();
     for path in &paths {
-        if let Some(h) = read_header(path) {
+        if let Some(h) = read_header(path)? {
             headers.push(h);
         }
     }
@@ -118,34 +121,101 @@ fn scan(dir: &Path) -> Result<Vec<Vec<SliceHeader>>, LoadError> {
     Ok(groups)
 }
 
-/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM.
-fn read_header(path: &Path) -> Option<SliceHeader> {
-    let obj = OpenFileOptions::new()
+/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM (or not
+/// readable by dicom-rs: DICOMDIR and other non-image objects). A file whose element lengths
+/// do not fit in it is an error (see [`super::dicom_bounds`]).
+fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
+    if super::dicom_bounds::check(path)? == super::dicom_bounds::Probe::NotDicom {
+        return Ok(None);
+    }
+    let Ok(obj) = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-        .ok()?;
+    else {
+        return Ok(None);
+    };
+    let mut problems = Vec::new();
     let text = |tag| {
         obj.get(tag)
             .and_then(|e| e.value().to_str().ok())
             .map(|s| s.trim().to_string())
     };
-    let floats = |tag| obj.get(tag).and_then(|e| e.value().to_multi_float64().ok());
+    // Present but not numbers, or not finite, is a problem, never a silent default.
+    let mut floats = |tag, name: &str, n: usize| -> Option<Vec<f64>> {
+        let e = obj.get(tag)?;
+        if e.value().to_str().is_ok_and(|s| s.trim().is_empty()) {
+            return None;
+        }
+        match e.value().to_multi_float64() {
+            Ok(v) if v.len() == n && v.iter().all(|x| x.is_finite()) => Some(v),
+            Ok(v) if v.len() != n => {
+                problems.push(format!("{name} has {} values, expected {n}", v.len()));
+                None
+            }
+            _ => {
+                problems.push(format!(
+                    "{name} is not {n} finite number(s): {:?}",
+                    e.value().to_str().unwrap_or_default()
+                ));
+                None
+            }
+        }
+    };
+    let position = floats(tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3)
+        .map(|v| DVec3::new(v[0], v[1], v[2]));
+    let orientation: Option<[f64; 6]> = floats(
+        tags::IMAGE_ORIENTATION_PATIENT,
+        "ImageOrientationPatient",
+        6,
+    )
+    .and_then(|v| v.try_into().ok());
+    let pixel_spacing: Option<[f64; 2]> =
+        floats(tags::PIXEL_SPACING, "PixelSpacing", 2).and_then(|v| v.try_into().ok());
+    let slice_thickness = floats(tags::SLICE_THICKNESS, "SliceThickness", 1).map(|v| v[0]);
+    let slope = floats(tags::RESCALE_SLOPE, "RescaleSlope", 1);
+    let _intercept = floats(tags::RESCALE_INTERCEPT, "RescaleIntercept", 1);
+    if slope.is_some_and(|v| v[0] == 0.0) {
+        problems.push("RescaleSlope is 0".into());
+    }
+    let (lo, hi) = crate::volume::SPACING_RANGE_MM;
+    if let Some(p) = pixel_spacing.filter(|p| p.iter().any(|s| !(lo..=hi).contains(s))) {
+        problems.push(format!(
+            "PixelSpacing {p:?} mm is outside the {lo}–{hi} mm this reader accepts"
+        ));
+    }
+    if let Some(t) = slice_thickness.filter(|t| !(0.0..=hi).contains(t)) {
+        problems.push(format!(
+            "SliceThickness {t} mm is outside the 0–{hi} mm this reader accepts"
+        ));
+    }
+    if let Some(p) = position.filter(|p| p.abs().max_element() > crate::volume::MAX_ORIGIN_MM) {
+        problems.push(format!(
+            "ImagePositionPatient {p:?} mm is more than {} mm from the origin",
+            crate::volume::MAX_ORIGIN_MM
+        ));
+    }
+    let photometric = text(tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
+        problems.push(format!(
+            "PhotometricInterpretation is {photometric}: only greyscale (MONOCHROME1/2) images \
+             are supported"
+        ));
+    }
     let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
-    Some(SliceHeader {
+    Ok(Some(SliceHeader {
         path: path.to_path_buf(),
         series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
         description: text(tags::SERIES_DESCRIPTION).unwrap_or_default(),
         modality: text(tags::MODALITY).unwrap_or_default(),
-        position: floats(tags::IMAGE_POSITION_PATIENT)
-            .filter(|v| v.len() == 3)
-            .map(|v| DVec3::new(v[0], v[1], v[2])),
-        orientation: floats(tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| v.try_into().ok()),
-        pixel_spacing: floats(tags::PIXEL_SPACING).and_then(|v| v.try_into().ok()),
+        position,
+        orientation,
+        pixel_spacing,
         rows: uint(tags::ROWS).unwrap_or(0),
         columns: uint(tags::COLUMNS).unwrap_or(0),
         frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
-        slice_thickness: floats(tags::SLICE_THICKNESS).and_then(|v| v.first().copied()),
-    })
+        slice_thickness,
+        problems,
+    }))
 }
 
 /// Load the series in `dir`: the only one, or the one named by `series_uid`.
@@ -212,6 +282,9 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
         return Err(missing(&first, "Rows/Columns"));
     }
     for s in &slices {
+        if let Some(p) = s.problems.first() {
+            return Err(LoadError::new(&s.path, p.clone()));
+        }
         if s.frames > 1 {
             return Err(LoadError::new(
                 &s.path,
@@ -264,8 +337,12 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
             slices[i + 1].path.display()
         )));
     }
+    let (lo, hi) = crate::volume::SPACING_RANGE_MM;
     let step = if steps.is_empty() {
-        first.slice_thickness.filter(|t| *t > 0.0).unwrap_or(1.0)
+        first
+            .slice_thickness
+            .filter(|t| (lo..=hi).contains(t))
+            .unwrap_or(1.0)
     } else {
         median(&steps)
     };
@@ -339,6 +416,11 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
         k_step.extend(0.0),
         p0.extend(1.0),
     );
+    if let Some(p) = crate::volume::geometry_problem(&world_from_voxel) {
+        return Err(err(format!(
+            "{p} (from ImagePositionPatient, ImageOrientationPatient and PixelSpacing)"
+        )));
+    }
     let mut vol = Volume::new(
         Grid::new([cols as usize, rows as usize, nk], world_from_voxel),
         Voxels::from_f32_compact(values),
@@ -358,6 +440,7 @@ fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, LoadError> {
     let bad = |what: String| LoadError::new(&s.path, what);
     let obj =
         dicom_object::open_file(&s.path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
+    check_pixel_length(&obj, plane).map_err(bad)?;
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| bad(format!("cannot decode pixel data: {e}")))?;
@@ -380,6 +463,40 @@ fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, LoadError> {
         return Err(bad(format!("pixel {i} is NaN or infinite after rescale")));
     }
     Ok(values)
+}
+
+/// Native (uncompressed) pixel data must hold exactly Rows × Columns × SamplesPerPixel ×
+/// BitsAllocated/8 × NumberOfFrames bytes (one pad byte allowed): anything else means the header
+/// lies about the image, and decoding would read the wrong pixels.
+fn check_pixel_length(obj: &dicom_object::DefaultDicomObject, plane: usize) -> Result<(), String> {
+    use dicom_core::value::Value;
+    let Ok(e) = obj.element(tags::PIXEL_DATA) else {
+        return Err("file has no PixelData".into());
+    };
+    let Value::Primitive(p) = e.value() else {
+        return Ok(()); // encapsulated: the codec knows its own size
+    };
+    let int = |tag, default: u64| {
+        obj.get(tag)
+            .and_then(|e| e.value().to_int::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let bits = int(tags::BITS_ALLOCATED, 16);
+    if !matches!(bits, 8 | 16 | 32 | 64) {
+        return Err(format!("BitsAllocated is {bits}: expected 8, 16, 32 or 64"));
+    }
+    let want = plane as u64
+        * int(tags::SAMPLES_PER_PIXEL, 1)
+        * int(tags::NUMBER_OF_FRAMES, 1).max(1)
+        * (bits / 8);
+    let have = p.calculate_byte_len() as u64;
+    if have != want && have != want + 1 {
+        return Err(format!(
+            "PixelData holds {have} bytes, but Rows×Columns×SamplesPerPixel×BitsAllocated/8×\
+             NumberOfFrames says {want}"
+        ));
+    }
+    Ok(())
 }
 
 /// Options for [`write_series`].

@@ -5,12 +5,12 @@
 //! file, flushed to disk and renamed over the target, so a crash at any moment leaves either
 //! the previous or the new complete file.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use super::LoadError;
+use crate::volume::MAX_ORIGIN_MM;
 
 const SCHEMA: &str = "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#";
 
@@ -77,12 +77,14 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
                 Some(Value::Array(a)) if a.len() == 3 => {
                     let v: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
                     match v {
-                        Some(v) if v.iter().all(|x| x.is_finite()) => {
+                        Some(v) if v.iter().all(|x| x.abs() <= MAX_ORIGIN_MM) => {
                             Some([v[0] * flip, v[1] * flip, v[2]])
                         }
                         _ => {
                             return Err(err(format!(
-                                "markup {m} point {i}: position is not three finite numbers"
+                                "markup {m} point {i}: position {} is not three finite numbers \
+                                 within ±{MAX_ORIGIN_MM} mm",
+                                Value::Array(a.clone())
                             )))
                         }
                     }
@@ -152,37 +154,7 @@ pub fn to_json(points: &[ControlPoint]) -> String {
 
 /// Write `points` atomically (temporary file, fsync, rename).
 pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), LoadError> {
-    write_atomic(path, to_json(points).as_bytes())
-}
-
-/// Replace `path` with `bytes` so that readers only ever see the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            }) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        LoadError::io(path, "cannot save", e)
-    })
+    super::durable::write_atomic(path, to_json(points).as_bytes())
 }
 
 #[cfg(test)]

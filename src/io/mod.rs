@@ -5,8 +5,11 @@
 //! allocated for them.
 
 pub mod dicom;
+pub mod dicom_bounds;
+pub mod durable;
 pub mod markups;
 pub mod nifti;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 

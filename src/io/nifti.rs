@@ -90,7 +90,32 @@ struct Layout {
 /// Read a `.nii` or `.nii.gz` (gzip is detected from the bytes, not the name). 4D files give
 /// their first volume, with a warning.
 pub fn read(path: &Path) -> Result<Volume, LoadError> {
-    let err = |msg: String| LoadError::new(path, msg);
+    let (mut reader, stream) = open_stream(path)?;
+    match read_stream(path, &mut reader, &stream) {
+        Err(e) if stream.gz => {
+            // Whatever went wrong inside a gzip file, a failed CRC-32/ISIZE check is the real
+            // cause: a flipped byte can make the header or the voxels look wrong.
+            match std::io::copy(&mut reader, &mut std::io::sink()) {
+                Err(gz) => Err(LoadError::new(
+                    path,
+                    format!("gzip stream is corrupt or truncated ({gz}); {}", e.problem),
+                )),
+                Ok(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// What the file around the NIfTI stream is.
+struct Stream {
+    gz: bool,
+    file_len: u64,
+    /// gzip's trailer: the uncompressed size mod 2^32, a cheap claim to check against.
+    gz_isize: Option<u64>,
+}
+
+fn open_stream(path: &Path) -> Result<(Box<dyn Read>, Stream), LoadError> {
     let mut file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
     let file_len = file
         .metadata()
@@ -98,7 +123,6 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
         .len();
     let mut magic = [0u8; 2];
     let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    // gzip's trailer holds the uncompressed size mod 2^32: a cheap claim to check against.
     let gz_isize = if gz && file_len >= 18 {
         let mut t = [0u8; 4];
         file.seek(SeekFrom::End(-4))
@@ -111,11 +135,32 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| LoadError::io(path, "cannot seek", e))?;
     let buffered = BufReader::with_capacity(1 << 20, file);
-    let mut reader: Box<dyn Read> = if gz {
+    let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(buffered))
     } else {
         Box::new(buffered)
     };
+    Ok((
+        reader,
+        Stream {
+            gz,
+            file_len,
+            gz_isize,
+        },
+    ))
+}
+
+fn read_stream(
+    path: &Path,
+    reader: &mut Box<dyn Read>,
+    stream: &Stream,
+) -> Result<Volume, LoadError> {
+    let err = |msg: String| LoadError::new(path, msg);
+    let Stream {
+        gz,
+        file_len,
+        gz_isize,
+    } = *stream;
     let stream_err = |what: &str, e: std::io::Error| {
         if gz {
             err(format!("{what}: gzip stream is corrupt or truncated ({e})"))
@@ -125,7 +170,7 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
     };
 
     let mut header = [0u8; HEADER_BYTES];
-    read_fully(&mut reader, &mut header).map_err(|e| stream_err("reading the header", e))?;
+    read_fully(reader, &mut header).map_err(|e| stream_err("reading the header", e))?;
     let layout = parse_header(&header).map_err(err)?;
 
     let bpv = layout.datatype.bytes() as u64;
@@ -155,7 +200,7 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
 
     // Skip extensions between the header and the data.
     let skip = layout.vox_offset - HEADER_BYTES as u64;
-    let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink())
+    let skipped = std::io::copy(&mut reader.take(skip), &mut std::io::sink())
         .map_err(|e| stream_err("skipping header extensions", e))?;
     if skipped < skip {
         return Err(err(format!(
@@ -165,7 +210,7 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
     }
 
     let mut raw = Vec::with_capacity(if allocate_upfront { needed as usize } else { 0 });
-    (&mut reader)
+    reader
         .take(needed)
         .read_to_end(&mut raw)
         .map_err(|e| stream_err("reading voxel data", e))?;
@@ -178,6 +223,12 @@ pub fn read(path: &Path) -> Result<Volume, LoadError> {
         )));
     }
 
+    if gz {
+        // Read to the end so that the decoder checks the trailer's CRC-32 and ISIZE: a byte
+        // flipped inside the deflate stream can still inflate, to wrong voxels.
+        std::io::copy(reader, &mut std::io::sink())
+            .map_err(|e| stream_err("checking the gzip trailer", e))?;
+    }
     let voxels = decode(&raw, &layout).map_err(err)?;
     drop(raw);
     let mut vol = Volume::new(
@@ -311,8 +362,33 @@ fn parse_header(bytes: &[u8; HEADER_BYTES]) -> Result<Layout, String> {
     })
 }
 
-/// `ras_from_voxel` by the rules in the module doc.
+/// `ras_from_voxel` by the rules in the module doc, refused when it cannot place a scan (see
+/// [`crate::volume::geometry_problem`]); the message names the header fields it came from.
 fn choose_affine(h: &nifti::NiftiHeader, warnings: &mut Vec<String>) -> Result<DMat4, String> {
+    let named = |p: String| {
+        let fields = if h.sform_code > 0 {
+            "sform (srow_x, srow_y, srow_z) and pixdim[1..3]"
+        } else if h.qform_code > 0 {
+            "qform (quatern_b/c/d, qoffset_x/y/z) and pixdim[1..3]"
+        } else {
+            "pixdim[1..3]"
+        };
+        format!(
+            "{p}; from {fields} = [{}, {}, {}]",
+            h.pixdim[1], h.pixdim[2], h.pixdim[3]
+        )
+    };
+    let m = choose_affine_unchecked(h, warnings).map_err(named)?;
+    match crate::volume::geometry_problem(&m) {
+        None => Ok(m),
+        Some(p) => Err(named(p)),
+    }
+}
+
+fn choose_affine_unchecked(
+    h: &nifti::NiftiHeader,
+    warnings: &mut Vec<String>,
+) -> Result<DMat4, String> {
     let pixdim = [
         f64::from(h.pixdim[1]),
         f64::from(h.pixdim[2]),
@@ -347,6 +423,11 @@ fn choose_affine(h: &nifti::NiftiHeader, warnings: &mut Vec<String>) -> Result<D
         return Err("the voxel-to-world transform is singular or not finite".into());
     }
 
+    // The pixdim repair below is only for a sane transform with another scale (ACDC's unit
+    // sform); a transform that cannot place a scan by itself is not repaired.
+    if let Some(p) = crate::volume::geometry_problem(&chosen) {
+        return Err(p);
+    }
     let cols = [
         chosen.x_axis.truncate(),
         chosen.y_axis.truncate(),
@@ -497,33 +578,29 @@ fn decode(raw: &[u8], layout: &Layout) -> Result<Voxels, String> {
 
 /// Write a volume as NIfTI-1 (gzip when the name ends in `.gz`), little-endian, LPS → RAS,
 /// with qform and sform both set (code 1, scanner) to the same affine; the qform is left unset
-/// (code 0) for sheared grids it cannot represent. Written to a temporary file, then renamed,
-/// so a crash never leaves a half-written file under the final name.
+/// (code 0) for sheared grids it cannot represent. Written durably (see [`super::durable`]), so a
+/// crash never leaves a half-written file under the final name.
 pub fn write(path: &Path, volume: &Volume) -> Result<(), LoadError> {
     let gz = path.extension().is_some_and(|e| e == "gz");
     let header = build_header(volume);
-    let tmp = path.with_extension("partial");
-    let result = (|| -> std::io::Result<()> {
-        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        let mut out: Box<dyn Write> = if gz {
-            Box::new(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::new(4),
-            ))
+    super::durable::replace_with(path, |tmp| {
+        let file = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+        if gz {
+            let mut out = flate2::write::GzEncoder::new(file, flate2::Compression::new(4));
+            write_nifti(&mut out, &header, &volume.voxels)?;
+            out.finish()?.flush()
         } else {
-            Box::new(file)
-        };
-        out.write_all(&header)?;
-        out.write_all(&[0u8; 4])?; // no extensions
-        write_voxels(&mut out, &volume.voxels)?;
-        out.flush()?;
-        drop(out);
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        LoadError::io(path, "cannot write NIfTI", e)
+            let mut out = file;
+            write_nifti(&mut out, &header, &volume.voxels)?;
+            out.flush()
+        }
     })
+}
+
+fn write_nifti(out: &mut dyn Write, header: &[u8], voxels: &Voxels) -> std::io::Result<()> {
+    out.write_all(header)?;
+    out.write_all(&[0u8; 4])?; // no extensions
+    write_voxels(out, voxels)
 }
 
 fn write_voxels(out: &mut dyn Write, voxels: &Voxels) -> std::io::Result<()> {

@@ -37,26 +37,23 @@ fn parse_vec3(s: &str) -> Option<DVec3> {
 
 /// Read a manifest CSV (the shared data's format; extra columns are ignored).
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::new(path, format!("cannot read the manifest: {e}")))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| LoadError::new(path, "the manifest is empty"))?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let case_col =
-        col("case").ok_or_else(|| LoadError::new(path, "the manifest has no `case` column"))?;
+    let table = crate::io::table::Table::read(path)?;
+    let col = |name: &str| table.column(name);
+    let case_col = Some(
+        table
+            .column("case")
+            .ok_or_else(|| LoadError::new(path, "the manifest has no `case` column"))?,
+    );
     let base = path.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |c: Option<usize>| c.and_then(|c| cells.get(c).copied()).unwrap_or("");
-        let case = get(Some(case_col)).to_string();
+    for (n, row) in table.rows.iter().enumerate() {
+        let get = |c: Option<usize>| row.get(c);
+        let case = get(case_col).to_string();
         if case.is_empty() {
-            return Err(LoadError::new(path, format!("row {} has no case", n + 2)));
+            return Err(LoadError::new(
+                path,
+                format!("row {} (line {}) has no case", n + 2, row.line),
+            ));
         }
         let heart_values = get(col("heart_values"))
             .split_whitespace()
@@ -65,7 +62,11 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
             .ok_or_else(|| {
                 LoadError::new(
                     path,
-                    format!("row {}: heart_values is not a list of labels", n + 2),
+                    format!(
+                        "row {} (line {}): heart_values is not a list of labels",
+                        n + 2,
+                        row.line
+                    ),
                 )
             })?;
         rows.push(ManifestRow {

@@ -30,7 +30,7 @@ impl Split {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CaseResult {
     pub case: String,
     pub modality: String,
@@ -46,20 +46,27 @@ pub struct CaseResult {
     pub error: Option<String>,
 }
 
-/// Evaluate `models` on the manifest's cases in `split`. `progress` is told each case's
-/// result as it comes.
+/// Evaluate `models` on the manifest's cases in `split` for which `wanted(position among the
+/// split's cases, case)` holds (a shard, cases not done yet). `done` is told each case's results
+/// (one per model) as they come; an error it returns stops the run.
 pub fn evaluate(
     manifest: &std::path::Path,
     models: &[Model],
     split: Split,
-    mut progress: impl FnMut(&CaseResult),
-) -> Result<Vec<CaseResult>, LoadError> {
+    wanted: impl Fn(usize, &str) -> bool,
+    mut done: impl FnMut(&[CaseResult]) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
     let rows = read_manifest(manifest)?;
-    let mut out = Vec::new();
-    for (pos, row) in rows.iter().enumerate() {
-        if !split.includes(pos) {
+    let in_split = rows
+        .iter()
+        .enumerate()
+        .filter(|(pos, _)| split.includes(*pos))
+        .map(|(_, row)| row);
+    for (n, row) in in_split.enumerate() {
+        if !wanted(n, &row.case) {
             continue;
         }
+        let mut out = Vec::new();
         let image_path = row.folder.join("image.nii.gz");
         let (volume, _) = io::open(&image_path, &Default::default())?;
         let labels_path = row.folder.join("labels.nii.gz");
@@ -103,11 +110,11 @@ pub fn evaluate(
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }
-            progress(&r);
             out.push(r);
         }
+        done(&out)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One line per case.

@@ -187,14 +187,15 @@ impl Model {
         let mut all = self.coarse.named_tensors("coarse.");
         all.extend(self.fine.named_tensors("fine."));
         let weights = dir.join(format!("{name}.safetensors"));
-        let tmp = dir.join(format!(".{name}.safetensors.tmp"));
-        candle_core::safetensors::save(&all, &tmp)?;
-        std::fs::rename(&tmp, &weights).map_err(|e| ModelError::Weights {
+        crate::io::durable::replace_with(&weights, |tmp| {
+            candle_core::safetensors::save(&all, tmp).map_err(std::io::Error::other)
+        })
+        .map_err(|e| ModelError::Weights {
             path: weights.clone(),
             problem: e.to_string(),
         })?;
         let json = serde_json::to_string_pretty(&self.recipe).expect("a recipe serialises");
-        crate::io::markups::write_atomic(&dir.join(format!("{name}.recipe.json")), json.as_bytes())
+        crate::io::durable::write_atomic(&dir.join(format!("{name}.recipe.json")), json.as_bytes())
             .map_err(|e| ModelError::Weights {
                 path: dir.to_path_buf(),
                 problem: e.to_string(),

@@ -449,6 +449,6 @@ pub fn train(
 fn write_log(out: &Path, log: &TrainLog) -> Result<(), TrainError> {
     let path = out.join(format!("{}.training.json", log.method.name()));
     let json = serde_json::to_string_pretty(log).expect("the log serialises");
-    crate::io::markups::write_atomic(&path, json.as_bytes())?;
+    crate::io::durable::write_atomic(&path, json.as_bytes())?;
     Ok(())
 }
