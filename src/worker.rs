@@ -4,9 +4,10 @@
 //! checks before each step (normalisation, then each method), so a cancelled or superseded run
 //! stops within one step and its answer is never sent.
 //!
-//! The networks compute on the worker's own thread pool whose threads run at the lowest
-//! scheduling priority (Linux `SCHED_IDLE`), so on a machine with few cores the UI's drawing
-//! threads get the CPU first and frames keep coming while a model runs.
+//! The networks compute on the worker's own thread pool whose threads run below normal
+//! priority (Linux niceness [`MODEL_NICENESS`]), so on a machine with few cores the UI's drawing
+//! threads get the CPU first and frames keep coming while a model runs, and a busy machine
+//! still leaves the models a fair share.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,24 +64,53 @@ pub struct Worker {
     cancelled_up_to: Arc<AtomicU64>,
 }
 
-/// Lower the calling thread's scheduling priority to the minimum (best effort: where the OS
-/// refuses, the thread keeps its priority). On Linux the thread joins `SCHED_IDLE`, which runs
-/// only on a core nothing else wants, or, where that policy is refused, takes niceness 19;
-/// elsewhere it takes the platform's lowest priority.
+/// The niceness of the model threads (Linux; the UI keeps 0). A nice level, not `SCHED_IDLE`:
+/// an idle-class thread gets a core only when nothing else wants one, so a browser or a compile
+/// beside the app starved a 2-second run to minutes. At niceness `MODEL_NICENESS` the threads
+/// still yield to the UI thread when both want the same core, but keep a share under load.
+/// `HEARTLOC_MODEL_NICENESS` (0–19) overrides it, for measuring.
+pub const MODEL_NICENESS: i32 = 5;
+
+fn model_niceness() -> i32 {
+    std::env::var("HEARTLOC_MODEL_NICENESS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (0..=19).contains(n))
+        .unwrap_or(MODEL_NICENESS)
+}
+
+/// Lower the calling thread's priority (best effort: where the OS refuses, the thread keeps
+/// its priority). On Linux the thread takes [`model_niceness`] under the normal policy; elsewhere
+/// the platform's priority below normal.
 fn lower_priority() {
-    use thread_priority::ThreadPriority;
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
             ThreadSchedulePolicy,
         };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok() {
-            return;
+        // thread-priority maps its 0–99 scale onto niceness -20..19 as
+        // floor(39 · (1 − p/99)) − 20: take the p that gives the niceness wanted.
+        let want = model_niceness();
+        let p = (0u8..=99)
+            .find(|&p| (39.0 * (1.0 - f32::from(p) / 99.0)) as i32 - 20 == want)
+            .unwrap_or(0);
+        if let Ok(v) = ThreadPriorityValue::try_from(p) {
+            let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+            let _ = set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(v),
+                other,
+            );
         }
     }
-    let _ = thread_priority::set_current_thread_priority(ThreadPriority::Min);
+    #[cfg(not(target_os = "linux"))]
+    {
+        if let Ok(v) = ThreadPriorityValue::try_from(25u8) {
+            let _ = thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(v));
+        }
+    }
 }
 
 /// The pool the models compute on: lowest-priority threads, one per core. `None` where the
@@ -313,10 +343,9 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_models_compute_on_lowest_priority_threads() {
-        const SCHED_IDLE: i64 = 5;
+    fn the_models_compute_on_lower_priority_threads_of_the_normal_class() {
+        const SCHED_OTHER: i64 = 0;
         let before = policy_and_niceness();
-        assert_ne!(before.0, SCHED_IDLE);
         let pool = model_pool().unwrap();
         let inside: Vec<(i64, i64)> = pool.install(|| {
             use rayon::prelude::*;
@@ -325,9 +354,10 @@ mod tests {
                 .map(|_| policy_and_niceness())
                 .collect()
         });
-        // SCHED_IDLE, or niceness 19 where a container refuses that policy.
+        // The normal class (never SCHED_IDLE, which starves under load), at the niceness set.
+        let want = i64::from(model_niceness());
         assert!(
-            inside.iter().all(|&(p, n)| p == SCHED_IDLE || n == 19),
+            inside.iter().all(|&(p, n)| p == SCHED_OTHER && n == want),
             "{inside:?}"
         );
         // The caller (here: the test thread; in the app: the UI) keeps its priority.

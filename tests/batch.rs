@@ -47,7 +47,11 @@ fn lines(path: &Path) -> BTreeMap<String, serde_json::Value> {
             o.remove("timing");
         }
         let input = v["input"].as_str().unwrap().to_string();
-        assert!(out.insert(input, v).is_none(), "duplicate line in {}", path.display());
+        assert!(
+            out.insert(input, v).is_none(),
+            "duplicate line in {}",
+            path.display()
+        );
     }
     out
 }
@@ -91,14 +95,20 @@ fn killed_resumed_and_sharded_runs_give_every_line_once() {
     assert_eq!(lines(&killed), reference);
     // Resuming a finished run does nothing.
     let len = std::fs::metadata(&killed).unwrap().len();
-    assert!(locate(&list, &killed, &["--resume"]).status().unwrap().success());
+    assert!(locate(&list, &killed, &["--resume"])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(std::fs::metadata(&killed).unwrap().len(), len);
 
     // Two shards, as two jobs of an array would run them.
     let mut merged = BTreeMap::new();
     for k in ["1/2", "2/2"] {
         let out = tmp.path().join(format!("shard{}.jsonl", &k[..1]));
-        assert!(locate(&list, &out, &["--shard", k]).status().unwrap().success());
+        assert!(locate(&list, &out, &["--shard", k])
+            .status()
+            .unwrap()
+            .success());
         let part = lines(&out);
         assert_eq!(part.len(), N / 2, "shard {k}");
         merged.extend(part);

@@ -465,16 +465,14 @@ fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, LoadError> {
     Ok(values)
 }
 
-/// Native (uncompressed) pixel data must hold exactly Rows × Columns × SamplesPerPixel ×
-/// BitsAllocated/8 × NumberOfFrames bytes (one pad byte allowed): anything else means the header
-/// lies about the image, and decoding would read the wrong pixels.
+/// BitsAllocated and BitsStored must make sense, and native (uncompressed) pixel data must hold
+/// exactly Rows × Columns × SamplesPerPixel × BitsAllocated/8 × NumberOfFrames bytes (one pad
+/// byte allowed): anything else means the header lies about the image, and decoding would read
+/// the wrong pixels.
 fn check_pixel_length(obj: &dicom_object::DefaultDicomObject, plane: usize) -> Result<(), String> {
     use dicom_core::value::Value;
     let Ok(e) = obj.element(tags::PIXEL_DATA) else {
         return Err("file has no PixelData".into());
-    };
-    let Value::Primitive(p) = e.value() else {
-        return Ok(()); // encapsulated: the codec knows its own size
     };
     let int = |tag, default: u64| {
         obj.get(tag)
@@ -485,6 +483,17 @@ fn check_pixel_length(obj: &dicom_object::DefaultDicomObject, plane: usize) -> R
     if !matches!(bits, 8 | 16 | 32 | 64) {
         return Err(format!("BitsAllocated is {bits}: expected 8, 16, 32 or 64"));
     }
+    // dicom-pixeldata sizes its rescale table by BitsStored (and panics on 0 or over 32).
+    let stored = int(tags::BITS_STORED, bits);
+    if stored == 0 || stored > bits.min(32) {
+        return Err(format!(
+            "BitsStored is {stored}: expected 1..{} (BitsAllocated {bits})",
+            bits.min(32)
+        ));
+    }
+    let Value::Primitive(p) = e.value() else {
+        return Ok(()); // encapsulated: the codec knows its own size
+    };
     let want = plane as u64
         * int(tags::SAMPLES_PER_PIXEL, 1)
         * int(tags::NUMBER_OF_FRAMES, 1).max(1)

@@ -266,15 +266,45 @@ fn walk(w: &mut Walker) -> Result<String, String> {
     Ok(transfer_syntax)
 }
 
-/// A defined length must fit in what is left of the file.
+/// The size of one value of a binary VR (its length must be a multiple of it).
+fn value_size(vr: VR) -> Option<u32> {
+    use VR::*;
+    match vr {
+        SS | US | OW => Some(2),
+        AT | FL | OF | OL | SL | UL => Some(4),
+        FD | OD | OV | SV | UV => Some(8),
+        _ => None,
+    }
+}
+
+/// A defined length must fit in what is left of the file, and hold whole values of a binary
+/// VR (dicom-rs reads `length / size` values and would lose its place in the file).
 fn fits(w: &Walker, tag: (u16, u16), vr: Option<VR>, n: u32, at: u64) -> Result<(), String> {
-    if n == UNDEFINED || u64::from(n) <= w.remaining() {
+    let name = || {
+        StandardDataDictionary
+            .by_tag(Tag(tag.0, tag.1))
+            .map(|e| format!("{} ", e.alias()))
+            .unwrap_or_default()
+    };
+    if n == UNDEFINED {
         return Ok(());
     }
-    let name = StandardDataDictionary
-        .by_tag(Tag(tag.0, tag.1))
-        .map(|e| format!("{} ", e.alias()))
-        .unwrap_or_default();
+    if let Some(size) = vr.and_then(value_size) {
+        if n % size != 0 {
+            return Err(format!(
+                "element {}({:04X},{:04X}) VR {} at byte {at} has length {n}, not a multiple of \
+                 its value size {size}",
+                name(),
+                tag.0,
+                tag.1,
+                vr.map(|v| v.to_string()).unwrap_or_default()
+            ));
+        }
+    }
+    if u64::from(n) <= w.remaining() {
+        return Ok(());
+    }
+    let name = name();
     Err(format!(
         "element {name}({:04X},{:04X}){} at byte {at} claims {n} bytes, but only {} are left in \
          the {}-byte file",

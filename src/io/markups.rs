@@ -89,7 +89,9 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
                         }
                     }
                 }
+                // Slicer writes `""` for a point not placed yet.
                 None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.is_empty() => None,
                 Some(Value::Array(a)) if a.is_empty() => None,
                 Some(_) => {
                     return Err(err(format!(
