@@ -457,6 +457,61 @@ fn screenshot_of_a_pane_is_saved_as_png_through_the_file_menu() {
         .is_some_and(|m| m.starts_with("saved")));
 }
 
+/// A system where no file dialog can be shown (no portal, no zenity).
+struct NoDialogAvailable;
+impl FileDialog for NoDialogAvailable {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
+        panic!("never asked where no dialog can be shown")
+    }
+    fn available(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn without_a_file_dialog_a_screenshot_goes_to_the_default_folder_and_says_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("shots");
+    // Only this test reads the variable (the app reads it only when no dialog is available).
+    std::env::set_var("HEARTLOC_SCREENSHOT_DIR", &folder);
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(|cc| HeartlocApp::new(cc, Source::Demo, Box::new(NoDialogAvailable)));
+    wait_loaded(&mut h);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Save screenshot (window)…").click();
+    let mut saved = Vec::new();
+    for _ in 0..10 {
+        h.run_steps(1);
+        saved = std::fs::read_dir(&folder)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        if !saved.is_empty() && h.state().message.is_some() {
+            break;
+        }
+    }
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let name = saved[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("heartloc-") && name.ends_with(".png"),
+        "{name}"
+    );
+    image::open(&saved[0]).expect("a PNG was written");
+    let message = h.state().message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&*saved[0].display().to_string()),
+        "{message}"
+    );
+}
+
 #[test]
 fn worklist_navigates_cases_autosaves_to_the_output_folder_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
