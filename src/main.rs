@@ -173,10 +173,12 @@ enum Command {
         /// One JSON object per input per line.
         #[arg(long)]
         json: bool,
-        /// Write the heart mask as NIfTI (a folder when several inputs are given).
+        /// Write the heart mask as NIfTI (a folder when several inputs or --jsonl-out are
+        /// given).
         #[arg(long)]
         mask_out: Option<PathBuf>,
-        /// Write the centres as Slicer markups (a folder when several inputs are given).
+        /// Write the centres as Slicer markups (a folder when several inputs or --jsonl-out are
+        /// given).
         #[arg(long)]
         mrk_out: Option<PathBuf>,
         /// Models from this folder instead of the shipped ones.

@@ -211,13 +211,25 @@ fn non_finite_or_absurd_dicom_fields_name_the_field() {
     set(&files[0], tags::ROWS, VR::US, PrimitiveValue::from(32u16));
     cli_refuses(&dir, &files[0], "PixelData holds");
     let (dir, files) = series(tmp.path(), "bits", 1);
-    set(
-        &files[0],
-        tags::BITS_ALLOCATED,
-        VR::US,
-        PrimitiveValue::from(8u16),
-    );
+    for (tag, bits) in [
+        (tags::BITS_ALLOCATED, 8u16),
+        (tags::BITS_STORED, 8),
+        (tags::HIGH_BIT, 7),
+    ] {
+        set(&files[0], tag, VR::US, PrimitiveValue::from(bits));
+    }
     cli_refuses(&dir, &files[0], "PixelData holds");
+    // BitsStored beyond BitsAllocated (dicom-pixeldata would size a table by it, or panic).
+    for (name, stored) in [("stored_zero", 0u16), ("stored_wide", 24)] {
+        let (dir, files) = series(tmp.path(), name, 1);
+        set(
+            &files[0],
+            tags::BITS_STORED,
+            VR::US,
+            PrimitiveValue::from(stored),
+        );
+        cli_refuses(&dir, &files[0], "BitsStored");
+    }
     // And the good series still loads, its values intact.
     let (dir, _) = series(tmp.path(), "good", 3);
     let (v, _) = io::open(&dir, &OpenOptions::default()).unwrap();
