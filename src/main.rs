@@ -372,18 +372,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|p| io::durable::JsonLines::open(p, "case", batch.resume))
                 .transpose()?;
             let mut results = Vec::new();
-            let skip = |case: &str| log.as_ref().is_some_and(|l| l.is_done(case));
-            let todo: std::collections::HashSet<String> =
-                heartloc::ml::data::read_manifest(&manifest)?
-                    .into_iter()
-                    .map(|r| r.case)
-                    .filter(|c| !skip(c))
-                    .collect();
+            // The cases done before this run (the log itself is written to as cases finish).
+            let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
             eval::evaluate(
                 &manifest,
                 &models,
                 split,
-                |n, case| batch.shard.takes(n) && todo.contains(case),
+                |n, case| batch.shard.takes(n) && !done.contains(case),
                 |rs| {
                     for r in rs {
                         println!("{}", eval::case_line(r));

@@ -173,8 +173,44 @@ fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
         floats(tags::PIXEL_SPACING, "PixelSpacing", 2).and_then(|v| v.try_into().ok());
     let slice_thickness = floats(tags::SLICE_THICKNESS, "SliceThickness", 1).map(|v| v[0]);
     let slope = floats(tags::RESCALE_SLOPE, "RescaleSlope", 1);
-    let _intercept = floats(tags::RESCALE_INTERCEPT, "RescaleIntercept", 1);
-    if slope.is_some_and(|v| v[0] == 0.0) {
+    // Read only to refuse a non-numeric one: dicom-pixeldata applies it.
+    floats(tags::RESCALE_INTERCEPT, "RescaleIntercept", 1);
+    let photometric = text(tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    problems.extend(range_problems(
+        position,
+        pixel_spacing,
+        slice_thickness,
+        slope.map(|v| v[0]),
+        &photometric,
+    ));
+    let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
+    Ok(Some(SliceHeader {
+        path: path.to_path_buf(),
+        series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
+        description: text(tags::SERIES_DESCRIPTION).unwrap_or_default(),
+        modality: text(tags::MODALITY).unwrap_or_default(),
+        position,
+        orientation,
+        pixel_spacing,
+        rows: uint(tags::ROWS).unwrap_or(0),
+        columns: uint(tags::COLUMNS).unwrap_or(0),
+        frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
+        slice_thickness,
+        problems,
+    }))
+}
+
+/// What is wrong with header values that did parse as finite numbers: out of range, a zero
+/// slope, a colour image.
+fn range_problems(
+    position: Option<DVec3>,
+    pixel_spacing: Option<[f64; 2]>,
+    slice_thickness: Option<f64>,
+    slope: Option<f64>,
+    photometric: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if slope == Some(0.0) {
         problems.push("RescaleSlope is 0".into());
     }
     let (lo, hi) = crate::volume::SPACING_RANGE_MM;
@@ -194,28 +230,13 @@ fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
             crate::volume::MAX_ORIGIN_MM
         ));
     }
-    let photometric = text(tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
     if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
         problems.push(format!(
             "PhotometricInterpretation is {photometric}: only greyscale (MONOCHROME1/2) images \
              are supported"
         ));
     }
-    let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
-    Ok(Some(SliceHeader {
-        path: path.to_path_buf(),
-        series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
-        description: text(tags::SERIES_DESCRIPTION).unwrap_or_default(),
-        modality: text(tags::MODALITY).unwrap_or_default(),
-        position,
-        orientation,
-        pixel_spacing,
-        rows: uint(tags::ROWS).unwrap_or(0),
-        columns: uint(tags::COLUMNS).unwrap_or(0),
-        frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
-        slice_thickness,
-        problems,
-    }))
+    problems
 }
 
 /// Load the series in `dir`: the only one, or the one named by `series_uid`.

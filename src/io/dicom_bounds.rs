@@ -152,21 +152,12 @@ pub fn check(path: &Path) -> Result<Probe, LoadError> {
         pos: 0,
         len,
     };
-    let mut head = [0u8; 132];
-    let got = w
-        .reader
-        .read(&mut head)
-        .and_then(|n| {
-            let mut n = n;
-            while n < head.len() {
-                match w.reader.read(&mut head[n..])? {
-                    0 => break,
-                    m => n += m,
-                }
-            }
-            Ok(n)
-        })
+    let mut head = Vec::with_capacity(132);
+    (&mut w.reader)
+        .take(132)
+        .read_to_end(&mut head)
         .map_err(|e| LoadError::io(path, "cannot read", e))?;
+    let got = head.len();
     let start = if got == 132 && &head[128..132] == b"DICM" {
         132
     } else if got >= 4 && &head[0..4] == b"DICM" {

@@ -120,6 +120,11 @@ impl JsonLines {
         self.done.contains(key)
     }
 
+    /// The inputs the file holds a whole line for.
+    pub fn done(&self) -> &HashSet<String> {
+        &self.done
+    }
+
     /// How many inputs the file holds.
     pub fn len(&self) -> usize {
         self.done.len()
