@@ -58,7 +58,7 @@ pub struct NativeDialog;
 impl FileDialog for NativeDialog {
     fn pick_file(&self) -> Option<PathBuf> {
         rfd::FileDialog::new()
-            .add_filter("NIfTI", &["nii", "gz"])
+            .add_filter("NIfTI or DICOM", &["nii", "gz", "dcm"])
             .add_filter("All files", &["*"])
             .pick_file()
     }

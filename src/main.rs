@@ -35,8 +35,14 @@ enum Command {
         #[arg(long)]
         series: Option<String>,
     },
-    /// List the DICOM series in a folder.
-    Series { folder: PathBuf },
+    /// List the DICOM image series under a folder (searched recursively): modality,
+    /// description, date, images, dims, spacing, orientation; open one with `--series UID`.
+    Series {
+        folder: PathBuf,
+        /// One JSON object per series, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Open a volume in the viewer (the demo when none is given).
     #[cfg(feature = "gui")]
     View {
@@ -253,11 +259,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Some(Command::Series { folder }) => {
-            for s in io::dicom::list_series(&folder)? {
+        Some(Command::Series { folder, json }) => {
+            let (series, skipped) = io::dicom::list_series(&folder)?;
+            for note in skipped {
+                eprintln!("note: {note}");
+            }
+            for s in series {
+                if json {
+                    println!("{}", serde_json::to_string(&s)?);
+                    continue;
+                }
+                let spacing = match (s.pixel_spacing_mm, s.slice_step_mm) {
+                    (Some([x, y]), Some(z)) => format!("{x:.3}×{y:.3}×{z:.3} mm"),
+                    (Some([x, y]), None) => format!("{x:.3}×{y:.3} mm"),
+                    _ => "spacing ?".into(),
+                };
                 println!(
-                    "{}  {:<3} {:>4} slices  {}×{}  {}",
-                    s.series_uid, s.modality, s.slices, s.columns, s.rows, s.description
+                    "{}  {:<3} {:<8} {:>4} images  {}×{}×{}  {spacing}  {}  \"{}\"  in {}",
+                    s.series_uid,
+                    s.modality,
+                    s.date,
+                    s.images,
+                    s.dims[0],
+                    s.dims[1],
+                    s.dims[2],
+                    s.orientation.as_deref().unwrap_or("?"),
+                    s.description,
+                    s.folder.display()
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -872,3 +872,36 @@ fn scoring_a_worklist_runs_every_case_in_the_background_and_orders_them() {
         heartloc::app::CaseOrder::Disagreement
     );
 }
+
+#[test]
+fn a_nested_dicom_study_folder_opens_in_the_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = tmp.path().join("export").join("study 1");
+    let (vol, _) = heartloc::phantom::chest_ct([48, 40, 24], 8.0);
+    let opts = heartloc::io::dicom::WriteSeriesOptions::default();
+    heartloc::io::dicom::write_series(&study.join("series 1"), &vol, &opts).unwrap();
+    let rt = heartloc::io::dicom::WriteSeriesOptions {
+        series_uid: "2.25.9".into(),
+        modality: "RTSTRUCT".into(),
+        description: "structures".into(),
+    };
+    let one = Volume::new(
+        Grid::new([4, 4, 1], DMat4::IDENTITY),
+        Voxels::I16(vec![0; 16]),
+    );
+    heartloc::io::dicom::write_series(&study.join("rt"), &one, &rt).unwrap();
+    let path = tmp.path().join("export");
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::new(cc, Source::Path(path), Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    let doc = h.state().doc.as_ref().expect("the study opened");
+    assert_eq!(doc.volume.dims(), [48, 40, 24]);
+    assert_eq!(doc.format, "DICOM series");
+    assert!(
+        doc.volume.warnings.iter().any(|w| w.contains("RTSTRUCT")),
+        "{:?}",
+        doc.volume.warnings
+    );
+}

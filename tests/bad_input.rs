@@ -169,7 +169,7 @@ fn mixed_series_are_listed_and_chosen_by_uid() {
     write_series(tmp.path(), &other, "2.25.222");
     let e = expect_error(tmp.path(), "2 series");
     assert!(e.contains("2.25.111") && e.contains("2.25.222"), "{e}");
-    let listed = dicom::list_series(tmp.path()).unwrap();
+    let (listed, _) = dicom::list_series(tmp.path()).unwrap();
     assert_eq!(listed.len(), 2);
     let opts = OpenOptions {
         series_uid: Some("2.25.222".into()),

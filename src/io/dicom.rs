@@ -1,5 +1,8 @@
 //! DICOM series from a folder (dicom-rs), and a series writer used by tests and exports.
 //!
+//! A folder is searched recursively (a CD or study export nests series in subfolders; no
+//! DICOMDIR is needed), non-image objects (structure sets, reports, segmentations, …) are
+//! skipped with a note, and a `.dcm` file opens the series it belongs to among its siblings.
 //! Files are grouped by SeriesInstanceUID and sorted by ImagePositionPatient projected on the
 //! slice normal (row × column direction), never by InstanceNumber. Voxel axes: i = column (along
 //! the first ImageOrientationPatient vector), j = row, k = slice in increasing position along the
@@ -17,7 +20,7 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
-use glam::{DMat4, DVec3};
+use glam::{DMat4, DVec3, DVec4};
 
 use super::{LoadError, MAX_VOXELS};
 use crate::volume::{Grid, Volume, Voxels};
@@ -27,6 +30,9 @@ use crate::volume::{Grid, Volume, Voxels};
 struct SliceHeader {
     path: PathBuf,
     series_uid: String,
+    study_uid: String,
+    /// SeriesDate, else StudyDate (YYYYMMDD as stored).
+    date: String,
     description: String,
     modality: String,
     position: Option<DVec3>,
@@ -46,53 +52,151 @@ struct SliceHeader {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SeriesSummary {
     pub series_uid: String,
-    pub description: String,
+    pub study_uid: String,
     pub modality: String,
-    pub slices: usize,
-    pub rows: u32,
-    pub columns: u32,
+    pub description: String,
+    /// SeriesDate, else StudyDate, as stored (YYYYMMDD).
+    pub date: String,
+    pub images: usize,
+    /// Columns, rows, images.
+    pub dims: [usize; 3],
+    /// Along a row (between columns) and along a column (between rows), mm.
+    pub pixel_spacing_mm: Option<[f64; 2]>,
+    /// Median distance between neighbouring images along the slice normal, mm.
+    pub slice_step_mm: Option<f64>,
+    /// The patient direction of columns, rows and the normal, e.g. "LPS" (see
+    /// [`Grid::orientation_code`]).
+    pub orientation: Option<String>,
+    /// The folder holding its first file.
+    pub folder: PathBuf,
 }
 
-/// The series in a folder (files directly inside it), largest first. Non-DICOM files are
-/// skipped.
-pub fn list_series(dir: &Path) -> Result<Vec<SeriesSummary>, LoadError> {
-    let groups = scan(dir)?;
-    Ok(groups
-        .iter()
-        .map(|g| SeriesSummary {
-            series_uid: g[0].series_uid.clone(),
-            description: g[0].description.clone(),
-            modality: g[0].modality.clone(),
-            slices: g.len(),
-            rows: g[0].rows,
-            columns: g[0].columns,
-        })
-        .collect())
+impl SeriesSummary {
+    fn of(group: &[SliceHeader]) -> Self {
+        let h = &group[0];
+        let axes = h.orientation.map(|o| {
+            let row = DVec3::new(o[0], o[1], o[2]);
+            let col = DVec3::new(o[3], o[4], o[5]);
+            (row, col, row.cross(col))
+        });
+        let slice_step_mm = axes.and_then(|(_, _, normal)| {
+            let mut depth: Vec<f64> = group
+                .iter()
+                .filter_map(|s| s.position.map(|p| p.dot(normal)))
+                .collect();
+            depth.sort_by(f64::total_cmp);
+            let steps: Vec<f64> = depth.windows(2).map(|w| w[1] - w[0]).collect();
+            (!steps.is_empty()).then(|| median(&steps))
+        });
+        SeriesSummary {
+            series_uid: h.series_uid.clone(),
+            study_uid: h.study_uid.clone(),
+            modality: h.modality.clone(),
+            description: h.description.clone(),
+            date: h.date.clone(),
+            images: group.len(),
+            dims: [h.columns as usize, h.rows as usize, group.len()],
+            pixel_spacing_mm: h.pixel_spacing.map(|p| [p[1], p[0]]),
+            slice_step_mm,
+            orientation: axes.map(|(row, col, normal)| {
+                let m = DMat4::from_cols(
+                    row.extend(0.0),
+                    col.extend(0.0),
+                    normal.extend(0.0),
+                    DVec4::W,
+                );
+                Grid::new([1, 1, 1], m).orientation_code()
+            }),
+            folder: h.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
 }
 
-/// Read headers of every DICOM file in `dir`, grouped by series, largest series first.
-fn scan(dir: &Path) -> Result<Vec<Vec<SliceHeader>>, LoadError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, "cannot list folder", e))?;
-    let (mut paths, subfolders): (Vec<PathBuf>, Vec<PathBuf>) = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .partition(|p| p.is_file());
-    paths.sort();
+/// The image series under `dir` (searched recursively), largest first, and notes on the
+/// non-image objects (structure sets, reports, segmentations…) left out. Non-DICOM files are
+/// ignored.
+pub fn list_series(dir: &Path) -> Result<(Vec<SeriesSummary>, Vec<String>), LoadError> {
+    let scan = scan(dir)?;
+    Ok((
+        scan.groups.iter().map(|g| SeriesSummary::of(g)).collect(),
+        scan.skipped,
+    ))
+}
+
+/// Modalities of DICOM objects that are not images to view: skipped, with a note.
+const NOT_IMAGES: &[&str] = &[
+    "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SR", "SEG", "PR", "KO", "REG", "DOC", "RWV",
+    "PLAN", "FID",
+];
+
+/// Folders deeper than this under the one opened are not searched (an export is 2–4 deep).
+const MAX_DEPTH: usize = 12;
+/// More files than this under one folder is not an export but a whole archive.
+const MAX_FILES: usize = 200_000;
+
+/// What a folder holds: its image series (largest first) and notes on what was skipped.
+struct Scan {
+    groups: Vec<Vec<SliceHeader>>,
+    skipped: Vec<String>,
+}
+
+/// Every file under `dir`, sorted, and how many folders were searched.
+fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, usize), LoadError> {
+    let mut files = Vec::new();
+    let mut folders = 0;
+    let mut todo = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = todo.pop() {
+        folders += 1;
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|e| LoadError::io(&folder, "cannot list folder", e))?;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && depth < MAX_DEPTH {
+                todo.push((path, depth + 1));
+            } else if kind.is_file() {
+                files.push(path);
+                if files.len() > MAX_FILES {
+                    return Err(LoadError::new(
+                        dir,
+                        format!(
+                            "more than {MAX_FILES} files under this folder: open the folder of \
+                             one study or series"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok((files, folders))
+}
+
+/// Read headers of every DICOM file under `dir` (recursively), grouped by series.
+fn scan(dir: &Path) -> Result<Scan, LoadError> {
+    let (paths, folders) = files_under(dir)?;
     if paths.is_empty() {
         return Err(LoadError::new(
             dir,
-            if subfolders.is_empty() {
+            if folders == 1 {
                 "folder is empty: no DICOM files to load".to_string()
             } else {
                 format!(
-                    "no files here, only {} subfolder(s): open the folder of one series",
-                    subfolders.len()
+                    "no files in this folder or its {} subfolder(s)",
+                    folders - 1
                 )
             },
         ));
     }
+    group(dir, &paths)
+}
+
+/// Read the headers of `paths` and group the image files by series, largest first.
+fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
     let mut headers = Vec::new();
-    for path in &paths {
+    for path in paths {
         if let Some(h) = read_header(path)? {
             headers.push(h);
         }
@@ -106,19 +210,52 @@ fn scan(dir: &Path) -> Result<Vec<Vec<SliceHeader>>, LoadError> {
             ),
         ));
     }
+    let mut skipped: Vec<(String, usize)> = Vec::new();
     let mut groups: Vec<Vec<SliceHeader>> = Vec::new();
     for h in headers {
+        let modality = h.modality.to_ascii_uppercase();
+        if NOT_IMAGES.contains(&modality.as_str()) || h.rows == 0 || h.columns == 0 {
+            let what = if modality.is_empty() {
+                "object without rows and columns".to_string()
+            } else {
+                modality
+            };
+            match skipped.iter_mut().find(|(m, _)| *m == what) {
+                Some((_, n)) => *n += 1,
+                None => skipped.push((what, 1)),
+            }
+            continue;
+        }
         match groups.iter_mut().find(|g| g[0].series_uid == h.series_uid) {
             Some(g) => g.push(h),
             None => groups.push(vec![h]),
         }
+    }
+    if groups.is_empty() {
+        return Err(LoadError::new(
+            dir,
+            format!(
+                "no image series here, only {}",
+                skipped
+                    .iter()
+                    .map(|(m, n)| format!("{n} {m}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
     groups.sort_by(|a, b| {
         b.len()
             .cmp(&a.len())
             .then(a[0].series_uid.cmp(&b[0].series_uid))
     });
-    Ok(groups)
+    Ok(Scan {
+        groups,
+        skipped: skipped
+            .into_iter()
+            .map(|(m, n)| format!("skipped {n} non-image DICOM object(s): {m}"))
+            .collect(),
+    })
 }
 
 /// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM (or not
@@ -187,6 +324,11 @@ fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
     Ok(Some(SliceHeader {
         path: path.to_path_buf(),
         series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
+        study_uid: text(tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        date: text(tags::SERIES_DATE)
+            .filter(|d| !d.is_empty())
+            .or_else(|| text(tags::STUDY_DATE))
+            .unwrap_or_default(),
         description: text(tags::SERIES_DESCRIPTION).unwrap_or_default(),
         modality: text(tags::MODALITY).unwrap_or_default(),
         position,
@@ -239,9 +381,41 @@ fn range_problems(
     problems
 }
 
-/// Load the series in `dir`: the only one, or the one named by `series_uid`.
+/// Load the image series under `dir` (searched recursively): the only one, or the one named by
+/// `series_uid`.
 pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
-    let groups = scan(dir)?;
+    choose(dir, scan(dir)?, series_uid)
+}
+
+/// Load the series of one DICOM file: its series among the files beside it (or the one named
+/// by `series_uid`).
+pub fn read_series_of_file(file: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::io(dir, "cannot list folder", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    siblings.sort();
+    let scan = group(dir, &siblings)?;
+    let uid = match series_uid {
+        Some(uid) => uid.to_string(),
+        None => scan
+            .groups
+            .iter()
+            .find(|g| g.iter().any(|h| h.path.file_name() == file.file_name()))
+            .map(|g| g[0].series_uid.clone())
+            .ok_or_else(|| LoadError::new(file, "not an image of a series heartloc can read"))?,
+    };
+    choose(dir, scan, Some(&uid))
+}
+
+/// The series named by `series_uid`, or the only one, loaded with the scan's notes as warnings.
+fn choose(dir: &Path, scan: Scan, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+    let Scan { groups, skipped } = scan;
     let group = match series_uid {
         Some(uid) => groups
             .into_iter()
@@ -277,7 +451,9 @@ pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, L
         }
         None => groups.into_iter().next().unwrap_or_default(),
     };
-    read_series(dir, group)
+    let mut vol = read_series(dir, group)?;
+    vol.warnings.extend(skipped);
+    Ok(vol)
 }
 
 fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadError> {

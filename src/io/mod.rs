@@ -63,11 +63,14 @@ pub struct OpenOptions {
     pub series_uid: Option<String>,
 }
 
-/// Open a NIfTI file or a DICOM series folder.
+/// Open a NIfTI file, a DICOM folder (searched recursively) or a DICOM file (its series).
 pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
     if meta.is_dir() {
         let vol = dicom::read_series_dir(path, options.series_uid.as_deref())?;
+        Ok((vol, Format::DicomDir))
+    } else if dicom_bounds::check(path)? != dicom_bounds::Probe::NotDicom {
+        let vol = dicom::read_series_of_file(path, options.series_uid.as_deref())?;
         Ok((vol, Format::DicomDir))
     } else {
         Ok((nifti::read(path)?, Format::Nifti))

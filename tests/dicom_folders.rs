@@ -1,0 +1,152 @@
+//! DICOM as exported (issue 18, readers and CLI): a study folder with series nested in
+//! subfolders and non-image objects beside them, a `.dcm` file given directly, and the series
+//! listing; then the real demo study from `../shared/demo` the same way.
+
+mod common;
+
+use std::path::Path;
+
+use glam::{DMat4, DQuat, DVec3};
+use heartloc::io::{self, dicom, OpenOptions};
+use heartloc::volume::{Grid, Volume, Voxels};
+
+fn volume(dims: [usize; 3], world_from_voxel: DMat4) -> Volume {
+    let n = dims.iter().product::<usize>();
+    Volume::new(
+        Grid::new(dims, world_from_voxel),
+        Voxels::I16((0..n).map(|x| (x % 701) as i16 - 200).collect()),
+    )
+}
+
+fn write(dir: &Path, vol: &Volume, uid: &str, modality: &str) -> Vec<std::path::PathBuf> {
+    let opts = dicom::WriteSeriesOptions {
+        series_uid: uid.into(),
+        modality: modality.into(),
+        description: format!("{modality} {uid}"),
+    };
+    dicom::write_series(dir, vol, &opts).unwrap()
+}
+
+#[test]
+fn a_nested_study_folder_lists_and_opens_its_series_and_skips_non_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = tmp.path().join("PATIENT 1").join("study");
+    let axial = volume([16, 12, 6], DMat4::from_scale(DVec3::new(0.8, 0.8, 2.5)));
+    let oblique_m = DMat4::from_scale_rotation_translation(
+        DVec3::new(1.5, 1.5, 8.0),
+        DQuat::from_euler(glam::EulerRot::XYZ, 0.4, -0.3, 0.2),
+        DVec3::new(20.0, -40.0, 60.0),
+    );
+    let oblique = volume([10, 8, 4], oblique_m);
+    write(&study.join("1-CT axial"), &axial, "2.25.101", "CT");
+    let mr_files = write(
+        &study.join("deeper").join("2-MR sax"),
+        &oblique,
+        "2.25.102",
+        "MR",
+    );
+    write(
+        &study.join("3-RT"),
+        &volume([4, 4, 1], DMat4::IDENTITY),
+        "2.25.103",
+        "RTSTRUCT",
+    );
+    std::fs::write(study.join("README.txt"), "not DICOM").unwrap();
+
+    let (listed, skipped) = dicom::list_series(tmp.path()).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].contains("RTSTRUCT"), "{skipped:?}");
+    let ct = listed.iter().find(|s| s.modality == "CT").unwrap();
+    assert_eq!(ct.dims, [16, 12, 6]);
+    assert_eq!(ct.pixel_spacing_mm, Some([0.8, 0.8]));
+    assert!((ct.slice_step_mm.unwrap() - 2.5).abs() < 1e-6);
+    assert_eq!(ct.orientation.as_deref(), Some("LPS"));
+    assert!(ct.folder.ends_with("1-CT axial"));
+    let mr = listed.iter().find(|s| s.modality == "MR").unwrap();
+    assert_eq!(mr.dims, [10, 8, 4]);
+    assert_eq!(
+        mr.orientation.as_deref(),
+        Some(Grid::new([1, 1, 1], oblique_m).orientation_code().as_str())
+    );
+
+    // The top folder holds two image series: the error names both; --series opens one.
+    let e = io::open(tmp.path(), &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 series") && e.contains("2.25.101") && e.contains("2.25.102"),
+        "{e}"
+    );
+    let opts = OpenOptions {
+        series_uid: Some("2.25.102".into()),
+    };
+    let (mr_vol, _) = io::open(tmp.path(), &opts).unwrap();
+    assert_eq!(mr_vol.voxels.to_f32(), oblique.voxels.to_f32());
+    let d = (mr_vol.world_from_voxel() - oblique_m)
+        .abs()
+        .to_cols_array();
+    assert!(d.iter().all(|x| *x < 1e-4), "{d:?}");
+    assert!(mr_vol.warnings.iter().any(|w| w.contains("RTSTRUCT")));
+
+    // A .dcm file opens its own series, whatever else is in the study.
+    let (from_file, _) = io::open(&mr_files[2], &OpenOptions::default()).unwrap();
+    assert_eq!(from_file.voxels.to_f32(), oblique.voxels.to_f32());
+    assert_eq!(from_file.world_from_voxel(), mr_vol.world_from_voxel());
+
+    // The CLI lists both and names the skipped object.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args(["series", "--json"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RTSTRUCT"));
+
+    // A folder of only non-images says so.
+    let e = io::open(&study.join("3-RT"), &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no image series") && e.contains("RTSTRUCT"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_real_demo_study_opens_from_its_top_folder_and_from_one_file() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let study = data.join("../demo/Pancreas-CT-CB_001");
+    if !study.is_dir() {
+        println!("SKIP: {} is absent", study.display());
+        return;
+    }
+    let (listed, skipped) = dicom::list_series(&study).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(
+        skipped.iter().any(|s| s.contains("RTSTRUCT")),
+        "{skipped:?}"
+    );
+    let series = &listed[0];
+    assert_eq!(series.modality, "CT");
+    let (top, _) = io::open(&study, &OpenOptions::default()).unwrap();
+    let (direct, _) = io::open(&series.folder, &OpenOptions::default()).unwrap();
+    assert_eq!(top.dims(), direct.dims());
+    assert_eq!(top.dims()[2], series.images);
+    assert_eq!(top.world_from_voxel(), direct.world_from_voxel());
+    let mut files: Vec<_> = std::fs::read_dir(&series.folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (one, _) = io::open(&files[0], &OpenOptions::default()).unwrap();
+    assert_eq!(one.world_from_voxel(), direct.world_from_voxel());
+    assert_eq!(one.voxels.to_f32(), direct.voxels.to_f32());
+}
