@@ -1,7 +1,10 @@
 //! Benchmark: open a 512×512×300 int16 `.nii.gz` with heartloc, and the same file with nibabel
 //! and SimpleITK (when importable by `python3`) side by side. Prints medians and ratios.
+//! Then the same volume as a classic DICOM series (300 files): whole processes side by side,
+//! `heartloc info` against a SimpleITK (GDCM) series read, with heartloc's peak memory.
 //!
-//! Run: `cargo bench --bench load` (optional references: `pip install nibabel SimpleITK`).
+//! Run: `cargo bench --bench load` (optional references: `pip install nibabel SimpleITK`);
+//! `cargo bench --bench load -- dicom` for the DICOM part only.
 //! The file is a synthetic CT-like phantom with noise, so it compresses like real CT does.
 
 use std::process::Command;
@@ -72,8 +75,69 @@ fn python_median(code: &str, path: &str) -> Result<f64, String> {
         .map_err(|e| format!("{e}"))
 }
 
+/// Median wall time of a whole process over `RUNS` runs, and the last run's stderr.
+fn process_median(cmd: &mut Command) -> Result<(f64, String), String> {
+    let mut times = Vec::new();
+    let mut err = String::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let out = cmd.output().map_err(|e| format!("not runnable: {e}"))?;
+        times.push(t.elapsed().as_secs_f64());
+        err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !out.status.success() {
+            return Err(err.lines().last().unwrap_or("failed").to_string());
+        }
+    }
+    Ok((median(times), err))
+}
+
+fn dicom_series(dir: &std::path::Path) {
+    let series = dir.join("series");
+    println!("writing the phantom as a 300-file DICOM series …");
+    heartloc::io::dicom::write_series(&series, &phantom(), &Default::default())
+        .expect("write series");
+    let mut ours = Command::new(env!("CARGO_BIN_EXE_heartloc"));
+    ours.args(["info", "--json"])
+        .arg(&series)
+        .env("HEARTLOC_PEAK_RSS", "1");
+    let script = "import sys, SimpleITK as sitk\nr = sitk.ImageSeriesReader()\n\
+                  r.SetFileNames(r.GetGDCMSeriesFileNames(sys.argv[1]))\n\
+                  a = sitk.GetArrayViewFromImage(r.Execute())\nprint(a.shape)";
+    let mut sitk = Command::new("python3");
+    sitk.args(["-c", script]).arg(&series);
+    // Alternate, so both see the same page cache and machine load.
+    let ours_t = process_median(&mut ours);
+    let sitk_t = process_median(&mut sitk);
+    match ours_t {
+        Ok((t, err)) => {
+            let peak = err
+                .lines()
+                .find_map(|l| l.strip_prefix("peak RSS: "))
+                .unwrap_or("?")
+                .to_string();
+            println!(
+                "heartloc   open DICOM series (whole process, `info`): {t:7.3} s, peak RSS {peak} \
+                 for 150 MiB of voxels"
+            );
+            match sitk_t {
+                Ok((s, _)) => println!(
+                    "SimpleITK  open DICOM series (whole process):         {s:7.3} s   ratio \
+                     heartloc/SimpleITK = {:.2}",
+                    t / s
+                ),
+                Err(e) => println!("SimpleITK  not measured ({e}); pip install SimpleITK"),
+            }
+        }
+        Err(e) => println!("heartloc failed on the series: {e}"),
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
+    if std::env::args().any(|a| a == "dicom") {
+        dicom_series(dir.path());
+        return;
+    }
     let path = dir.path().join("ct_512x512x300.nii.gz");
     println!("writing a 512×512×300 int16 phantom …");
     nifti::write(&path, &phantom()).expect("write phantom");
@@ -110,4 +174,5 @@ fn main() {
             Err(e) => println!("{name:<10} not measured ({e}); pip install {name}"),
         }
     }
+    dicom_series(dir.path());
 }

@@ -16,6 +16,7 @@
 //! NIfTI `scl_slope/scl_inter` or a DICOM rescale that is not integral, is stored as `f32`.
 
 use glam::{DMat4, DVec3, DVec4};
+use rayon::prelude::*;
 
 /// Voxel values in memory order (see the module doc).
 #[derive(Clone, Debug, PartialEq)]
@@ -373,15 +374,12 @@ impl Volume {
 
     /// (min, max) of all voxel values.
     pub fn intensity_range(&self) -> (f32, f32) {
-        let mut lo = f32::INFINITY;
-        let mut hi = f32::NEG_INFINITY;
         match &self.voxels {
-            Voxels::U8(v) => min_max(v.iter().map(|&x| f32::from(x)), &mut lo, &mut hi),
-            Voxels::I16(v) => min_max(v.iter().map(|&x| f32::from(x)), &mut lo, &mut hi),
-            Voxels::U16(v) => min_max(v.iter().map(|&x| f32::from(x)), &mut lo, &mut hi),
-            Voxels::F32(v) => min_max(v.iter().copied(), &mut lo, &mut hi),
+            Voxels::U8(v) => min_max(v, |&x| f32::from(x)),
+            Voxels::I16(v) => min_max(v, |&x| f32::from(x)),
+            Voxels::U16(v) => min_max(v, |&x| f32::from(x)),
+            Voxels::F32(v) => min_max(v, |&x| x),
         }
-        (lo, hi)
     }
 
     /// Intensity percentiles (each `p` in 0..=100), from a histogram over all voxels: exact for
@@ -403,13 +401,28 @@ impl Volume {
         } else {
             (bins as f64 - 1.0) / f64::from(hi - lo)
         };
-        // One tight loop per stored type (the bin of an integer is its offset from `lo`).
-        fn histogram<T: Copy>(v: &[T], bins: usize, bin: impl Fn(T) -> usize) -> Vec<u64> {
-            let mut hist = vec![0u64; bins];
-            for &x in v {
-                hist[bin(x).min(bins - 1)] += 1;
-            }
-            hist
+        // One tight loop per stored type (the bin of an integer is its offset from `lo`), a
+        // histogram per block of voxels on every core, then summed.
+        fn histogram<T: Copy + Sync>(
+            v: &[T],
+            bins: usize,
+            bin: impl Fn(T) -> usize + Sync,
+        ) -> Vec<u64> {
+            v.par_chunks(1 << 20)
+                .map(|block| {
+                    let mut hist = vec![0u64; bins];
+                    for &x in block {
+                        hist[bin(x).min(bins - 1)] += 1;
+                    }
+                    hist
+                })
+                .reduce(
+                    || vec![0u64; bins],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                )
         }
         let low = lo as i32;
         let hist = match &self.voxels {
@@ -511,11 +524,18 @@ impl Volume {
     }
 }
 
-fn min_max(values: impl Iterator<Item = f32>, lo: &mut f32, hi: &mut f32) {
-    for v in values {
-        *lo = lo.min(v);
-        *hi = hi.max(v);
-    }
+/// (min, max) of `values` as `f32`, by blocks on every core.
+fn min_max<T: Sync>(values: &[T], as_f32: impl Fn(&T) -> f32 + Sync) -> (f32, f32) {
+    let none = || (f32::INFINITY, f32::NEG_INFINITY);
+    values
+        .par_chunks(1 << 20)
+        .map(|block| {
+            block.iter().fold(none(), |(lo, hi), x| {
+                let v = as_f32(x);
+                (lo.min(v), hi.max(v))
+            })
+        })
+        .reduce(none, |a, b| (a.0.min(b.0), a.1.max(b.1)))
 }
 
 #[cfg(test)]

@@ -150,3 +150,96 @@ fn the_real_demo_study_opens_from_its_top_folder_and_from_one_file() {
     assert_eq!(one.world_from_voxel(), direct.world_from_voxel());
     assert_eq!(one.voxels.to_f32(), direct.voxels.to_f32());
 }
+
+/// Set RescaleIntercept (and PhotometricInterpretation) on every file of a series.
+fn set_all(files: &[std::path::PathBuf], intercept: &str, photometric: &str) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    for f in files {
+        let mut obj = dicom_object::open_file(f).unwrap();
+        obj.put(DataElement::new(
+            tags::RESCALE_INTERCEPT,
+            VR::DS,
+            PrimitiveValue::from(intercept.to_string()),
+        ));
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from(photometric.to_string()),
+        ));
+        obj.write_to_file(f).unwrap();
+    }
+}
+
+#[test]
+fn slices_decode_to_the_same_values_on_the_integer_and_the_float_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = DMat4::from_scale(DVec3::new(0.7, 0.7, 3.0));
+    let wide = volume([24, 20, 5], m); // -200..500
+    let n = 24 * 20 * 5;
+    let small = Volume::new(
+        Grid::new([24, 20, 5], m),
+        Voxels::I16((0..n).map(|x| (x % 90) as i16).collect()),
+    );
+    for (name, vol, intercept, photometric, want_type) in [
+        // A whole shift that fits: decoded straight into i16.
+        ("shift", &wide, "-1024", "MONOCHROME2", "int16"),
+        // Every shifted value in 0..255: stored as u8, as before.
+        ("bytes", &small, "100", "MONOCHROME2", "uint8"),
+        // A shift beyond i16: the float path, values exact.
+        ("beyond", &wide, "-32600", "MONOCHROME2", "float32"),
+        // A fractional intercept: the float path.
+        ("fraction", &wide, "0.5", "MONOCHROME2", "float32"),
+    ] {
+        let dir = tmp.path().join(name);
+        let files = write(&dir, vol, "2.25.77", "CT");
+        set_all(&files, intercept, photometric);
+        let (back, _) = io::open(&dir, &OpenOptions::default()).unwrap();
+        let shift: f32 = intercept.parse().unwrap();
+        let want: Vec<f32> = vol.voxels.to_f32().iter().map(|v| v + shift).collect();
+        assert_eq!(back.voxels.type_name(), want_type, "{name}");
+        assert_eq!(back.voxels.to_f32(), want, "{name}");
+    }
+}
+
+#[test]
+fn twelve_bit_signed_slices_read_as_dicom_pixeldata_reads_them() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_pixeldata::PixelDecoder;
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 16 * 12 * 3;
+    let vol = Volume::new(
+        Grid::new([16, 12, 3], DMat4::from_scale(DVec3::new(0.5, 0.5, 2.0))),
+        Voxels::I16((0..n).map(|x| ((x * 37) % 4096) as i16 - 2048).collect()),
+    );
+    let dir = tmp.path().join("12bit");
+    let files = write(&dir, &vol, "2.25.88", "CT");
+    for f in &files {
+        let mut obj = dicom_object::open_file(f).unwrap();
+        for (tag, v) in [(tags::BITS_STORED, 12u16), (tags::HIGH_BIT, 11)] {
+            obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+        }
+        obj.put(DataElement::new(
+            tags::RESCALE_INTERCEPT,
+            VR::DS,
+            PrimitiveValue::from("-1024".to_string()),
+        ));
+        obj.write_to_file(f).unwrap();
+    }
+    let (back, _) = io::open(&dir, &OpenOptions::default()).unwrap();
+    assert_eq!(back.voxels.type_name(), "int16");
+    // The same values as dicom-pixeldata's own conversion of each file, in slice order (the
+    // writer names files in slice order k = 0, 1, 2).
+    let plane = 16 * 12;
+    for (k, f) in files.iter().enumerate() {
+        let obj = dicom_object::open_file(f).unwrap();
+        let want: Vec<f32> = obj.decode_pixel_data().unwrap().to_vec().unwrap();
+        let got: Vec<f32> = (k * plane..(k + 1) * plane)
+            .map(|i| back.voxels.get(i))
+            .collect();
+        assert_eq!(got, want, "slice {k}");
+    }
+    let want: Vec<f32> = vol.voxels.to_f32().iter().map(|v| v - 1024.0).collect();
+    assert_eq!(back.voxels.to_f32(), want);
+}

@@ -1,5 +1,6 @@
 //! Seeded fuzzing of the DICOM, markups and manifest readers (issue 21), from small committed
-//! seeds: the DICOM corpus in `tests/corpus/dicom/` (written by an independent writer, pydicom:
+//! seeds: the DICOM corpus in `tests/corpus/dicom/` (three transfer syntaxes, and a slope-1 series for
+//! the integer decoding path; written by an independent writer, pydicom:
 //! `make_dicom_corpus.py`, from a phantom), and markups and manifest texts made here. Mutations:
 //! byte flips, element lengths overwritten (0xFFFFFFF0, random, off by one), VR bytes replaced,
 //! the transfer syntax swapped, NaN/inf/1e308/garbage in numeric strings, truncation, and for
@@ -84,7 +85,12 @@ fn seed(base: u64) -> u64 {
 fn corpus_series() -> Vec<(PathBuf, Vec<PathBuf>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/dicom");
     let mut out = Vec::new();
-    for name in ["explicit_le", "implicit_le", "explicit_be"] {
+    for name in [
+        "explicit_le",
+        "implicit_le",
+        "explicit_be",
+        "explicit_le_shift",
+    ] {
         let dir = root.join(name);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
@@ -97,16 +103,22 @@ fn corpus_series() -> Vec<(PathBuf, Vec<PathBuf>)> {
 }
 
 #[test]
-fn the_dicom_corpus_reads_in_every_transfer_syntax() {
+fn the_dicom_corpus_reads_in_every_transfer_syntax_and_on_both_decoding_paths() {
     for (dir, files) in corpus_series() {
         assert_eq!(files.len(), 3);
         let (v, _) = io::open(&dir, &OpenOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.dims(), [8, 8, 3], "{}", dir.display());
-        // Stored i*10 + j*3 + k*50 - 100 (i column, j row, k along +z), then ×2 − 1024.
+        // Stored i*10 + j*3 + k*50 - 100 (i column, j row, k along +z), then × slope − 1024
+        // (slope 1 in the `shift` series, 2 elsewhere).
+        let slope = if dir.ends_with("explicit_le_shift") {
+            1
+        } else {
+            2
+        };
         let want: Vec<f32> = (0..3)
             .flat_map(|k| {
                 (0..8).flat_map(move |j| {
-                    (0..8).map(move |i| ((i * 10 + j * 3 + k * 50 - 100) * 2 - 1024) as f32)
+                    (0..8).map(move |i| ((i * 10 + j * 3 + k * 50 - 100) * slope - 1024) as f32)
                 })
             })
             .collect();

@@ -5,7 +5,6 @@
 //! allocated for them.
 
 pub mod dicom;
-pub mod dicom_bounds;
 pub mod durable;
 pub mod markups;
 pub mod nifti;
@@ -69,7 +68,7 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), Load
     if meta.is_dir() {
         let vol = dicom::read_series_dir(path, options.series_uid.as_deref())?;
         Ok((vol, Format::DicomDir))
-    } else if dicom_bounds::check(path)? != dicom_bounds::Probe::NotDicom {
+    } else if dicom::bounds::check(path)? != dicom::bounds::Probe::NotDicom {
         let vol = dicom::read_series_of_file(path, options.series_uid.as_deref())?;
         Ok((vol, Format::DicomDir))
     } else {

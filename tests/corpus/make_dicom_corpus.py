@@ -1,7 +1,7 @@
 """Writes the small DICOM fuzz corpus with an independent writer (pydicom), from a phantom made
 here (no patient data): a 3-slice 8x8 int16 series in each of explicit VR little endian, implicit
 VR little endian and explicit VR big endian, each slice with a sequence (defined and undefined
-lengths), a rescale, and a private element. Run from this folder: python3 make_dicom_corpus.py
+lengths), a rescale (slope 2, or 1 in `explicit_le_shift`), and a private element. Run from this folder: python3 make_dicom_corpus.py
 """
 import os
 import struct
@@ -14,6 +14,8 @@ SYNTAXES = {
     "explicit_le": ExplicitVRLittleEndian,
     "implicit_le": ImplicitVRLittleEndian,
     "explicit_be": ExplicitVRBigEndian,
+    # Slope 1: the readers' integer path (the others have slope 2).
+    "explicit_le_shift": ExplicitVRLittleEndian,
 }
 
 
@@ -24,16 +26,17 @@ def slice_values(k):
 
 def write(folder, syntax_name, k):
     syntax = SYNTAXES[syntax_name]
+    series = list(SYNTAXES).index(syntax_name) + 1
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = f"2.25.9{len(syntax_name)}{k + 1}"
+    meta.MediaStorageSOPInstanceUID = f"2.25.9{series}{k + 1}"
     meta.TransferSyntaxUID = syntax
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "CT"
-    ds.SeriesInstanceUID = f"2.25.9{len(syntax_name)}"
+    ds.SeriesInstanceUID = f"2.25.9{series}"
     ds.StudyInstanceUID = "2.25.90"
     ds.SeriesDescription = f"fuzz corpus {syntax_name}"
     ds.InstanceNumber = 3 - k
@@ -41,7 +44,7 @@ def write(folder, syntax_name, k):
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [0.75, 0.5]
     ds.SliceThickness = 2.5
-    ds.RescaleSlope = 2
+    ds.RescaleSlope = 1 if syntax_name.endswith("shift") else 2
     ds.RescaleIntercept = -1024
     ref = Dataset()
     ref.ReferencedSOPClassUID = ds.SOPClassUID

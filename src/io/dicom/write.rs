@@ -1,0 +1,149 @@
+//! A DICOM series writer (tests, benchmarks, exports): one file per slice, explicit VR little
+//! endian.
+
+use std::path::{Path, PathBuf};
+
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use glam::DVec3;
+
+use crate::io::LoadError;
+use crate::volume::{Volume, Voxels};
+
+/// Options for [`write_series`].
+#[derive(Clone, Debug)]
+pub struct WriteSeriesOptions {
+    pub series_uid: String,
+    pub modality: String,
+    pub description: String,
+}
+
+impl Default for WriteSeriesOptions {
+    fn default() -> Self {
+        WriteSeriesOptions {
+            series_uid: "2.25.1".into(),
+            modality: "CT".into(),
+            description: "heartloc export".into(),
+        }
+    }
+}
+
+/// Write a volume as a DICOM series (one file per k slice, explicit VR little endian, 16-bit
+/// signed pixels with rescale slope/intercept chosen to hold the value range). Returns the file
+/// paths, in slice order.
+pub fn write_series(
+    dir: &Path,
+    volume: &Volume,
+    options: &WriteSeriesOptions,
+) -> Result<Vec<PathBuf>, LoadError> {
+    std::fs::create_dir_all(dir).map_err(|e| LoadError::io(dir, "cannot create folder", e))?;
+    let [nx, ny, nz] = volume.dims();
+    let m = volume.world_from_voxel();
+    let spacing = volume.spacing_mm();
+    let row_dir = m.x_axis.truncate() / spacing[0];
+    let col_dir = m.y_axis.truncate() / spacing[1];
+    let (lo, hi) = volume.intensity_range();
+    let integral_i16 = !matches!(volume.voxels, Voxels::F32(_) | Voxels::U16(_))
+        || (lo >= -32768.0
+            && hi <= 32767.0
+            && (0..volume.voxels.len()).all(|i| volume.voxels.get(i).fract() == 0.0));
+    let (slope, intercept) = if integral_i16 {
+        (1.0f64, 0.0f64)
+    } else {
+        let slope = f64::from(hi - lo).max(1e-12) / 65535.0;
+        (slope, f64::from(lo) + 32768.0 * slope)
+    };
+    let ds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.6}"))
+            .collect::<Vec<_>>()
+            .join("\\")
+    };
+    // Names differ between series so that several can share a folder.
+    let series_salt = options
+        .series_uid
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut paths = Vec::with_capacity(nz);
+    for k in 0..nz {
+        let origin = m.transform_point3(DVec3::new(0.0, 0.0, k as f64));
+        let mut pixels = Vec::with_capacity(nx * ny * 2);
+        for idx in k * nx * ny..(k + 1) * nx * ny {
+            let v = f64::from(volume.voxels.get(idx));
+            let stored = ((v - intercept) / slope).round().clamp(-32768.0, 32767.0) as i16;
+            pixels.extend_from_slice(&stored.to_le_bytes());
+        }
+        let sop_uid = format!("{}.{}", options.series_uid, k + 1);
+        let el = |tag, vr, value: PrimitiveValue| DataElement::new(tag, vr, value);
+        let s = |x: &str| PrimitiveValue::from(x.to_string());
+        let obj = InMemDicomObject::from_element_iter([
+            el(tags::SOP_CLASS_UID, VR::UI, s("1.2.840.10008.5.1.4.1.1.2")),
+            el(tags::SOP_INSTANCE_UID, VR::UI, s(&sop_uid)),
+            el(tags::MODALITY, VR::CS, s(&options.modality)),
+            el(tags::SERIES_DESCRIPTION, VR::LO, s(&options.description)),
+            el(tags::PATIENT_NAME, VR::PN, s("Anonymous")),
+            el(
+                tags::STUDY_INSTANCE_UID,
+                VR::UI,
+                s(&format!("{}.0", options.series_uid)),
+            ),
+            el(tags::SERIES_INSTANCE_UID, VR::UI, s(&options.series_uid)),
+            // Reversed on purpose: readers must sort by position, not by this.
+            el(tags::INSTANCE_NUMBER, VR::IS, s(&(nz - k).to_string())),
+            el(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                s(&ds(&origin.to_array())),
+            ),
+            el(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                s(&ds(&[
+                    row_dir.x, row_dir.y, row_dir.z, col_dir.x, col_dir.y, col_dir.z,
+                ])),
+            ),
+            el(
+                tags::SLICE_THICKNESS,
+                VR::DS,
+                s(&format!("{:.6}", spacing[2])),
+            ),
+            el(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
+            el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, s("MONOCHROME2")),
+            el(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)),
+            el(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16)),
+            el(
+                tags::PIXEL_SPACING,
+                VR::DS,
+                s(&ds(&[spacing[1], spacing[0]])),
+            ),
+            el(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16)),
+            el(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16)),
+            el(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16)),
+            el(
+                tags::PIXEL_REPRESENTATION,
+                VR::US,
+                PrimitiveValue::from(1u16),
+            ),
+            el(
+                tags::RESCALE_INTERCEPT,
+                VR::DS,
+                s(&format!("{intercept:.9}")),
+            ),
+            el(tags::RESCALE_SLOPE, VR::DS, s(&format!("{slope:.9}"))),
+            el(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(pixels)),
+        ]);
+        let file = obj
+            .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
+            .map_err(|e| LoadError::new(dir, format!("cannot build DICOM meta: {e}")))?;
+        // Scrambled (but unique: an odd multiplier is a bijection) names, like archives write.
+        let name = (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ series_salt;
+        let path = dir.join(format!("{name:016x}.dcm"));
+        file.write_to_file(&path)
+            .map_err(|e| LoadError::new(&path, format!("cannot write DICOM: {e}")))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
