@@ -5,7 +5,9 @@
 //!
 //! The walk follows the file's encoding the way dicom-rs reads it: the meta group in explicit
 //! VR little endian, the data set in the meta's transfer syntax (explicit or implicit VR, little
-//! or big endian; encapsulated codecs are explicit little endian); an unknown VR reads as UN;
+//! or big endian; encapsulated codecs are explicit little endian); an unknown VR reads as UN; a
+//! sequence stored as UN with an undefined length (CP-246: its contents are implicit VR, which
+//! dicom-rs 0.10 misreads as explicit, reserving whatever it then takes for a length) is refused;
 //! sequences and items are entered (their contents are parsed too), other values skipped; the
 //! fragments of encapsulated pixel data are skipped item by item. A deflated data set is not
 //! walked (its lengths are inside the compressed stream; dicom-rs inflates it as it reads).
@@ -170,12 +172,22 @@ pub fn check(path: &Path) -> Result<Probe, LoadError> {
         .map_err(|e| LoadError::io(path, "cannot seek", e))?;
     w.pos = start;
     walk(&mut w)
-        .map_err(|e| LoadError::new(path, format!("corrupt DICOM: {e}")))
+        .map_err(|e| LoadError::new(path, e))
         .map(|transfer_syntax| Probe::Fits { transfer_syntax })
 }
 
-/// The walk itself; errors say which element lies and where.
+/// The walk itself; errors say which element lies (or cannot be read) and where.
 fn walk(w: &mut Walker) -> Result<String, String> {
+    walk_elements(w).map_err(|e| {
+        if e.contains("CP-246") {
+            format!("unsupported DICOM: {e}")
+        } else {
+            format!("corrupt DICOM: {e}")
+        }
+    })
+}
+
+fn walk_elements(w: &mut Walker) -> Result<String, String> {
     let io = |at: u64| move |e: std::io::Error| format!("cannot read at byte {at}: {e}");
     // Meta group: explicit VR little endian, while the group is 0002.
     let meta = Encoding::Explicit { big_endian: false };
@@ -216,8 +228,13 @@ fn walk(w: &mut Walker) -> Result<String, String> {
         "1.2.840.10008.1.2.1.99" => return Ok(transfer_syntax),
         _ => Encoding::Explicit { big_endian: false },
     };
+    // Open sequences of undefined length, each with the encoding of its contents (always the
+    // data set's: an undefined-length UN, whose contents are implicit VR by CP-246, is refused
+    // above, as dicom-rs would misread it).
+    let mut open: Vec<Encoding> = Vec::new();
     let mut in_fragments = false;
     while w.remaining() > 0 {
+        let enc = open.last().copied().unwrap_or(enc);
         let at = w.pos;
         if w.remaining() < 8 {
             return Err(format!(
@@ -242,11 +259,28 @@ fn walk(w: &mut Walker) -> Result<String, String> {
             }
             continue;
         }
+        if tag == (0xFFFE, 0xE0DD) {
+            open.pop(); // the end of an undefined-length sequence
+            continue;
+        }
         if n == UNDEFINED {
-            if tag == PIXEL_DATA {
-                in_fragments = true;
+            match (tag, vr) {
+                (PIXEL_DATA, _) => in_fragments = true,
+                // An item of undefined length: its elements follow, up to its delimiter.
+                (_, None) if item => {}
+                (_, Some(VR::UN)) if matches!(enc, Encoding::Explicit { .. }) => {
+                    return Err(format!(
+                        "element {}({:04X},{:04X}) at byte {at} is a sequence stored as UN with \
+                         an undefined length (DICOM CP-246, written by some converters), which \
+                         the DICOM library cannot read yet; rewrite the file with the sequence \
+                         as SQ (e.g. dcmtk's dcmconv)",
+                        dictionary_name(tag),
+                        tag.0,
+                        tag.1
+                    ))
+                }
+                _ => open.push(enc),
             }
-            // A sequence, an item or UN of undefined length: its contents follow.
             continue;
         }
         if item || vr == Some(VR::SQ) {
@@ -255,6 +289,14 @@ fn walk(w: &mut Walker) -> Result<String, String> {
         w.skip(u64::from(n)).map_err(io(at))?;
     }
     Ok(transfer_syntax)
+}
+
+/// The element's keyword and a space, or "" for a private or unknown tag.
+fn dictionary_name(tag: (u16, u16)) -> String {
+    StandardDataDictionary
+        .by_tag(Tag(tag.0, tag.1))
+        .map(|e| format!("{} ", e.alias()))
+        .unwrap_or_default()
 }
 
 /// The size of one value of a binary VR (its length must be a multiple of it).
@@ -271,12 +313,7 @@ fn value_size(vr: VR) -> Option<u32> {
 /// A defined length must fit in what is left of the file, and hold whole values of a binary
 /// VR (dicom-rs reads `length / size` values and would lose its place in the file).
 fn fits(w: &Walker, tag: (u16, u16), vr: Option<VR>, n: u32, at: u64) -> Result<(), String> {
-    let name = || {
-        StandardDataDictionary
-            .by_tag(Tag(tag.0, tag.1))
-            .map(|e| format!("{} ", e.alias()))
-            .unwrap_or_default()
-    };
+    let name = || dictionary_name(tag);
     if n == UNDEFINED {
         return Ok(());
     }

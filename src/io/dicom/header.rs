@@ -33,19 +33,19 @@ pub(super) struct SliceHeader {
     pub problems: Vec<String>,
 }
 
-/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM (or not
-/// readable by dicom-rs: DICOMDIR and other non-image objects). A file whose element lengths
-/// do not fit in it is an error (see [`super::bounds`]).
+/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM (no DICM
+/// marker). A DICOM file whose element lengths do not fit in it (see [`super::bounds`]), or
+/// that dicom-rs cannot parse, is an error.
 pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
     if super::bounds::check(path)? == super::bounds::Probe::NotDicom {
         return Ok(None);
     }
-    let Ok(obj) = OpenFileOptions::new()
+    // A file with the DICM marker whose lengths fit but that dicom-rs cannot parse is an
+    // error, not a file to skip: skipping one slice would leave a gap in its series.
+    let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-    else {
-        return Ok(None);
-    };
+        .map_err(|e| LoadError::new(path, format!("cannot read DICOM: {e}")))?;
     let mut problems = Vec::new();
     let text = |tag| {
         obj.get(tag)
