@@ -19,6 +19,9 @@ pub struct Report {
     pub world_bbox_lps_min_mm: [f64; 3],
     pub world_bbox_lps_max_mm: [f64; 3],
     pub voxel_type: String,
+    /// Which phase (1-based) of how many, for cine DICOM and 4D NIfTI (1 of 1 otherwise).
+    pub phase: usize,
+    pub phases: usize,
     pub intensity_min: f32,
     pub intensity_max: f32,
     pub intensity_p1: f32,
@@ -45,6 +48,8 @@ impl Report {
             world_bbox_lps_min_mm: lo.to_array().map(round6),
             world_bbox_lps_max_mm: hi.to_array().map(round6),
             voxel_type: vol.voxels.type_name().to_string(),
+            phase: vol.phase.index() + 1,
+            phases: vol.phase.count(),
             intensity_min: min,
             intensity_max: max,
             intensity_p1: p[0],
@@ -87,6 +92,9 @@ impl Report {
                 m[4 * r + 2],
                 m[4 * r + 3]
             );
+        }
+        if self.phases > 1 {
+            s += &format!("  phase         {} of {}\n", self.phase, self.phases);
         }
         if self.warnings.is_empty() {
             s += "  warnings      none\n";

@@ -34,6 +34,8 @@ enum Command {
         /// For a folder with several DICOM series: which SeriesInstanceUID to read.
         #[arg(long)]
         series: Option<String>,
+        #[command(flatten)]
+        phase: PhaseArg,
     },
     /// List the DICOM image series under a folder (searched recursively): modality,
     /// description, date, images, dims, spacing, orientation; open one with `--series UID`.
@@ -173,6 +175,8 @@ enum Command {
         jsonl_out: Option<PathBuf>,
         #[command(flatten)]
         batch: BatchArgs,
+        #[command(flatten)]
+        phase: PhaseArg,
         /// segmentation, heatmap or both.
         #[arg(long, default_value = "both")]
         method: String,
@@ -194,6 +198,20 @@ enum Command {
     /// Test helper: save landmarks to FILE over and over until killed.
     #[command(hide = true)]
     StressSave { file: PathBuf },
+}
+
+/// Which phase of a time series (cine DICOM, 4D NIfTI) to read.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct PhaseArg {
+    /// Phase N (1-based) in trigger order; 1, conventionally end-diastole, by default.
+    #[arg(long = "phase", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    number: u32,
+}
+
+impl PhaseArg {
+    fn index(self) -> usize {
+        self.number as usize - 1
+    }
 }
 
 /// Options that let a batch run survive a kill and spread over machines.
@@ -234,8 +252,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             inputs,
             json,
             series,
+            phase,
         }) => {
-            let options = OpenOptions { series_uid: series };
+            let options = OpenOptions {
+                series_uid: series,
+                phase: phase.index(),
+            };
             let mut failed = false;
             for input in &inputs {
                 match io::open(input, &options) {
@@ -433,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             list,
             jsonl_out,
             batch,
+            phase,
             method,
             json,
             mask_out,
@@ -453,7 +476,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .map(|p| io::durable::JsonLines::open(p, "input", batch.resume))
                 .transpose()?;
-            locate(&mine, &method, json, mask_out, mrk_out, weights, log)
+            let open = OpenOptions {
+                phase: phase.index(),
+                ..Default::default()
+            };
+            locate(&mine, &open, &method, json, mask_out, mrk_out, weights, log)
         }
         Some(Command::StressSave { file }) => {
             // Every version has all points at (i, i, i) and a long note, so a torn file would
@@ -604,8 +631,10 @@ fn read_eval_lines(path: &std::path::Path) -> anyhow::Result<Vec<heartloc::ml::e
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn locate(
     inputs: &[PathBuf],
+    open: &OpenOptions,
     method: &str,
     json: bool,
     mask_out: Option<PathBuf>,
@@ -628,7 +657,7 @@ fn locate(
             continue;
         }
         let result = (|| -> anyhow::Result<serde_json::Value> {
-            let (volume, _) = io::open(input, &OpenOptions::default())?;
+            let (volume, _) = io::open(input, open)?;
             let found_all = heartloc::ml::model::locate_all(&models, &volume, |_| true)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
             let mut results = Vec::new();
@@ -674,7 +703,12 @@ fn locate(
             if let Some(path) = &mrk_out {
                 heartloc::io::markups::write(&output_for(path, input, many, ".mrk.json"), &points)?;
             }
-            Ok(serde_json::json!({ "input": input.display().to_string(), "results": results }))
+            Ok(serde_json::json!({
+                "input": input.display().to_string(),
+                "phase": volume.phase.index() + 1,
+                "phases": volume.phase.count(),
+                "results": results
+            }))
         })();
         let line = match result {
             Ok(v) => v,

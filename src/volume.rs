@@ -325,8 +325,36 @@ pub enum Interpolation {
 pub struct Volume {
     pub grid: Grid,
     pub voxels: Voxels,
+    /// Which phase of a time series (cine MR, a 4D NIfTI) this volume is; a single 3D scan is
+    /// phase 0 of 1.
+    pub phase: Phase,
     /// Non-fatal problems found while reading (inconsistent headers, resampled slices, …).
     pub warnings: Vec<String>,
+}
+
+/// One phase of `count` (0-based `index`, shown 1-based to users), in acquisition (trigger)
+/// order: for cardiac cine the first is conventionally end-diastole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Phase {
+    index: usize,
+    count: usize,
+}
+
+impl Phase {
+    pub const SINGLE: Phase = Phase { index: 0, count: 1 };
+
+    /// Phase `index` of `count`, or `None` when `index` is not below `count`.
+    pub fn new(index: usize, count: usize) -> Option<Phase> {
+        (index < count).then_some(Phase { index, count })
+    }
+
+    pub fn index(self) -> usize {
+        self.index
+    }
+
+    pub fn count(self) -> usize {
+        self.count
+    }
 }
 
 impl Volume {
@@ -341,6 +369,7 @@ impl Volume {
         Volume {
             grid,
             voxels,
+            phase: Phase::SINGLE,
             warnings: Vec::new(),
         }
     }

@@ -173,6 +173,7 @@ fn mixed_series_are_listed_and_chosen_by_uid() {
     assert_eq!(listed.len(), 2);
     let opts = OpenOptions {
         series_uid: Some("2.25.222".into()),
+        ..Default::default()
     };
     let (chosen, _) = io::open(tmp.path(), &opts).unwrap();
     assert_eq!(chosen.world_from_voxel(), other.world_from_voxel());

@@ -80,6 +80,7 @@ fn a_nested_study_folder_lists_and_opens_its_series_and_skips_non_images() {
     );
     let opts = OpenOptions {
         series_uid: Some("2.25.102".into()),
+        ..Default::default()
     };
     let (mr_vol, _) = io::open(tmp.path(), &opts).unwrap();
     assert_eq!(mr_vol.voxels.to_f32(), oblique.voxels.to_f32());

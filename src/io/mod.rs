@@ -60,18 +60,19 @@ impl Format {
 pub struct OpenOptions {
     /// For a DICOM folder holding several series: the SeriesInstanceUID to load.
     pub series_uid: Option<String>,
+    /// For a time series (cine DICOM, 4D NIfTI): which phase to load, 0-based (default: the
+    /// first in trigger order).
+    pub phase: usize,
 }
 
 /// Open a NIfTI file, a DICOM folder (searched recursively) or a DICOM file (its series).
 pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
     if meta.is_dir() {
-        let vol = dicom::read_series_dir(path, options.series_uid.as_deref())?;
-        Ok((vol, Format::DicomDir))
+        Ok((dicom::open_dir(path, options)?, Format::DicomDir))
     } else if dicom::bounds::check(path)? != dicom::bounds::Probe::NotDicom {
-        let vol = dicom::read_series_of_file(path, options.series_uid.as_deref())?;
-        Ok((vol, Format::DicomDir))
+        Ok((dicom::read_series_of_file(path, options)?, Format::DicomDir))
     } else {
-        Ok((nifti::read(path)?, Format::Nifti))
+        Ok((nifti::read_phase(path, options.phase)?, Format::Nifti))
     }
 }

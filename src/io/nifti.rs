@@ -22,7 +22,7 @@ use std::path::Path;
 use glam::{DMat3, DMat4, DQuat, DVec3, DVec4};
 
 use super::{LoadError, MAX_VOXELS};
-use crate::volume::{lps_from_ras, Grid, Volume, Voxels};
+use crate::volume::{lps_from_ras, Grid, Phase, Volume, Voxels};
 
 const HEADER_BYTES: usize = 348;
 /// Deflate cannot expand data by more than this factor; used to bound what a `.gz` can hold.
@@ -88,10 +88,15 @@ struct Layout {
 }
 
 /// Read a `.nii` or `.nii.gz` (gzip is detected from the bytes, not the name). 4D files give
-/// their first volume, with a warning.
+/// their first volume (phase), with a note.
 pub fn read(path: &Path) -> Result<Volume, LoadError> {
+    read_phase(path, 0)
+}
+
+/// Read volume `phase` (0-based) of a `.nii`/`.nii.gz`; a 3D file has only phase 0.
+pub fn read_phase(path: &Path, phase: usize) -> Result<Volume, LoadError> {
     let (mut reader, stream) = open_stream(path)?;
-    match read_stream(path, &mut reader, &stream) {
+    match read_stream(path, &mut reader, &stream, phase) {
         Err(e) if stream.gz => {
             // Whatever went wrong inside a gzip file, a failed CRC-32/ISIZE check is the real
             // cause: a flipped byte can make the header or the voxels look wrong.
@@ -154,6 +159,7 @@ fn read_stream(
     path: &Path,
     reader: &mut Box<dyn Read>,
     stream: &Stream,
+    phase: usize,
 ) -> Result<Volume, LoadError> {
     let err = |msg: String| LoadError::new(path, msg);
     let Stream {
@@ -177,7 +183,16 @@ fn read_stream(
     let [nx, ny, nz] = layout.dims;
     let nvox = nx as u64 * ny as u64 * nz as u64;
     let needed = nvox * bpv;
-    let total = layout.vox_offset + needed;
+    let phases = usize::try_from(layout.volumes).unwrap_or(usize::MAX);
+    let chosen = Phase::new(phase, phases).ok_or_else(|| {
+        err(format!(
+            "phase {} asked for, but the file holds {phases} volume(s)",
+            phase + 1
+        ))
+    })?;
+    // The bytes of the volumes before the chosen one are skipped, never kept.
+    let before = needed * phase as u64;
+    let total = layout.vox_offset + before + needed;
     let allocate_upfront = if gz {
         if needed > file_len.saturating_mul(MAX_DEFLATE_RATIO) {
             return Err(err(format!(
@@ -198,8 +213,8 @@ fn read_stream(
         true
     };
 
-    // Skip extensions between the header and the data.
-    let skip = layout.vox_offset - HEADER_BYTES as u64;
+    // Skip extensions between the header and the data, and the phases before the chosen one.
+    let skip = layout.vox_offset - HEADER_BYTES as u64 + before;
     let skipped = std::io::copy(&mut reader.take(skip), &mut std::io::sink())
         .map_err(|e| stream_err("skipping header extensions", e))?;
     if skipped < skip {
@@ -236,10 +251,11 @@ fn read_stream(
         voxels,
     );
     vol.warnings = layout.warnings;
-    if layout.volumes > 1 {
+    vol.phase = chosen;
+    if phases > 1 {
         vol.warnings.push(format!(
-            "4D file with {} volumes: showing the first",
-            layout.volumes
+            "4D file with {phases} volumes: phase {} of {phases} loaded (--phase chooses)",
+            phase + 1
         ));
     }
     Ok(vol)

@@ -28,6 +28,11 @@ pub(super) struct SliceHeader {
     pub columns: u32,
     pub frames: u32,
     pub slice_thickness: Option<f64>,
+    /// What orders the images of one position in a cine: TriggerTime (ms),
+    /// TemporalPositionIdentifier, InstanceNumber.
+    pub trigger_time: Option<f64>,
+    pub temporal_position: Option<i64>,
+    pub instance_number: Option<i64>,
     /// Header fields that are present but unusable (not numbers, not finite, out of range, a
     /// colour image): a series holding this slice is refused with the first of them.
     pub problems: Vec<String>,
@@ -96,6 +101,7 @@ pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError>
         &photometric,
     ));
     let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
+    let int = |tag| obj.get(tag).and_then(|e| e.value().to_int::<i64>().ok());
     Ok(Some(SliceHeader {
         path: path.to_path_buf(),
         series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
@@ -113,6 +119,12 @@ pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError>
         columns: uint(tags::COLUMNS).unwrap_or(0),
         frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
         slice_thickness,
+        trigger_time: obj
+            .get(tags::TRIGGER_TIME)
+            .and_then(|e| e.value().to_float64().ok())
+            .filter(|t| t.is_finite()),
+        temporal_position: int(tags::TEMPORAL_POSITION_IDENTIFIER),
+        instance_number: int(tags::INSTANCE_NUMBER),
         problems,
     }))
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use glam::{DMat4, DVec3, DVec4};
 
-use super::{LoadError, MAX_VOXELS};
-use crate::volume::{Grid, Volume, Voxels};
+use super::{LoadError, OpenOptions, MAX_VOXELS};
+use crate::volume::{Grid, Phase, Volume, Voxels};
 use header::{read_header, SliceHeader};
 use pixels::{decode_slice, decode_stack};
 pub use write::{write_series, WriteSeriesOptions};
@@ -242,12 +242,26 @@ fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
 /// Load the image series under `dir` (searched recursively): the only one, or the one named by
 /// `series_uid`.
 pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
-    choose(dir, scan(dir)?, series_uid)
+    let options = OpenOptions {
+        series_uid: series_uid.map(str::to_string),
+        ..Default::default()
+    };
+    open_dir(dir, &options)
+}
+
+/// [`read_series_dir`] with every option (series, phase).
+pub fn open_dir(dir: &Path, options: &OpenOptions) -> Result<Volume, LoadError> {
+    choose(
+        dir,
+        scan(dir)?,
+        options.series_uid.as_deref(),
+        options.phase,
+    )
 }
 
 /// Load the series of one DICOM file: its series among the files beside it (or the one named
-/// by `series_uid`).
-pub fn read_series_of_file(file: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+/// by `options.series_uid`).
+pub fn read_series_of_file(file: &Path, options: &OpenOptions) -> Result<Volume, LoadError> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -259,8 +273,8 @@ pub fn read_series_of_file(file: &Path, series_uid: Option<&str>) -> Result<Volu
         .collect();
     siblings.sort();
     let scan = group(dir, &siblings)?;
-    let uid = match series_uid {
-        Some(uid) => uid.to_string(),
+    let uid = match &options.series_uid {
+        Some(uid) => uid.clone(),
         None => scan
             .groups
             .iter()
@@ -268,11 +282,17 @@ pub fn read_series_of_file(file: &Path, series_uid: Option<&str>) -> Result<Volu
             .map(|g| g[0].series_uid.clone())
             .ok_or_else(|| LoadError::new(file, "not an image of a series heartloc can read"))?,
     };
-    choose(dir, scan, Some(&uid))
+    choose(dir, scan, Some(&uid), options.phase)
 }
 
-/// The series named by `series_uid`, or the only one, loaded with the scan's notes as warnings.
-fn choose(dir: &Path, scan: Scan, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+/// The series named by `series_uid`, or the only one, loaded (phase `phase` of a cine) with
+/// the scan's notes as warnings.
+fn choose(
+    dir: &Path,
+    scan: Scan,
+    series_uid: Option<&str>,
+    phase: usize,
+) -> Result<Volume, LoadError> {
     let Scan { groups, skipped } = scan;
     let group = match series_uid {
         Some(uid) => groups
@@ -309,12 +329,81 @@ fn choose(dir: &Path, scan: Scan, series_uid: Option<&str>) -> Result<Volume, Lo
         }
         None => groups.into_iter().next().unwrap_or_default(),
     };
-    let mut vol = read_series(dir, group)?;
+    let mut vol = read_series(dir, group, phase)?;
     vol.warnings.extend(skipped);
     Ok(vol)
 }
 
-fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadError> {
+/// The images of one phase of a stack already sorted along the normal (`depth` each), and the
+/// phase. A stack with one image per position is phase 0 of 1; a cine has the same number of
+/// images at every position, ordered by TriggerTime, else TemporalPositionIdentifier, else
+/// InstanceNumber (the first of these that every image has).
+fn pick_phase(
+    dir: &Path,
+    slices: Vec<SliceHeader>,
+    depth: &[f64],
+    phase: usize,
+) -> Result<(Vec<SliceHeader>, Phase), LoadError> {
+    let mut positions: Vec<Vec<SliceHeader>> = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (s, &d) in slices.into_iter().zip(depth) {
+        if d - last < 1e-3 {
+            if let Some(p) = positions.last_mut() {
+                p.push(s);
+                continue;
+            }
+        }
+        last = d;
+        positions.push(vec![s]);
+    }
+    let counts: Vec<usize> = positions.iter().map(Vec::len).collect();
+    let phases = counts[0];
+    if let Some(i) = counts.iter().position(|&c| c != phases) {
+        let (a, b) = (&positions[0][0], &positions[i][0]);
+        return Err(LoadError::new(
+            dir,
+            format!(
+                "two slices at the same position, but not as a cine: {} image(s) at the position \
+                 of {} and {} at that of {} (a duplicated or incomplete series)",
+                counts[0],
+                a.path.display(),
+                counts[i],
+                b.path.display()
+            ),
+        ));
+    }
+    let chosen = Phase::new(phase, phases).ok_or_else(|| {
+        LoadError::new(
+            dir,
+            format!("phase {} asked for, but the series has {phases}", phase + 1),
+        )
+    })?;
+    if phases == 1 {
+        return Ok((positions.into_iter().flatten().collect(), chosen));
+    }
+    let all = |f: &dyn Fn(&SliceHeader) -> bool| positions.iter().flatten().all(f);
+    let key: fn(&SliceHeader) -> f64 = if all(&|s| s.trigger_time.is_some()) {
+        |s| s.trigger_time.unwrap_or_default()
+    } else if all(&|s| s.temporal_position.is_some()) {
+        |s| s.temporal_position.unwrap_or_default() as f64
+    } else {
+        |s| s.instance_number.unwrap_or_default() as f64
+    };
+    let picked = positions
+        .into_iter()
+        .map(|mut images| {
+            images.sort_by(|a, b| key(a).total_cmp(&key(b)).then(a.path.cmp(&b.path)));
+            images.swap_remove(phase)
+        })
+        .collect();
+    Ok((picked, chosen))
+}
+
+fn read_series(
+    dir: &Path,
+    mut slices: Vec<SliceHeader>,
+    phase: usize,
+) -> Result<Volume, LoadError> {
     let err = |msg: String| LoadError::new(dir, msg);
     let first = slices
         .first()
@@ -370,6 +459,10 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
             "invalid ImageOrientationPatient {orientation:?} or PixelSpacing {spacing:?}"
         )));
     }
+    let pos = |s: &SliceHeader| s.position.unwrap_or_default();
+    slices.sort_by(|a, b| pos(a).dot(normal).total_cmp(&pos(b).dot(normal)));
+    let depth: Vec<f64> = slices.iter().map(|s| pos(s).dot(normal)).collect();
+    let (slices, phase) = pick_phase(dir, slices, &depth, phase)?;
     let n = slices.len();
     let total = rows as u64 * cols as u64 * n as u64;
     if total > MAX_VOXELS {
@@ -379,19 +472,9 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
         )));
     }
 
-    let pos = |s: &SliceHeader| s.position.unwrap_or_default();
-    slices.sort_by(|a, b| pos(a).dot(normal).total_cmp(&pos(b).dot(normal)));
     let depth: Vec<f64> = slices.iter().map(|s| pos(s).dot(normal)).collect();
     let mut warnings = Vec::new();
     let steps: Vec<f64> = depth.windows(2).map(|w| w[1] - w[0]).collect();
-    if let Some(i) = steps.iter().position(|&d| d.abs() < 1e-3) {
-        return Err(err(format!(
-            "two slices at the same position ({} and {}): a multi-phase or duplicated series \
-             is not supported",
-            slices[i].path.display(),
-            slices[i + 1].path.display()
-        )));
-    }
     let (lo, hi) = crate::volume::SPACING_RANGE_MM;
     let step = if steps.is_empty() {
         first
@@ -480,6 +563,7 @@ fn read_series(dir: &Path, mut slices: Vec<SliceHeader>) -> Result<Volume, LoadE
         voxels,
     );
     vol.warnings = warnings;
+    vol.phase = phase;
     Ok(vol)
 }
 

@@ -1,0 +1,179 @@
+//! Time series (issue 18's cine, first step): a classic multi-phase DICOM series (several
+//! images per position told apart by TriggerTime) and a 4D NIfTI load phase by phase, each
+//! phase's geometry that of a single-phase stack; `info --json` and `locate --json` report it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use glam::{DMat4, DQuat, DVec3};
+use heartloc::io::{self, dicom, OpenOptions};
+use heartloc::volume::{Grid, Volume, Voxels};
+
+const PHASES: usize = 4;
+
+fn phase_volume(m: DMat4, phase: usize) -> Volume {
+    let n = 12 * 10 * 3;
+    Volume::new(
+        Grid::new([12, 10, 3], m),
+        Voxels::I16(
+            (0..n)
+                .map(|x| (x % 97) as i16 + 100 * phase as i16)
+                .collect(),
+        ),
+    )
+}
+
+fn put(path: &Path, tag: dicom_core::Tag, vr: VR, value: String) {
+    let mut obj = dicom_object::open_file(path).unwrap();
+    obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+    obj.write_to_file(path).unwrap();
+}
+
+/// A cine of `PHASES` phases at 3 positions in one folder, one series UID; trigger times
+/// 0, 40, 80, 120 ms while InstanceNumber runs backwards (so only the trigger time orders it).
+fn cine(root: &Path, m: DMat4) -> PathBuf {
+    let dir = root.join("cine");
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in 0..PHASES {
+        let tmp = root.join(format!("phase{p}"));
+        let opts = dicom::WriteSeriesOptions {
+            series_uid: "2.25.4242".into(),
+            modality: "MR".into(),
+            description: "cine".into(),
+        };
+        let files = dicom::write_series(&tmp, &phase_volume(m, p), &opts).unwrap();
+        for (k, f) in files.iter().enumerate() {
+            put(f, tags::TRIGGER_TIME, VR::DS, format!("{}", 40 * p));
+            put(
+                f,
+                tags::INSTANCE_NUMBER,
+                VR::IS,
+                format!("{}", 100 - (p * 3 + k)),
+            );
+            put(
+                f,
+                tags::SOP_INSTANCE_UID,
+                VR::UI,
+                format!("2.25.4242.{p}.{k}"),
+            );
+            std::fs::copy(f, dir.join(format!("img{:03}.dcm", (7 * (p * 3 + k)) % 97))).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_dicom_cine_loads_each_phase_with_the_geometry_of_a_single_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = DMat4::from_scale_rotation_translation(
+        DVec3::new(1.4, 1.4, 8.0),
+        DQuat::from_euler(glam::EulerRot::XYZ, 0.5, -0.2, 0.3),
+        DVec3::new(-40.0, 10.0, 30.0),
+    );
+    let dir = cine(tmp.path(), m);
+    for p in 0..PHASES {
+        let opts = OpenOptions {
+            phase: p,
+            ..Default::default()
+        };
+        let (v, _) = io::open(&dir, &opts).unwrap();
+        assert_eq!((v.phase.index(), v.phase.count()), (p, PHASES));
+        assert_eq!(
+            v.voxels.to_f32(),
+            phase_volume(m, p).voxels.to_f32(),
+            "phase {p}"
+        );
+        let d = (v.world_from_voxel() - m).abs().to_cols_array();
+        assert!(d.iter().all(|x| *x < 1e-4), "phase {p}: {d:?}");
+    }
+    let too_far = OpenOptions {
+        phase: PHASES,
+        ..Default::default()
+    };
+    let e = io::open(&dir, &too_far).unwrap_err().to_string();
+    assert!(e.contains("phase 5") && e.contains("has 4"), "{e}");
+
+    // The CLI: info reports the phases, locate says which phase each answer is from.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args(["info", "--json", "--phase", "3"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["phase"].as_u64(), r["phases"].as_u64()),
+        (Some(3), Some(4))
+    );
+
+    // One image fewer at one position is not a cine: refused, naming the problem.
+    let first = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(first).unwrap();
+    let e = io::open(&dir, &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("same position") && e.contains("not as a cine"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_4d_nifti_phase_is_the_matching_3d_case() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let cine = data.join("mri-acdc-4d/patient090_4d.nii.gz");
+    if !cine.is_file() {
+        println!("SKIP: {} is absent", cine.display());
+        return;
+    }
+    // The folder's README: ED is t = 3, ES is t = 10 (0-based), stored as the two cases.
+    for (t, case) in [
+        (3, "mri-acdc/patient090_ED"),
+        (10, "mri-acdc-es/patient090_ES"),
+    ] {
+        let opts = OpenOptions {
+            phase: t,
+            ..Default::default()
+        };
+        let (phase, _) = io::open(&cine, &opts).unwrap();
+        let (single, _) =
+            io::open(&data.join(case).join("image.nii.gz"), &Default::default()).unwrap();
+        assert_eq!(phase.phase.count(), 12);
+        assert_eq!(phase.dims(), single.dims(), "{case}");
+        assert_eq!(
+            phase.world_from_voxel(),
+            single.world_from_voxel(),
+            "{case}"
+        );
+        assert_eq!(phase.voxels.to_f32(), single.voxels.to_f32(), "{case}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args(["locate", "--json", "--method", "heatmap", "--phase", "11"])
+        .arg(&cine)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["phase"].as_u64(), r["phases"].as_u64()),
+        (Some(11), Some(12))
+    );
+}
