@@ -348,3 +348,54 @@ fn compressed_series_decode_to_the_uncompressed_values() {
         assert_eq!(got.voxels.to_f32(), want.voxels.to_f32(), "{name}");
     }
 }
+
+#[test]
+fn enhanced_multi_frame_files_match_the_classic_series_they_were_converted_from() {
+    // Written by pydicom and converted by highdicom's legacy conversion
+    // (tests/corpus/make_enhanced_corpus.py): an axial CT and a double-oblique MR.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/enhanced");
+    for case in ["ct_axial", "mr_oblique"] {
+        let (classic, _) = io::open(&root.join(case).join("classic"), &Default::default()).unwrap();
+        let file = root.join(case).join("enhanced.dcm");
+        let (enhanced, _) = io::open(&file, &Default::default()).unwrap();
+        assert_eq!(enhanced.dims(), classic.dims(), "{case}");
+        let d = (enhanced.world_from_voxel() - classic.world_from_voxel())
+            .abs()
+            .to_cols_array();
+        assert!(d.iter().all(|x| *x < 1e-5), "{case}: {d:?}");
+        assert_eq!(enhanced.voxels.to_f32(), classic.voxels.to_f32(), "{case}");
+        assert!(
+            enhanced.warnings.is_empty(),
+            "{case}: {:?}",
+            enhanced.warnings
+        );
+
+        // The same frames as two stacks: two series, each refused without --series, each a
+        // part of the classic volume when chosen.
+        let two = root.join(case).join("two_stacks.dcm");
+        let e = io::open(&two, &Default::default()).unwrap_err().to_string();
+        assert!(e.contains("2 series") && e.contains("#stack2"), "{e}");
+        let (listed, _) = dicom::list_series(&root.join(case)).unwrap();
+        let stacks: Vec<_> = listed
+            .iter()
+            .filter(|s| s.series_uid.contains("#stack"))
+            .collect();
+        assert_eq!(stacks.len(), 2, "{listed:?}");
+        let images: usize = stacks.iter().map(|s| s.images).sum();
+        assert_eq!(images, classic.dims()[2]);
+        for s in stacks {
+            let opts = OpenOptions {
+                series_uid: Some(s.series_uid.clone()),
+                ..Default::default()
+            };
+            let (part, _) = io::open(&two, &opts).unwrap();
+            assert_eq!(part.dims()[2], s.images);
+            // Its first voxel lies on a voxel of the classic grid, with the same value.
+            let origin = part.world_from_voxel().w_axis.truncate();
+            let ijk = classic.voxel_from_world().transform_point3(origin);
+            let k = ijk.z.round();
+            assert!((ijk - DVec3::new(0.0, 0.0, k)).length() < 1e-4, "{ijk:?}");
+            assert_eq!(part.at(3, 4, 0), classic.at(3, 4, k as usize));
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Seeded fuzzing of the DICOM, markups and manifest readers (issue 21), from small committed
 //! seeds: the DICOM corpus in `tests/corpus/dicom/` (three transfer syntaxes, and a slope-1 series for
 //! the integer decoding path; written by an independent writer, pydicom:
-//! `make_dicom_corpus.py`, from a phantom), and markups and manifest texts made here. Mutations:
+//! `make_dicom_corpus.py`, from a phantom), enhanced multi-frame files (highdicom's legacy
+//! conversion, `make_enhanced_corpus.py`), and markups and manifest texts made here. Mutations:
 //! byte flips, element lengths overwritten (0xFFFFFFF0, random, off by one), VR bytes replaced,
 //! the transfer syntax swapped, NaN/inf/1e308/garbage in numeric strings, truncation, and for
 //! the texts duplicated points, huge numbers, stray quotes and newlines.
@@ -196,9 +197,22 @@ fn mutate_dicom(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
     b
 }
 
+/// The fuzzer's DICOM seeds: the classic corpus series, and the enhanced multi-frame files of
+/// `tests/corpus/enhanced/` (pydicom + highdicom) each alone.
+fn fuzz_seeds() -> Vec<(PathBuf, Vec<PathBuf>)> {
+    let mut seeds = corpus_series();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/enhanced");
+    for case in ["ct_axial", "mr_oblique"] {
+        for name in ["enhanced.dcm", "two_stacks.dcm"] {
+            seeds.push((root.join(case), vec![root.join(case).join(name)]));
+        }
+    }
+    seeds
+}
+
 #[test]
 fn mutated_dicom_series_never_panic_and_name_the_file() {
-    let series = corpus_series();
+    let series = fuzz_seeds();
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(seed(21));
     let mut counts = Counts::default();

@@ -1,11 +1,12 @@
-//! What one DICOM file's header says about its place in a series: read up to the pixel data,
+//! What one DICOM file's header says about its place in a series (or, for an enhanced
+//! multi-frame file, each frame's): read up to the pixel data,
 //! after its element lengths were checked (see [`super::bounds`]); values that are present but
 //! unusable are kept as problems, so that only the series holding the file is refused.
 
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
 use glam::DVec3;
 
 use crate::io::LoadError;
@@ -26,7 +27,10 @@ pub(super) struct SliceHeader {
     pub pixel_spacing: Option<[f64; 2]>,
     pub rows: u32,
     pub columns: u32,
+    /// NumberOfFrames of the file.
     pub frames: u32,
+    /// Which frame of an enhanced multi-frame file this slice is (`None`: a classic image).
+    pub frame: Option<u32>,
     pub slice_thickness: Option<f64>,
     /// What orders the images of one position in a cine: TriggerTime (ms),
     /// TemporalPositionIdentifier, InstanceNumber.
@@ -38,12 +42,13 @@ pub(super) struct SliceHeader {
     pub problems: Vec<String>,
 }
 
-/// The header of a DICOM file (pixel data not read), or `None` when it is not DICOM (no DICM
-/// marker). A DICOM file whose element lengths do not fit in it (see [`super::bounds`]), or
-/// that dicom-rs cannot parse, is an error.
-pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError> {
+/// The headers of a DICOM file (pixel data not read): one for a classic image, one per frame
+/// for an enhanced multi-frame image (geometry from its per-frame, then shared functional
+/// groups); none when it is not DICOM (no DICM marker). A DICOM file whose element lengths do
+/// not fit in it (see [`super::bounds`]), or that dicom-rs cannot parse, is an error.
+pub(super) fn read_header(path: &Path) -> Result<Vec<SliceHeader>, LoadError> {
     if super::bounds::check(path)? == super::bounds::Probe::NotDicom {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     // A file with the DICM marker whose lengths fit but that dicom-rs cannot parse is an
     // error, not a file to skip: skipping one slice would leave a gap in its series.
@@ -51,15 +56,72 @@ pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError>
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
         .map_err(|e| LoadError::new(path, format!("cannot read DICOM: {e}")))?;
+    let top: &InMemDicomObject = &obj;
+    let first_item = |o: &InMemDicomObject, tag| {
+        o.get(tag)
+            .and_then(|e| e.items())
+            .and_then(|items| items.first().cloned())
+    };
+    let per_frame = top
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items());
+    let Some(per_frame) = per_frame.filter(|items| !items.is_empty()) else {
+        return Ok(vec![slice_header(path, &[top], top, None)]);
+    };
+    // Each functional group is a sequence of one item holding the attributes themselves.
+    let groups = |item: &InMemDicomObject| -> Vec<InMemDicomObject> {
+        item.iter()
+            .filter_map(|e| e.items().and_then(|items| items.first().cloned()))
+            .collect()
+    };
+    let shared = first_item(top, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
+        .map(|item| groups(&item))
+        .unwrap_or_default();
+    let frames: Vec<Vec<InMemDicomObject>> = per_frame.iter().map(groups).collect();
+    let stack_of = |g: &[InMemDicomObject]| {
+        g.iter()
+            .find_map(|o| o.get(tags::STACK_ID))
+            .and_then(|e| e.value().to_str().ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut stacks: Vec<String> = frames.iter().map(|g| stack_of(g)).collect();
+    stacks.sort();
+    stacks.dedup();
+    Ok(frames
+        .iter()
+        .enumerate()
+        .map(|(f, own)| {
+            let sources: Vec<&InMemDicomObject> =
+                own.iter().chain(shared.iter()).chain([top]).collect();
+            let mut h = slice_header(path, &sources, top, Some(f as u32));
+            if stacks.len() > 1 {
+                // Several stacks (e.g. two orientations) in one file: each its own series.
+                h.series_uid = format!("{}#stack{}", h.series_uid, stack_of(own));
+            }
+            h
+        })
+        .collect())
+}
+
+/// One slice's header: every field from the first of `sources` that has it (a classic image:
+/// the file itself; a frame: its own functional groups, the shared ones, then the file).
+fn slice_header(
+    path: &Path,
+    sources: &[&InMemDicomObject],
+    top: &InMemDicomObject,
+    frame: Option<u32>,
+) -> SliceHeader {
+    let find = |tag| sources.iter().find_map(|o| o.get(tag));
     let mut problems = Vec::new();
     let text = |tag| {
-        obj.get(tag)
+        top.get(tag)
             .and_then(|e| e.value().to_str().ok())
             .map(|s| s.trim().to_string())
     };
     // Present but not numbers, or not finite, is a problem, never a silent default.
     let mut floats = |tag, name: &str, n: usize| -> Option<Vec<f64>> {
-        let e = obj.get(tag)?;
+        let e = find(tag)?;
         if e.value().to_str().is_ok_and(|s| s.trim().is_empty()) {
             return None;
         }
@@ -100,9 +162,14 @@ pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError>
         slope.map(|v| v[0]),
         &photometric,
     ));
-    let uint = |tag| obj.get(tag).and_then(|e| e.value().to_int::<u32>().ok());
-    let int = |tag| obj.get(tag).and_then(|e| e.value().to_int::<i64>().ok());
-    Ok(Some(SliceHeader {
+    let uint = |tag| find(tag).and_then(|e| e.value().to_int::<u32>().ok());
+    let int = |tag| find(tag).and_then(|e| e.value().to_int::<i64>().ok());
+    let float = |tag| {
+        find(tag)
+            .and_then(|e| e.value().to_float64().ok())
+            .filter(|t: &f64| t.is_finite())
+    };
+    SliceHeader {
         path: path.to_path_buf(),
         series_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no series UID)".into()),
         study_uid: text(tags::STUDY_INSTANCE_UID).unwrap_or_default(),
@@ -118,15 +185,15 @@ pub(super) fn read_header(path: &Path) -> Result<Option<SliceHeader>, LoadError>
         rows: uint(tags::ROWS).unwrap_or(0),
         columns: uint(tags::COLUMNS).unwrap_or(0),
         frames: uint(tags::NUMBER_OF_FRAMES).unwrap_or(1),
+        frame,
         slice_thickness,
-        trigger_time: obj
-            .get(tags::TRIGGER_TIME)
-            .and_then(|e| e.value().to_float64().ok())
-            .filter(|t| t.is_finite()),
-        temporal_position: int(tags::TEMPORAL_POSITION_IDENTIFIER),
+        trigger_time: float(tags::TRIGGER_TIME)
+            .or_else(|| float(tags::NOMINAL_CARDIAC_TRIGGER_DELAY_TIME)),
+        temporal_position: int(tags::TEMPORAL_POSITION_IDENTIFIER)
+            .or_else(|| int(tags::TEMPORAL_POSITION_INDEX)),
         instance_number: int(tags::INSTANCE_NUMBER),
         problems,
-    }))
+    }
 }
 
 /// What is wrong with header values that did parse as finite numbers: out of range, a zero

@@ -26,7 +26,7 @@ use glam::{DMat4, DVec3, DVec4};
 use super::{LoadError, OpenOptions, MAX_VOXELS};
 use crate::volume::{Grid, Phase, Volume, Voxels};
 use header::{read_header, SliceHeader};
-use pixels::{decode_slice, decode_stack};
+use pixels::{decode_slices, decode_stack};
 pub use write::{write_series, WriteSeriesOptions};
 
 /// One series found in a folder.
@@ -178,9 +178,7 @@ fn scan(dir: &Path) -> Result<Scan, LoadError> {
 fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
     let mut headers = Vec::new();
     for path in paths {
-        if let Some(h) = read_header(path)? {
-            headers.push(h);
-        }
+        headers.extend(read_header(path)?);
     }
     if headers.is_empty() {
         return Err(LoadError::new(
@@ -272,17 +270,23 @@ pub fn read_series_of_file(file: &Path, options: &OpenOptions) -> Result<Volume,
         .filter(|p| p.is_file())
         .collect();
     siblings.sort();
-    let scan = group(dir, &siblings)?;
-    let uid = match &options.series_uid {
-        Some(uid) => uid.clone(),
-        None => scan
-            .groups
-            .iter()
-            .find(|g| g.iter().any(|h| h.path.file_name() == file.file_name()))
-            .map(|g| g[0].series_uid.clone())
-            .ok_or_else(|| LoadError::new(file, "not an image of a series heartloc can read"))?,
+    let Scan { groups, skipped } = group(dir, &siblings)?;
+    // The series holding this file: one, or several stacks of one enhanced file.
+    let (mine, _): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| {
+        g.iter().any(|h| h.path.file_name() == file.file_name())
+            || options.series_uid.as_deref() == Some(g[0].series_uid.as_str())
+    });
+    if mine.is_empty() {
+        return Err(LoadError::new(
+            file,
+            "not an image of a series heartloc can read",
+        ));
+    }
+    let scan = Scan {
+        groups: mine,
+        skipped,
     };
-    choose(dir, scan, Some(&uid), options.phase)
+    choose(file, scan, options.series_uid.as_deref(), options.phase)
 }
 
 /// The series named by `series_uid`, or the only one, loaded (phase `phase` of a cine) with
@@ -321,7 +325,7 @@ fn choose(
             return Err(LoadError::new(
                 dir,
                 format!(
-                    "folder holds {} series; choose one with --series <UID>: {}",
+                    "{} series here; choose one with --series <UID>: {}",
                     list.len(),
                     list.join("; ")
                 ),
@@ -429,10 +433,14 @@ fn read_series(
         if let Some(p) = s.problems.first() {
             return Err(LoadError::new(&s.path, p.clone()));
         }
-        if s.frames > 1 {
+        if s.frames > 1 && s.frame.is_none() {
             return Err(LoadError::new(
                 &s.path,
-                format!("multi-frame images ({} frames) are not supported", s.frames),
+                format!(
+                    "multi-frame images ({} frames) without per-frame functional groups \
+                     are not supported",
+                    s.frames
+                ),
             ));
         }
         if s.position.is_none() {
@@ -529,10 +537,7 @@ fn read_series(
     let voxels = if uniform {
         decode_stack(&slices, plane)?
     } else {
-        let mut stack: Vec<Vec<f32>> = Vec::with_capacity(n);
-        for s in &slices {
-            stack.push(decode_slice(s, plane)?);
-        }
+        let stack = decode_slices(&slices, plane)?;
         let mut out = Vec::with_capacity(plane * nk);
         let mut lo = 0;
         for k in 0..nk {

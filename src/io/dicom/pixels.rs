@@ -1,8 +1,13 @@
-//! Pixel data of a series' slices, decoded by dicom-pixeldata after its sizes were checked.
+//! Pixel data of a series' slices, decoded by dicom-pixeldata after its sizes were checked: a
+//! classic file per slice, an enhanced multi-frame file once for all its frames.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
 use dicom_pixeldata::{
-    ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder, PixelRepresentation,
+    ConvertOptions, DecodedPixelData, ModalityLutOption, PhotometricInterpretation, PixelDecoder,
+    PixelRepresentation,
 };
 use rayon::prelude::*;
 
@@ -10,17 +15,87 @@ use super::header::SliceHeader;
 use crate::io::LoadError;
 use crate::volume::Voxels;
 
+/// A file's decoded pixel data, and whether its samples are little-endian bytes as stored.
+struct Pixels<'a> {
+    data: DecodedPixelData<'a>,
+    little_endian: bool,
+}
+
+/// Open `path`, check its pixel data and decode it, then run `f` on it.
+fn with_pixels<R>(
+    path: &Path,
+    plane: usize,
+    f: impl FnOnce(&Pixels<'_>) -> Result<R, LoadError>,
+) -> Result<R, LoadError> {
+    let bad = |what: String| LoadError::new(path, what);
+    let obj = dicom_object::open_file(path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
+    check_pixel_length(&obj, plane).map_err(bad)?;
+    let data = obj
+        .decode_pixel_data()
+        .map_err(|e| bad(format!("cannot decode pixel data: {e}")))?;
+    let little_endian = matches!(
+        obj.meta().transfer_syntax().trim_end_matches('\0'),
+        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1"
+    );
+    f(&Pixels {
+        data,
+        little_endian,
+    })
+}
+
+/// Every multi-frame file among `slices`, decoded once (on every core).
+fn multi_frame_files(
+    slices: &[SliceHeader],
+    plane: usize,
+) -> Result<HashMap<PathBuf, Pixels<'static>>, LoadError> {
+    let mut paths: Vec<&PathBuf> = slices
+        .iter()
+        .filter(|s| s.frame.is_some())
+        .map(|s| &s.path)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_par_iter()
+        .map(|p| {
+            with_pixels(p, plane, |px| {
+                Ok((
+                    p.clone(),
+                    Pixels {
+                        data: px.data.to_owned(),
+                        little_endian: px.little_endian,
+                    },
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Run `f` on the decoded pixel data of slice `s` and its frame number.
+fn on_slice<R>(
+    s: &SliceHeader,
+    files: &HashMap<PathBuf, Pixels<'static>>,
+    plane: usize,
+    f: impl FnOnce(&Pixels<'_>, u32) -> Result<R, LoadError>,
+) -> Result<R, LoadError> {
+    match (s.frame, files.get(&s.path)) {
+        (Some(frame), Some(px)) => f(px, frame),
+        _ => with_pixels(&s.path, plane, |px| f(px, 0)),
+    }
+}
+
 /// The slices of a uniform stack, decoded on every core straight into the volume's voxels.
 /// Where every slice's rescale is a whole shift (slope 1, integral intercept) and the values fit,
 /// they go into `i16` directly (the usual CT and MR case: half the memory of `f32` and no
 /// second copy); otherwise into `f32`. Either way the result is stored in the smallest type
 /// that holds every value, as [`Voxels::from_f32_compact`] chooses it.
 pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxels, LoadError> {
+    let files = multi_frame_files(slices, plane)?;
     let mut ints = vec![0i16; plane * slices.len()];
     let all_fit = ints
         .par_chunks_mut(plane)
         .zip(slices.par_iter())
-        .map(|(out, s)| decode_i16(s, plane, out))
+        .map(|(out, s)| on_slice(s, &files, plane, |px, f| Ok(frame_i16(px, f, plane, out))))
         .try_reduce(|| true, |a, b| Ok(a && b))?;
     if all_fit {
         let (lo, hi) = ints
@@ -42,35 +117,45 @@ pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxel
         .par_chunks_mut(plane)
         .zip(slices.par_iter())
         .try_for_each(|(out, s)| {
-            out.copy_from_slice(&decode_slice(s, plane)?);
+            let v = on_slice(s, &files, plane, |px, f| frame_f32(px, f, plane, &s.path))?;
+            out.copy_from_slice(&v);
             Ok::<(), LoadError>(())
         })?;
     Ok(Voxels::from_f32_compact(values))
 }
 
-/// One slice into `out` as `i16` when its rescale is a whole shift and every value fits;
-/// `Ok(false)` (nothing promised about `out`) where it does not.
-fn decode_i16(s: &SliceHeader, plane: usize, out: &mut [i16]) -> Result<bool, LoadError> {
-    let bad = |what: String| LoadError::new(&s.path, what);
-    let obj =
-        dicom_object::open_file(&s.path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
-    check_pixel_length(&obj, plane).map_err(bad)?;
-    let decoded = obj
-        .decode_pixel_data()
-        .map_err(|e| bad(format!("cannot decode pixel data: {e}")))?;
-    let rescale = decoded.rescale().ok().and_then(|r| r.first().copied());
+/// Every slice's values as `f32` (for stacks that are resampled onto a uniform grid).
+pub(super) fn decode_slices(
+    slices: &[SliceHeader],
+    plane: usize,
+) -> Result<Vec<Vec<f32>>, LoadError> {
+    let files = multi_frame_files(slices, plane)?;
+    slices
+        .par_iter()
+        .map(|s| on_slice(s, &files, plane, |px, f| frame_f32(px, f, plane, &s.path)))
+        .collect()
+}
+
+/// One frame into `out` as `i16` when its rescale is a whole shift and every value fits; false
+/// (nothing promised about `out`) where it does not.
+fn frame_i16(px: &Pixels<'_>, frame: u32, plane: usize, out: &mut [i16]) -> bool {
+    let decoded = &px.data;
+    let rescale = decoded
+        .rescale()
+        .ok()
+        .and_then(|r| r.get(frame as usize).or_else(|| r.first()).copied());
     let shift = match rescale {
         None => 0.0,
         Some(r) if r.slope == 1.0 && r.intercept.fract() == 0.0 && r.intercept.abs() < 65536.0 => {
             r.intercept
         }
-        Some(_) => return Ok(false),
+        Some(_) => return false,
     };
     // MONOCHROME1 is inverted by the f32 path; colour is refused there.
     if decoded.samples_per_pixel() != 1
         || *decoded.photometric_interpretation() != PhotometricInterpretation::Monochrome2
     {
-        return Ok(false);
+        return false;
     }
     let shift = shift as i32;
     let put = |out: &mut [i16], values: &mut dyn Iterator<Item = i32>| {
@@ -84,13 +169,9 @@ fn decode_i16(s: &SliceHeader, plane: usize, out: &mut [i16]) -> Result<bool, Lo
     };
     // 16-bit samples in a little-endian syntax (nearly every CT and MR) are read straight from
     // the bytes: dicom-pixeldata's generic conversion took 1 ms a slice, most of the load.
-    let little_endian = matches!(
-        obj.meta().transfer_syntax().trim_end_matches('\0'),
-        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1"
-    );
     let (bits, allocated) = (decoded.bits_stored(), decoded.bits_allocated());
-    let data = decoded.data();
-    if little_endian
+    let data = decoded.frame_data(frame).unwrap_or_default();
+    if px.little_endian
         && allocated == 16
         && (1..=16).contains(&bits)
         && decoded.high_bit() + 1 == bits
@@ -111,27 +192,27 @@ fn decode_i16(s: &SliceHeader, plane: usize, out: &mut [i16]) -> Result<bool, Lo
                 raw as i32
             }
         });
-        return Ok(put(out, &mut values));
+        return put(out, &mut values);
     }
     let raw = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
-    let Ok(values) = decoded.to_vec_with_options::<i32>(&raw) else {
-        return Ok(false);
+    let Ok(values) = decoded.to_vec_frame_with_options::<i32>(frame, &raw) else {
+        return false;
     };
     if values.len() != plane {
-        return Ok(false); // the f32 path reports it
+        return false; // the f32 path reports it
     }
-    Ok(put(out, &mut values.into_iter()))
+    put(out, &mut values.into_iter())
 }
 
-/// Pixel values of one slice with the modality LUT (rescale) applied.
-pub(super) fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, LoadError> {
-    let bad = |what: String| LoadError::new(&s.path, what);
-    let obj =
-        dicom_object::open_file(&s.path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
-    check_pixel_length(&obj, plane).map_err(bad)?;
-    let decoded = obj
-        .decode_pixel_data()
-        .map_err(|e| bad(format!("cannot decode pixel data: {e}")))?;
+/// One frame's values with the modality LUT (rescale) applied.
+fn frame_f32(
+    px: &Pixels<'_>,
+    frame: u32,
+    plane: usize,
+    path: &Path,
+) -> Result<Vec<f32>, LoadError> {
+    let bad = |what: String| LoadError::new(path, what);
+    let decoded = &px.data;
     if decoded.samples_per_pixel() != 1 {
         return Err(bad(format!(
             "{} samples per pixel: only greyscale images are supported",
@@ -139,7 +220,7 @@ pub(super) fn decode_slice(s: &SliceHeader, plane: usize) -> Result<Vec<f32>, Lo
         )));
     }
     let values: Vec<f32> = decoded
-        .to_vec()
+        .to_vec_frame(frame)
         .map_err(|e| bad(format!("cannot convert pixel data: {e}")))?;
     if values.len() != plane {
         return Err(bad(format!(
