@@ -2,7 +2,7 @@
 //! classic file per slice, an enhanced multi-frame file once for all its frames.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dicom_dictionary_std::tags;
 use dicom_pixeldata::{
@@ -43,45 +43,44 @@ fn with_pixels<R>(
     })
 }
 
-/// Every multi-frame file among `slices`, decoded once (on every core).
-fn multi_frame_files(
+/// `f(pixels, frame, item, slice)` for every slice with its `item` (an output block, say), on
+/// every core, the results in slice order. A classic file is opened per slice; an enhanced
+/// multi-frame file once, for all its frames (its pixel data borrowed, never copied).
+fn map_slices<I: Send, O: Send>(
     slices: &[SliceHeader],
+    items: Vec<I>,
     plane: usize,
-) -> Result<HashMap<PathBuf, Pixels<'static>>, LoadError> {
-    let mut paths: Vec<&PathBuf> = slices
-        .iter()
-        .filter(|s| s.frame.is_some())
-        .map(|s| &s.path)
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-        .into_par_iter()
-        .map(|p| {
-            with_pixels(p, plane, |px| {
-                Ok((
-                    p.clone(),
-                    Pixels {
-                        data: px.data.to_owned(),
-                        little_endian: px.little_endian,
-                    },
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Run `f` on the decoded pixel data of slice `s` and its frame number.
-fn on_slice<R>(
-    s: &SliceHeader,
-    files: &HashMap<PathBuf, Pixels<'static>>,
-    plane: usize,
-    f: impl FnOnce(&Pixels<'_>, u32) -> Result<R, LoadError>,
-) -> Result<R, LoadError> {
-    match (s.frame, files.get(&s.path)) {
-        (Some(frame), Some(px)) => f(px, frame),
-        _ => with_pixels(&s.path, plane, |px| f(px, 0)),
+    f: impl Fn(&Pixels<'_>, u32, I, &SliceHeader) -> Result<O, LoadError> + Sync,
+) -> Result<Vec<O>, LoadError> {
+    let mut classic = Vec::new();
+    let mut by_file: HashMap<&Path, Vec<(usize, I)>> = HashMap::new();
+    for (i, (item, s)) in items.into_iter().zip(slices).enumerate() {
+        match s.frame {
+            Some(_) => by_file.entry(&s.path).or_default().push((i, item)),
+            None => classic.push((i, item)),
+        }
     }
+    let mut out: Vec<(usize, O)> = classic
+        .into_par_iter()
+        .map(|(i, item)| {
+            let s = &slices[i];
+            with_pixels(&s.path, plane, |px| f(px, 0, item, s)).map(|o| (i, o))
+        })
+        .collect::<Result<_, _>>()?;
+    for (path, frames) in by_file {
+        let done: Vec<(usize, O)> = with_pixels(path, plane, |px| {
+            frames
+                .into_par_iter()
+                .map(|(i, item)| {
+                    let s = &slices[i];
+                    f(px, s.frame.unwrap_or(0), item, s).map(|o| (i, o))
+                })
+                .collect()
+        })?;
+        out.extend(done);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, o)| o).collect())
 }
 
 /// The slices of a uniform stack, decoded on every core straight into the volume's voxels.
@@ -90,14 +89,12 @@ fn on_slice<R>(
 /// second copy); otherwise into `f32`. Either way the result is stored in the smallest type
 /// that holds every value, as [`Voxels::from_f32_compact`] chooses it.
 pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxels, LoadError> {
-    let files = multi_frame_files(slices, plane)?;
     let mut ints = vec![0i16; plane * slices.len()];
-    let all_fit = ints
-        .par_chunks_mut(plane)
-        .zip(slices.par_iter())
-        .map(|(out, s)| on_slice(s, &files, plane, |px, f| Ok(frame_i16(px, f, plane, out))))
-        .try_reduce(|| true, |a, b| Ok(a && b))?;
-    if all_fit {
+    let blocks: Vec<&mut [i16]> = ints.chunks_mut(plane).collect();
+    let fits = map_slices(slices, blocks, plane, |px, f, out, _| {
+        Ok(frame_i16(px, f, plane, out))
+    })?;
+    if fits.iter().all(|&ok| ok) {
         let (lo, hi) = ints
             .par_iter()
             .fold(
@@ -113,14 +110,11 @@ pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxel
     }
     drop(ints);
     let mut values = vec![0f32; plane * slices.len()];
-    values
-        .par_chunks_mut(plane)
-        .zip(slices.par_iter())
-        .try_for_each(|(out, s)| {
-            let v = on_slice(s, &files, plane, |px, f| frame_f32(px, f, plane, &s.path))?;
-            out.copy_from_slice(&v);
-            Ok::<(), LoadError>(())
-        })?;
+    let blocks: Vec<&mut [f32]> = values.chunks_mut(plane).collect();
+    map_slices(slices, blocks, plane, |px, f, out, s| {
+        out.copy_from_slice(&frame_f32(px, f, plane, &s.path)?);
+        Ok(())
+    })?;
     Ok(Voxels::from_f32_compact(values))
 }
 
@@ -129,11 +123,10 @@ pub(super) fn decode_slices(
     slices: &[SliceHeader],
     plane: usize,
 ) -> Result<Vec<Vec<f32>>, LoadError> {
-    let files = multi_frame_files(slices, plane)?;
-    slices
-        .par_iter()
-        .map(|s| on_slice(s, &files, plane, |px, f| frame_f32(px, f, plane, &s.path)))
-        .collect()
+    let items = vec![(); slices.len()];
+    map_slices(slices, items, plane, |px, f, (), s| {
+        frame_f32(px, f, plane, &s.path)
+    })
 }
 
 /// One frame into `out` as `i16` when its rescale is a whole shift and every value fits; false
