@@ -9,6 +9,10 @@ use heartloc::io::{self, OpenOptions};
 use heartloc::ml::data::Augment;
 use heartloc::ml::preprocess::{Method, Recipe};
 
+mod cli {
+    pub mod locate;
+}
+
 fn parse_method(s: &str) -> Result<Method, String> {
     s.parse()
 }
@@ -177,6 +181,10 @@ enum Command {
         batch: BatchArgs,
         #[command(flatten)]
         phase: PhaseArg,
+        /// Every phase of a cine (DICOM or 4D NIfTI): each phase's answers and a summary of
+        /// the cycle (the centre's path and spread, the segmented heart's volume by phase).
+        #[arg(long, conflicts_with_all = ["mask_out", "mrk_out", "number"])]
+        all_phases: bool,
         /// segmentation, heatmap or both.
         #[arg(long, default_value = "both")]
         method: String,
@@ -456,6 +464,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jsonl_out,
             batch,
             phase,
+            all_phases,
             method,
             json,
             mask_out,
@@ -464,7 +473,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let mut all = inputs;
             if let Some(list) = list {
-                all.extend(read_list(&list)?);
+                all.extend(cli::locate::read_list(&list)?);
             }
             let mine: Vec<PathBuf> = all
                 .into_iter()
@@ -476,11 +485,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .map(|p| io::durable::JsonLines::open(p, "input", batch.resume))
                 .transpose()?;
-            let open = OpenOptions {
-                phase: phase.index(),
-                ..Default::default()
+            let req = cli::locate::Request {
+                open: OpenOptions {
+                    phase: phase.index(),
+                    ..Default::default()
+                },
+                all_phases,
+                json,
+                mask_out,
+                mrk_out,
             };
-            locate(&mine, &open, &method, json, mask_out, mrk_out, weights, log)
+            let models = load_models(&method, weights.as_deref())?;
+            cli::locate::run(&mine, &models, &req, log)
         }
         Some(Command::StressSave { file }) => {
             // Every version has all points at (i, i, i) and a long note, so a torn file would
@@ -584,36 +600,6 @@ fn load_models(
     Ok(heartloc::ml::model::load_models(&methods, weights)?)
 }
 
-/// Where an input's output goes: `path` itself for one input, `path/<stem><suffix>` for many.
-fn output_for(
-    path: &std::path::Path,
-    input: &std::path::Path,
-    many: bool,
-    suffix: &str,
-) -> PathBuf {
-    if !many {
-        return path.to_path_buf();
-    }
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "volume".into());
-    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
-    path.join(format!("{stem}{suffix}"))
-}
-
-/// The paths of a list file, one per line; blank lines and `#` comments skipped.
-fn read_list(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read the list: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(PathBuf::from)
-        .collect())
-}
-
 /// Every case result in an `eval --jsonl-out` file.
 fn read_eval_lines(path: &std::path::Path) -> anyhow::Result<Vec<heartloc::ml::eval::CaseResult>> {
     #[derive(serde::Deserialize)]
@@ -629,105 +615,4 @@ fn read_eval_lines(path: &std::path::Path) -> anyhow::Result<Vec<heartloc::ml::e
         out.extend(l.results);
     }
     Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn locate(
-    inputs: &[PathBuf],
-    open: &OpenOptions,
-    method: &str,
-    json: bool,
-    mask_out: Option<PathBuf>,
-    mrk_out: Option<PathBuf>,
-    weights: Option<PathBuf>,
-    mut log: Option<io::durable::JsonLines>,
-) -> anyhow::Result<ExitCode> {
-    let models = load_models(method, weights.as_deref())?;
-    let many = inputs.len() > 1 || log.is_some();
-    for dir in [&mask_out, &mrk_out].into_iter().flatten() {
-        if many {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
-        }
-    }
-    let mut failed = false;
-    for input in inputs {
-        let key = input.display().to_string();
-        if log.as_ref().is_some_and(|l| l.is_done(&key)) {
-            continue;
-        }
-        let result = (|| -> anyhow::Result<serde_json::Value> {
-            let (volume, _) = io::open(input, open)?;
-            let found_all = heartloc::ml::model::locate_all(&models, &volume, |_| true)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-            let mut results = Vec::new();
-            let mut points = Vec::new();
-            for (model, found) in models.iter().zip(found_all) {
-                let found = found.map_err(|e| {
-                    anyhow::anyhow!("{}: {}: {e}", input.display(), model.recipe.method.name())
-                })?;
-                if let (Some(path), heartloc::ml::preprocess::Method::Segmentation) =
-                    (&mask_out, found.method)
-                {
-                    let out = output_for(path, input, many, ".heart.nii.gz");
-                    io::nifti::write(&out, &found.mask_on(&volume.grid, model.recipe.threshold))?;
-                }
-                points.push(heartloc::io::markups::ControlPoint {
-                    label: format!("heart-center-{}", found.method.name()),
-                    description: format!(
-                        "heartloc {} prediction, confidence {:.3}",
-                        found.method.name(),
-                        found.confidence
-                    ),
-                    position_lps: Some(found.center_lps.to_array()),
-                    status: "defined".into(),
-                });
-                if !json {
-                    let c = found.center_lps;
-                    print!(
-                        "{}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, confidence {:.2}",
-                        input.display(),
-                        found.method.name(),
-                        c.x,
-                        c.y,
-                        c.z,
-                        found.confidence
-                    );
-                    if let (Some(e), Some(ml)) = (found.extent_mm(), found.volume_ml) {
-                        print!(", extent {:.0}×{:.0}×{:.0} mm, {:.0} ml", e.x, e.y, e.z, ml);
-                    }
-                    println!(", {:.2} s", found.timing.total());
-                }
-                results.push(found.to_json());
-            }
-            if let Some(path) = &mrk_out {
-                heartloc::io::markups::write(&output_for(path, input, many, ".mrk.json"), &points)?;
-            }
-            Ok(serde_json::json!({
-                "input": input.display().to_string(),
-                "phase": volume.phase.index() + 1,
-                "phases": volume.phase.count(),
-                "results": results
-            }))
-        })();
-        let line = match result {
-            Ok(v) => v,
-            Err(e) => {
-                failed = true;
-                eprintln!("error: {e:#}");
-                serde_json::json!({ "input": key, "error": format!("{e:#}") })
-            }
-        };
-        if json {
-            println!("{line}");
-        }
-        if let Some(log) = log.as_mut() {
-            log.append(&key, &line)?;
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }

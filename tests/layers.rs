@@ -40,6 +40,7 @@ fn lower_layers_import_no_gui_gpu_or_ml_crates() {
         "ml/preprocess.rs",
         "ml/conv3d.rs",
         "ml/heatmap.rs",
+        "ml/cycle.rs",
     ];
     check(
         &root,

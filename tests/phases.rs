@@ -177,3 +177,76 @@ fn a_4d_nifti_phase_is_the_matching_3d_case() {
         (Some(11), Some(12))
     );
 }
+
+/// `locate --json` output of one run, parsed.
+fn locate_json(args: &[&str], input: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args(["locate", "--json"])
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The answers without their timings (which differ run to run) and phase numbers.
+fn answers(results: &serde_json::Value) -> Vec<serde_json::Value> {
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            for k in ["seconds", "timing", "phase"] {
+                r.as_object_mut().unwrap().remove(k);
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn all_phases_of_the_real_4d_cine_match_locate_on_its_ed_and_es_cases() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let cine = data.join("mri-acdc-4d/patient090_4d.nii.gz");
+    if !cine.is_file() {
+        println!("SKIP: {} is absent", cine.display());
+        return;
+    }
+    let all = locate_json(&["--all-phases"], &cine);
+    assert_eq!(all["phases"], 12);
+    let per_phase = all["per_phase"].as_array().unwrap();
+    assert_eq!(per_phase.len(), 12);
+    for (i, p) in per_phase.iter().enumerate() {
+        assert_eq!(p["phase"], i + 1);
+        assert!(p["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["phase"] == i + 1));
+    }
+    // ED is phase 4, ES phase 11 (the folder's README).
+    for (phase, case) in [
+        (4, "mri-acdc/patient090_ED"),
+        (11, "mri-acdc-es/patient090_ES"),
+    ] {
+        let single = locate_json(&[], &data.join(case).join("image.nii.gz"));
+        assert_eq!(
+            answers(&per_phase[phase - 1]["results"]),
+            answers(&single["results"]),
+            "{case}"
+        );
+    }
+    let seg = &all["cycle"]["methods"][0];
+    assert_eq!(seg["method"], "segmentation");
+    assert_eq!(seg["centre_path_lps_mm"].as_array().unwrap().len(), 12);
+    assert!(seg["whole_heart_volume_change_fraction"].as_f64().unwrap() > 0.0);
+    println!("patient090 cycle: {}", all["cycle"]);
+}

@@ -3,6 +3,7 @@
 //! with augmentation, inference and evaluation.
 
 pub mod conv3d;
+pub mod cycle;
 pub mod data;
 pub mod eval;
 pub mod heatmap;

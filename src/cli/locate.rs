@@ -1,0 +1,197 @@
+//! `heartloc locate`: inputs (arguments, a list file, a shard of them), the models on each
+//! volume (one phase, or every phase of a cine with `--all-phases`), text or JSON out, a
+//! durable JSON-lines log for batch runs, masks and markups.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use heartloc::io::{self, durable::JsonLines, markups::ControlPoint, OpenOptions};
+use heartloc::ml::cycle::{self, PhaseAnswers};
+use heartloc::ml::model::{locate_all, Model};
+use heartloc::ml::preprocess::Method;
+use heartloc::volume::Volume;
+use serde_json::{json, Value};
+
+/// What `locate` was asked to do, besides its inputs.
+pub struct Request {
+    pub open: OpenOptions,
+    pub all_phases: bool,
+    pub json: bool,
+    pub mask_out: Option<PathBuf>,
+    pub mrk_out: Option<PathBuf>,
+}
+
+/// The paths of a list file, one per line; blank lines and `#` comments skipped.
+pub fn read_list(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the list: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Where an input's output goes: `path` itself for one input, `path/<stem><suffix>` for many.
+fn output_for(path: &Path, input: &Path, many: bool, suffix: &str) -> PathBuf {
+    if !many {
+        return path.to_path_buf();
+    }
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "volume".into());
+    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+    path.join(format!("{stem}{suffix}"))
+}
+
+/// Run the models on every input; one line (or JSON object) per input, appended to `log`.
+pub fn run(
+    inputs: &[PathBuf],
+    models: &[Model],
+    req: &Request,
+    mut log: Option<JsonLines>,
+) -> anyhow::Result<ExitCode> {
+    let many = inputs.len() > 1 || log.is_some();
+    for dir in [&req.mask_out, &req.mrk_out].into_iter().flatten() {
+        if many {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
+        }
+    }
+    let mut failed = false;
+    for input in inputs {
+        let key = input.display().to_string();
+        if log.as_ref().is_some_and(|l| l.is_done(&key)) {
+            continue;
+        }
+        let answer = if req.all_phases {
+            every_phase(input, models, req)
+        } else {
+            one_phase(input, models, req, many)
+        };
+        let line = answer.unwrap_or_else(|e| {
+            failed = true;
+            eprintln!("error: {e:#}");
+            json!({ "input": key, "error": format!("{e:#}") })
+        });
+        if req.json {
+            println!("{line}");
+        }
+        if let Some(log) = log.as_mut() {
+            log.append(&key, &line)?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Both methods on one phase of `input`, with the mask and markups written where asked.
+fn one_phase(input: &Path, models: &[Model], req: &Request, many: bool) -> anyhow::Result<Value> {
+    let (volume, _) = io::open(input, &req.open)?;
+    let (results, points) = answers(input, models, &volume, req, |model, found| {
+        if let (Some(path), Method::Segmentation) = (&req.mask_out, found.method) {
+            let out = output_for(path, input, many, ".heart.nii.gz");
+            io::nifti::write(&out, &found.mask_on(&volume.grid, model.recipe.threshold))?;
+        }
+        Ok(())
+    })?;
+    if let Some(path) = &req.mrk_out {
+        heartloc::io::markups::write(&output_for(path, input, many, ".mrk.json"), &points)?;
+    }
+    Ok(json!({
+        "input": input.display().to_string(),
+        "phase": volume.phase.index() + 1,
+        "phases": volume.phase.count(),
+        "results": results
+    }))
+}
+
+/// Both methods on every phase of `input`, and the cycle's summary.
+fn every_phase(input: &Path, models: &[Model], req: &Request) -> anyhow::Result<Value> {
+    let mut open = req.open.clone();
+    let mut phases = Vec::new();
+    let mut count = 1;
+    while phases.len() < count {
+        open.phase = phases.len();
+        let (volume, _) = io::open(input, &open)?;
+        count = volume.phase.count();
+        let (results, _) = answers(input, models, &volume, req, |_, _| Ok(()))?;
+        phases.push(PhaseAnswers {
+            phase: volume.phase.index() + 1,
+            results,
+        });
+    }
+    let cycle = cycle::summary(&phases);
+    let per_phase: Vec<Value> = phases
+        .into_iter()
+        .map(|p| json!({ "phase": p.phase, "results": p.results }))
+        .collect();
+    Ok(json!({
+        "input": input.display().to_string(),
+        "phases": count,
+        "per_phase": per_phase,
+        "cycle": cycle
+    }))
+}
+
+/// Every model on `volume`: each answer's JSON (with the phase it came from) and a markups
+/// point; a text line per answer unless JSON was asked for. `each` runs on every answer.
+fn answers(
+    input: &Path,
+    models: &[Model],
+    volume: &Volume,
+    req: &Request,
+    mut each: impl FnMut(&Model, &heartloc::ml::model::Finding) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<Value>, Vec<ControlPoint>)> {
+    let found_all = locate_all(models, volume, |_| true)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let phase = volume.phase;
+    let mut results = Vec::new();
+    let mut points = Vec::new();
+    for (model, found) in models.iter().zip(found_all) {
+        let found = found.map_err(|e| {
+            anyhow::anyhow!("{}: {}: {e}", input.display(), model.recipe.method.name())
+        })?;
+        each(model, &found)?;
+        points.push(ControlPoint {
+            label: format!("heart-center-{}", found.method.name()),
+            description: format!(
+                "heartloc {} prediction, confidence {:.3}",
+                found.method.name(),
+                found.confidence
+            ),
+            position_lps: Some(found.center_lps.to_array()),
+            status: "defined".into(),
+        });
+        if !req.json {
+            let c = found.center_lps;
+            let of_phase = if phase.count() > 1 {
+                format!(" phase {}/{}", phase.index() + 1, phase.count())
+            } else {
+                String::new()
+            };
+            print!(
+                "{}{of_phase}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, confidence {:.2}",
+                input.display(),
+                found.method.name(),
+                c.x,
+                c.y,
+                c.z,
+                found.confidence
+            );
+            if let (Some(e), Some(ml)) = (found.extent_mm(), found.volume_ml) {
+                print!(", extent {:.0}×{:.0}×{:.0} mm, {:.0} ml", e.x, e.y, e.z, ml);
+            }
+            println!(", {:.2} s", found.timing.total());
+        }
+        let mut r = found.to_json();
+        r["phase"] = json!(phase.index() + 1);
+        results.push(r);
+    }
+    Ok((results, points))
+}
