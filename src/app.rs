@@ -190,6 +190,16 @@ pub enum LandmarkTarget {
     Case(usize),
 }
 
+/// Where the landmarks of a volume still loading will go.
+#[derive(Clone, Debug, PartialEq)]
+enum PendingLandmarks {
+    Known(LandmarkTarget),
+    /// Not beside the source (a DICOM export, a folder that cannot be written): the per-user
+    /// landmarks folder, keyed by the series' UIDs once the volume has loaded
+    /// ([`crate::worklist::series_landmarks_path`]).
+    PerUser,
+}
+
 struct Pending {
     id: u64,
     what: String,
@@ -239,7 +249,7 @@ pub struct HeartlocApp {
     saved_revision: u64,
     new_slot_name: String,
     /// Landmark file to read when the pending volume arrives (`view --landmarks`).
-    pending_landmarks: Option<LandmarkTarget>,
+    pending_landmarks: Option<PendingLandmarks>,
     /// The model worker, predictions, overlays and label map.
     pub models: models::ModelsState,
 }
@@ -313,11 +323,11 @@ impl HeartlocApp {
 
     /// Start loading in the background; the answer replaces the shown volume when it arrives.
     pub fn open(&mut self, source: Source, ctx: &egui::Context) {
-        let target = match &source {
-            Source::Demo => LandmarkTarget::None,
-            Source::Path(p) => LandmarkTarget::File(landmarks_beside(p)),
+        let pending = match &source {
+            Source::Demo => PendingLandmarks::Known(LandmarkTarget::None),
+            Source::Path(p) => landmark_target_for(p),
         };
-        self.open_with_landmarks(source, target, ctx);
+        self.start_open(source, pending, ctx);
     }
 
     /// Open a volume whose landmarks live in `target` (read when the volume arrives).
@@ -327,7 +337,11 @@ impl HeartlocApp {
         target: LandmarkTarget,
         ctx: &egui::Context,
     ) {
-        self.pending_landmarks = Some(target);
+        self.start_open(source, PendingLandmarks::Known(target), ctx);
+    }
+
+    fn start_open(&mut self, source: Source, pending: PendingLandmarks, ctx: &egui::Context) {
+        self.pending_landmarks = Some(pending);
         let id = self.next_id;
         self.next_id += 1;
         let what = match &source {
@@ -365,6 +379,13 @@ impl HeartlocApp {
     }
 
     fn show(&mut self, doc: Document, ctx: &egui::Context) {
+        let target = match self.pending_landmarks.take() {
+            Some(PendingLandmarks::PerUser) => {
+                LandmarkTarget::File(per_user_landmarks(&doc.volume, doc.source.as_deref()))
+            }
+            Some(PendingLandmarks::Known(t)) => t,
+            None => LandmarkTarget::None,
+        };
         if let Some(path) = &doc.source {
             self.settings.recent.retain(|p| p != path);
             self.settings.recent.insert(0, path.clone());
@@ -386,10 +407,7 @@ impl HeartlocApp {
         }
         self.doc = Some(doc);
         self.needs_fit = true;
-        let target = self
-            .pending_landmarks
-            .take()
-            .unwrap_or(LandmarkTarget::None);
+
         let set = match &target {
             LandmarkTarget::None => Ok(LandmarkSet::default()),
             LandmarkTarget::File(p) if p.is_file() => {
@@ -1291,7 +1309,16 @@ impl HeartlocApp {
         let points = self.annotation.set.to_points();
         let result = match &self.landmark_target {
             LandmarkTarget::None => Ok(()),
-            LandmarkTarget::File(p) => markups::write(p, &points),
+            LandmarkTarget::File(p) => {
+                // The per-user folder is made on the first save, never just by opening a scan.
+                let user = crate::worklist::user_landmarks_folder();
+                match p.parent().filter(|_| p.starts_with(&user)) {
+                    Some(dir) => std::fs::create_dir_all(dir)
+                        .map_err(|e| crate::io::LoadError::io(dir, "cannot create folder", e)),
+                    None => Ok(()),
+                }
+                .and_then(|()| markups::write(p, &points))
+            }
             LandmarkTarget::Case(i) => match self.worklist.as_mut() {
                 Some(w) => w.save_landmarks(*i, &self.annotation.set),
                 None => Ok(()),
@@ -1558,7 +1585,49 @@ fn wheel_notches(input: &egui::InputState) -> f32 {
         .sum()
 }
 
-/// `<image>.mrk.json` beside an image file (or inside a DICOM folder).
+/// Where an opened file's landmarks go: beside a NIfTI file in a folder that can be written;
+/// otherwise (a DICOM folder or file, a read-only folder) the per-user folder, never the
+/// source folder.
+fn landmark_target_for(path: &Path) -> PendingLandmarks {
+    let dicom = path.is_dir()
+        || crate::io::dicom::bounds::check(path)
+            .is_ok_and(|p| p != crate::io::dicom::bounds::Probe::NotDicom);
+    let folder = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let writable = crate::worklist::folder_is_writable(folder.unwrap_or(Path::new(".")));
+    if dicom || !writable {
+        PendingLandmarks::PerUser
+    } else {
+        PendingLandmarks::Known(LandmarkTarget::File(landmarks_beside(path)))
+    }
+}
+
+/// The per-user landmarks file of a loaded volume: by its DICOM study and series UIDs, or for
+/// a NIfTI file (in a folder that cannot be written) by its name and a hash of its full path.
+fn per_user_landmarks(volume: &Volume, source: Option<&Path>) -> PathBuf {
+    match &volume.series {
+        Some(ids) => crate::worklist::series_landmarks_path(&ids.study_uid, &ids.series_uid),
+        None => {
+            let path = source.unwrap_or(Path::new("volume"));
+            let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let hash = full
+                .to_string_lossy()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+            let name = landmarks_beside(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "volume.mrk.json".into());
+            crate::worklist::user_landmarks_folder()
+                .join("files")
+                .join(format!("{hash:016x}-{name}"))
+        }
+    }
+}
+
+/// `<image>.mrk.json` beside an image file (or inside a DICOM folder, for `--landmarks`
+/// defaults chosen by the user).
 pub fn landmarks_beside(image: &Path) -> PathBuf {
     if image.is_dir() {
         return image.join(crate::worklist::LANDMARKS_FILE);

@@ -328,8 +328,19 @@ pub struct Volume {
     /// Which phase of a time series (cine MR, a 4D NIfTI) this volume is; a single 3D scan is
     /// phase 0 of 1.
     pub phase: Phase,
+    /// The DICOM series it was read from (`None` for NIfTI and volumes made in code).
+    pub series: Option<SeriesIds>,
     /// Non-fatal problems found while reading (inconsistent headers, resampled slices, …).
     pub warnings: Vec<String>,
+}
+
+/// Where a volume read from DICOM comes from: what names it wherever the files are copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesIds {
+    pub study_uid: String,
+    pub series_uid: String,
+    /// DICOM Modality (CT, MR, …) as stored.
+    pub modality: String,
 }
 
 /// One phase of `count` (0-based `index`, shown 1-based to users), in acquisition (trigger)
@@ -370,6 +381,7 @@ impl Volume {
             grid,
             voxels,
             phase: Phase::SINGLE,
+            series: None,
             warnings: Vec::new(),
         }
     }

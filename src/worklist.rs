@@ -12,6 +12,59 @@ use crate::io::{markups, LoadError};
 
 /// Name of the file a case's landmarks are saved to when kept next to the case.
 pub const LANDMARKS_FILE: &str = "landmarks.mrk.json";
+
+/// The per-user folder for landmarks of scans whose own folder is not the place for them (a
+/// DICOM export, a folder that cannot be written): `$HEARTLOC_LANDMARKS_DIR`, else
+/// `$XDG_DATA_HOME/heartloc/landmarks`, else `~/.local/share/heartloc/landmarks`.
+pub fn user_landmarks_folder() -> PathBuf {
+    if let Some(d) = std::env::var_os("HEARTLOC_LANDMARKS_DIR") {
+        return PathBuf::from(d);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("heartloc").join("landmarks")
+}
+
+/// `<user folder>/<StudyInstanceUID>/<SeriesInstanceUID>.mrk.json`: the same for the same
+/// series wherever its files are copied.
+pub fn series_landmarks_path(study_uid: &str, series_uid: &str) -> PathBuf {
+    let safe = |s: &str| -> String {
+        let s: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if s.is_empty() {
+            "unknown".into()
+        } else {
+            s
+        }
+    };
+    user_landmarks_folder()
+        .join(safe(study_uid))
+        .join(format!("{}.mrk.json", safe(series_uid)))
+}
+
+/// Whether a new file can be created in `dir` (tried, then removed).
+pub fn folder_is_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".heartloc-write-test-{}", std::process::id()));
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if ok {
+        let _ = std::fs::remove_file(&probe);
+    }
+    ok
+}
 const STATE_FILE: &str = "heartloc-worklist.json";
 
 #[derive(Clone, Debug, PartialEq)]

@@ -905,3 +905,48 @@ fn a_nested_dicom_study_folder_opens_in_the_app() {
         doc.volume.warnings
     );
 }
+
+#[test]
+fn landmarks_of_a_dicom_folder_go_to_the_user_folder_by_series_never_into_the_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("export");
+    let (vol, _) = heartloc::phantom::chest_ct([48, 40, 24], 8.0);
+    let opts = heartloc::io::dicom::WriteSeriesOptions {
+        series_uid: "2.25.31337".into(),
+        ..Default::default()
+    };
+    heartloc::io::dicom::write_series(&export.join("series"), &vol, &opts).unwrap();
+    let before: Vec<_> = std::fs::read_dir(export.join("series")).unwrap().collect();
+    let user = tmp.path().join("user-landmarks");
+    // Only this test saves DICOM landmarks (the app reads the variable for them alone).
+    std::env::set_var("HEARTLOC_LANDMARKS_DIR", &user);
+    let mut h = harness(Source::Path(export.clone()));
+    let at = h.state().pane_rects()[0].center();
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    // The writer's study UID is the series UID with ".0" appended.
+    let saved = user.join("2.25.31337.0").join("2.25.31337.mrk.json");
+    let pts = heartloc::io::markups::read(&saved).expect("saved in the user folder");
+    let hc = pts.iter().find(|p| p.label == "heart-center").unwrap();
+    assert!(DVec3::from_array(hc.position_lps.unwrap()).distance(placed) < 1e-6);
+    // Nothing new in the export.
+    assert_eq!(
+        std::fs::read_dir(export.join("series")).unwrap().count(),
+        before.len()
+    );
+    assert_eq!(std::fs::read_dir(&export).unwrap().count(), 1);
+    // Reopened from a copy elsewhere, the same series finds its landmarks.
+    drop(h);
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(export.join("series")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let h = harness(Source::Path(copy));
+    assert_eq!(heart_center(&h), Some(placed));
+}

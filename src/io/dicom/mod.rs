@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use glam::{DMat4, DVec3, DVec4};
 
 use super::{LoadError, OpenOptions, MAX_VOXELS};
-use crate::volume::{Grid, Phase, Volume, Voxels};
+use crate::volume::{Grid, Phase, SeriesIds, Volume, Voxels};
 use header::{read_header, SliceHeader};
 use pixels::{decode_slices, decode_stack};
 pub use write::{write_series, WriteSeriesOptions};
@@ -569,6 +569,11 @@ fn read_series(
     );
     vol.warnings = warnings;
     vol.phase = phase;
+    vol.series = Some(SeriesIds {
+        study_uid: first.study_uid.clone(),
+        series_uid: first.series_uid.clone(),
+        modality: first.modality.clone(),
+    });
     Ok(vol)
 }
 
