@@ -96,18 +96,8 @@ fn a_dicom_cine_loads_each_phase_with_the_geometry_of_a_single_stack() {
     let e = io::open(&dir, &too_far).unwrap_err().to_string();
     assert!(e.contains("phase 5") && e.contains("has 4"), "{e}");
 
-    // The CLI: info reports the phases, locate says which phase each answer is from.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
-        .args(["info", "--json", "--phase", "3"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The CLI: info reports the phases.
+    let r = common::cli_json(&["info", "--json", "--phase", "3"], &dir);
     assert_eq!(
         (r["phase"].as_u64(), r["phases"].as_u64()),
         (Some(3), Some(4))
@@ -132,14 +122,10 @@ fn a_dicom_cine_loads_each_phase_with_the_geometry_of_a_single_stack() {
 
 #[test]
 fn a_4d_nifti_phase_is_the_matching_3d_case() {
-    let Some(data) = common::shared_data() else {
+    let Some(cine) = common::shared_path("mri-acdc-4d/patient090_4d.nii.gz") else {
         return;
     };
-    let cine = data.join("mri-acdc-4d/patient090_4d.nii.gz");
-    if !cine.is_file() {
-        println!("SKIP: {} is absent", cine.display());
-        return;
-    }
+    let data = cine.parent().unwrap().parent().unwrap();
     // The folder's README: ED is t = 3, ES is t = 10 (0-based), stored as the two cases.
     for (t, case) in [
         (3, "mri-acdc/patient090_ED"),
@@ -161,37 +147,14 @@ fn a_4d_nifti_phase_is_the_matching_3d_case() {
         );
         assert_eq!(phase.voxels.to_f32(), single.voxels.to_f32(), "{case}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
-        .args(["locate", "--json", "--method", "heatmap", "--phase", "11"])
-        .arg(&cine)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = common::cli_json(
+        &["locate", "--json", "--method", "heatmap", "--phase", "11"],
+        &cine,
     );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (r["phase"].as_u64(), r["phases"].as_u64()),
         (Some(11), Some(12))
     );
-}
-
-/// `locate --json` output of one run, parsed.
-fn locate_json(args: &[&str], input: &Path) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
-        .args(["locate", "--json"])
-        .args(args)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The answers without their timings (which differ run to run) and phase numbers.
@@ -212,15 +175,11 @@ fn answers(results: &serde_json::Value) -> Vec<serde_json::Value> {
 
 #[test]
 fn all_phases_of_the_real_4d_cine_match_locate_on_its_ed_and_es_cases() {
-    let Some(data) = common::shared_data() else {
+    let Some(cine) = common::shared_path("mri-acdc-4d/patient090_4d.nii.gz") else {
         return;
     };
-    let cine = data.join("mri-acdc-4d/patient090_4d.nii.gz");
-    if !cine.is_file() {
-        println!("SKIP: {} is absent", cine.display());
-        return;
-    }
-    let all = locate_json(&["--all-phases"], &cine);
+    let data = cine.parent().unwrap().parent().unwrap();
+    let all = common::cli_json(&["locate", "--json", "--all-phases"], &cine);
     assert_eq!(all["phases"], 12);
     let per_phase = all["per_phase"].as_array().unwrap();
     assert_eq!(per_phase.len(), 12);
@@ -237,7 +196,7 @@ fn all_phases_of_the_real_4d_cine_match_locate_on_its_ed_and_es_cases() {
         (4, "mri-acdc/patient090_ED"),
         (11, "mri-acdc-es/patient090_ES"),
     ] {
-        let single = locate_json(&[], &data.join(case).join("image.nii.gz"));
+        let single = common::cli_json(&["locate", "--json"], &data.join(case).join("image.nii.gz"));
         assert_eq!(
             answers(&per_phase[phase - 1]["results"]),
             answers(&single["results"]),

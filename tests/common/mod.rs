@@ -17,6 +17,33 @@ pub fn shared_data() -> Option<PathBuf> {
     }
 }
 
+/// A path under `../shared/data` (`rel` may climb to `../demo/…`), or `None` with a printed
+/// reason when the data or that path is absent (tests then skip).
+pub fn shared_path(rel: &str) -> Option<PathBuf> {
+    let path = shared_data()?.join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        println!("SKIP: {} is absent", path.display());
+        None
+    }
+}
+
+/// `heartloc ARGS… INPUT` must succeed; its standard output parsed as one JSON value.
+pub fn cli_json(args: &[&str], input: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "heartloc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON value")
+}
+
 /// One manifest row, the fields tests use.
 #[derive(Debug, Clone)]
 pub struct Case {
