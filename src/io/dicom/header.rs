@@ -119,27 +119,7 @@ fn slice_header(
             .and_then(|e| e.value().to_str().ok())
             .map(|s| s.trim().to_string())
     };
-    // Present but not numbers, or not finite, is a problem, never a silent default.
-    let mut floats = |tag, name: &str, n: usize| -> Option<Vec<f64>> {
-        let e = find(tag)?;
-        if e.value().to_str().is_ok_and(|s| s.trim().is_empty()) {
-            return None;
-        }
-        match e.value().to_multi_float64() {
-            Ok(v) if v.len() == n && v.iter().all(|x| x.is_finite()) => Some(v),
-            Ok(v) if v.len() != n => {
-                problems.push(format!("{name} has {} values, expected {n}", v.len()));
-                None
-            }
-            _ => {
-                problems.push(format!(
-                    "{name} is not {n} finite number(s): {:?}",
-                    e.value().to_str().unwrap_or_default()
-                ));
-                None
-            }
-        }
-    };
+    let mut floats = |tag, name: &str, n: usize| numbers(find(tag), name, n, &mut problems);
     let position = floats(tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3)
         .map(|v| DVec3::new(v[0], v[1], v[2]));
     let orientation: Option<[f64; 6]> = floats(
@@ -193,6 +173,34 @@ fn slice_header(
             .or_else(|| int(tags::TEMPORAL_POSITION_INDEX)),
         instance_number: int(tags::INSTANCE_NUMBER),
         problems,
+    }
+}
+
+/// `n` finite numbers from `element` (`None` when it is absent or empty); present but not
+/// numbers, the wrong count, or not finite is a problem, never a silent default.
+fn numbers(
+    element: Option<&dicom_object::mem::InMemElement>,
+    name: &str,
+    n: usize,
+    problems: &mut Vec<String>,
+) -> Option<Vec<f64>> {
+    let e = element?;
+    if e.value().to_str().is_ok_and(|s| s.trim().is_empty()) {
+        return None;
+    }
+    match e.value().to_multi_float64() {
+        Ok(v) if v.len() == n && v.iter().all(|x| x.is_finite()) => Some(v),
+        Ok(v) if v.len() != n => {
+            problems.push(format!("{name} has {} values, expected {n}", v.len()));
+            None
+        }
+        _ => {
+            problems.push(format!(
+                "{name} is not {n} finite number(s): {:?}",
+                e.value().to_str().unwrap_or_default()
+            ));
+            None
+        }
     }
 }
 

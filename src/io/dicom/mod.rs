@@ -13,6 +13,11 @@
 //! Irregular stacks load with a warning: gantry tilt keeps its exact geometry as a sheared grid;
 //! missing slices or non-uniform spacing are resampled (linear between neighbouring slices) onto
 //! a uniform grid with the median step.
+//!
+//! Time series load one phase at a time: a classic cine (the same number of images at every
+//! position) is ordered by TriggerTime, else TemporalPositionIdentifier, else InstanceNumber.
+//! An enhanced multi-frame file gives one slice per frame, from its functional groups (see
+//! [`header`]); several stacks in it are several series.
 
 pub mod bounds;
 mod header;
