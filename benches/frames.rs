@@ -89,7 +89,7 @@ fn main() {
             }
             continue;
         }
-        h.state_mut().settings.maximized = Some(0);
+        h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Axial);
         h.run_steps(2);
         let _ = h.render(); // first frame: texture upload and pipeline compile
         let mut ms = Vec::new();
@@ -103,7 +103,7 @@ fn main() {
         }
         report("axial slice (maximised)", ms);
 
-        h.state_mut().settings.maximized = Some(3);
+        h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Volume);
         h.run_steps(2);
         let centre = h.state().pane_rects()[3].center();
         for mode in VolumeMode::ALL {
@@ -157,7 +157,7 @@ fn main() {
 /// Slice stepping in the maximised axial pane, without and then with a model run in flight
 /// (both with the overlay of an earlier run).
 fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
-    h.state_mut().settings.maximized = Some(0);
+    h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Axial);
     h.run_steps(2);
     let frame = |h: &mut Harness<'_, HeartlocApp>, i: usize| {
         h.state_mut()

@@ -13,7 +13,7 @@ fn settle(h: &mut Harness<'static, HeartlocApp>) {
     for _ in 0..6000 {
         h.step();
         let s = h.state();
-        if !s.is_loading() && !s.models_running() && s.models.pending_labels.is_none() {
+        if !s.is_loading() && !s.models_running() && !s.models.labels_loading() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -1,27 +1,40 @@
 //! Landmarks of one case: named slots (`aortic-valve`, `heart-center`, plus user-defined), each
-//! undefined, defined (a position in LPS mm) or skipped, with an optional note; and an edit
+//! undefined, defined at a position in LPS mm, or skipped, with an optional note; and an edit
 //! history for undo/redo. No GUI imports: the app calls these methods, and every edit goes
 //! through [`Annotation::edit`] so it can be undone.
 
 use glam::DVec3;
 
-use crate::io::markups::ControlPoint;
+use crate::io::markups::{ControlPoint, PositionStatus};
 
 /// The slots every case starts with.
 pub const DEFAULT_SLOTS: [&str; 2] = ["aortic-valve", "heart-center"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A slot's state: only a defined landmark has a position.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Status {
     Undefined,
-    Defined,
+    /// Placed at this LPS point (mm).
+    Defined(DVec3),
     Skipped,
+}
+
+/// "undefined", "defined", "skipped": the one wording of the panel, the CSV export and the
+/// reports (markups files use Slicer's words, see [`PositionStatus`]).
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Undefined => "undefined",
+            Status::Defined(_) => "defined",
+            Status::Skipped => "skipped",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Landmark {
     pub name: String,
     pub status: Status,
-    pub position_lps: Option<DVec3>,
     pub note: String,
 }
 
@@ -30,8 +43,15 @@ impl Landmark {
         Landmark {
             name: name.to_string(),
             status: Status::Undefined,
-            position_lps: None,
             note: String::new(),
+        }
+    }
+
+    /// Where it was placed, if it is defined.
+    pub fn position_lps(&self) -> Option<DVec3> {
+        match self.status {
+            Status::Defined(p) => Some(p),
+            _ => None,
         }
     }
 }
@@ -69,8 +89,7 @@ impl LandmarkSet {
     pub fn defined(&self) -> impl Iterator<Item = (&str, DVec3)> {
         self.landmarks
             .iter()
-            .filter(|l| l.status == Status::Defined)
-            .filter_map(|l| l.position_lps.map(|p| (l.name.as_str(), p)))
+            .filter_map(|l| l.position_lps().map(|p| (l.name.as_str(), p)))
     }
 
     /// Every default slot is defined or skipped.
@@ -91,12 +110,11 @@ impl LandmarkSet {
             };
             let slot = set.slot(name);
             slot.note = p.description.clone();
-            match (p.status.as_str(), p.position_lps) {
-                ("defined" | "preview", Some(x)) => {
-                    slot.status = Status::Defined;
-                    slot.position_lps = Some(DVec3::from_array(x));
+            match (p.status, p.position_lps) {
+                (PositionStatus::Defined | PositionStatus::Preview, Some(x)) => {
+                    slot.status = Status::Defined(DVec3::from_array(x));
                 }
-                ("missing", _) => slot.status = Status::Skipped,
+                (PositionStatus::Missing, _) => slot.status = Status::Skipped,
                 _ => {}
             }
         }
@@ -110,16 +128,12 @@ impl LandmarkSet {
             .map(|l| ControlPoint {
                 label: l.name.clone(),
                 description: l.note.clone(),
-                position_lps: match l.status {
-                    Status::Defined => l.position_lps.map(|p| p.to_array()),
-                    _ => None,
-                },
+                position_lps: l.position_lps().map(|p| p.to_array()),
                 status: match l.status {
-                    Status::Defined => "defined",
-                    Status::Undefined => "undefined",
-                    Status::Skipped => "missing",
-                }
-                .to_string(),
+                    Status::Defined(_) => PositionStatus::Defined,
+                    Status::Undefined => PositionStatus::Undefined,
+                    Status::Skipped => PositionStatus::Missing,
+                },
             })
             .collect()
     }
@@ -155,11 +169,7 @@ impl Annotation {
     }
 
     pub fn place(&mut self, name: &str, position_lps: DVec3) {
-        self.edit(|s| {
-            let l = s.slot(name);
-            l.status = Status::Defined;
-            l.position_lps = Some(position_lps);
-        });
+        self.edit(|s| s.slot(name).status = Status::Defined(position_lps));
     }
 
     /// Back to undefined (the Delete key).
@@ -167,17 +177,12 @@ impl Annotation {
         self.edit(|s| {
             if let Some(l) = s.landmarks.iter_mut().find(|l| l.name == name) {
                 l.status = Status::Undefined;
-                l.position_lps = None;
             }
         });
     }
 
     pub fn skip(&mut self, name: &str) {
-        self.edit(|s| {
-            let l = s.slot(name);
-            l.status = Status::Skipped;
-            l.position_lps = None;
-        });
+        self.edit(|s| s.slot(name).status = Status::Skipped);
     }
 
     pub fn add_slot(&mut self, name: &str) {
@@ -218,9 +223,7 @@ impl Annotation {
     /// Replace the position during a drag without recording history; [`Annotation::edit`]
     /// records the whole drag once it ends (see [`Annotation::finish_drag`]).
     pub fn drag_to(&mut self, name: &str, position_lps: DVec3) {
-        let l = self.set.slot(name);
-        l.status = Status::Defined;
-        l.position_lps = Some(position_lps);
+        self.set.slot(name).status = Status::Defined(position_lps);
     }
 
     /// End a drag that started from `before`: one undo step, or a cancel back to `before`.
@@ -252,12 +255,12 @@ mod tests {
         assert!(!a.set.is_complete());
         a.undo();
         assert_eq!(
-            a.set.get("aortic-valve").unwrap().position_lps,
+            a.set.get("aortic-valve").unwrap().position_lps(),
             Some(DVec3::new(1.0, 2.0, 3.0))
         );
         a.redo();
         assert_eq!(
-            a.set.get("aortic-valve").unwrap().position_lps,
+            a.set.get("aortic-valve").unwrap().position_lps(),
             Some(DVec3::new(4.0, 5.0, 6.0))
         );
         a.delete("aortic-valve");

@@ -510,7 +510,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         label: label.to_string(),
                         description: note.clone(),
                         position_lps: Some([v, v, v]),
-                        status: "defined".into(),
+                        status: crate::io::markups::PositionStatus::Defined,
                     })
                     .collect();
                 heartloc::io::markups::write(&file, &points)?;

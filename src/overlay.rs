@@ -233,11 +233,7 @@ impl LabelTable {
     /// `<stem>.txt`), else the `labels` column of a `manifest.csv` one or two folders up whose
     /// `case` is the file's folder, else empty (values are shown as `label N`).
     pub fn find_for(labels: &Path) -> Self {
-        let name = labels
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+        let stem = crate::io::nifti::stem(labels);
         let dir = labels.parent().unwrap_or(Path::new("."));
         for side in [format!("{stem}.ctbl"), format!("{stem}.txt")] {
             if let Ok(text) = std::fs::read_to_string(dir.join(side)) {

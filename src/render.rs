@@ -12,7 +12,7 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, wgpu};
 use glam::{DMat4, DVec2, DVec3};
 
-use crate::slice_view::{OrbitCamera, SliceView, VolumeMode};
+use crate::slice_view::{DvrPreset, OrbitCamera, Pane, SliceView, VolumeMode, Window};
 use crate::volume::Volume;
 
 /// A volume ready for upload: normalised half floats and the texture's placement in the world.
@@ -143,7 +143,7 @@ pub struct Renderer {
     sampler: wgpu::Sampler,
     srgb_target: bool,
     texture: Option<(u64, wgpu::TextureView)>,
-    panes: HashMap<u32, Pane>,
+    panes: HashMap<u32, PaneUniforms>,
 }
 
 /// The volume view renders into this at a chosen resolution; the blit draws it into the pane.
@@ -154,7 +154,7 @@ struct Offscreen {
     bind_group: wgpu::BindGroup,
 }
 
-struct Pane {
+struct PaneUniforms {
     buffer: wgpu::Buffer,
     bind_group: Option<(u64, wgpu::BindGroup)>,
 }
@@ -308,7 +308,7 @@ impl Renderer {
         let Some((volume_id, view)) = self.texture.as_ref() else {
             return;
         };
-        let entry = self.panes.entry(pane).or_insert_with(|| Pane {
+        let entry = self.panes.entry(pane).or_insert_with(|| PaneUniforms {
             buffer: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("heartloc pane uniforms"),
                 size: UNIFORM_BYTES,
@@ -420,17 +420,16 @@ pub enum PaneDraw {
     Slice {
         view: SliceView,
         crosshair: DVec3,
-        /// Window low/high in stored values.
-        window: (f64, f64),
+        window: Window,
     },
     Volume {
         camera: OrbitCamera,
         mode: VolumeMode,
-        window: (f64, f64),
+        window: Window,
         /// Isosurface level in stored values.
         iso: f64,
-        /// Preset for DVR: false = CT, true = MR.
-        mr: bool,
+        /// The DVR transfer function.
+        dvr: DvrPreset,
         /// Ray step in voxels (larger while interacting).
         step_voxels: f64,
         /// Rendered at this fraction of the pane's resolution, then upscaled (smaller while
@@ -449,7 +448,7 @@ struct PaneCallback {
 
 /// A paint callback drawing `draw` into `rect` (points) of the egui frame.
 pub fn pane_callback(
-    pane: u32,
+    pane: Pane,
     volume: Arc<GpuVolume>,
     draw: PaneDraw,
     rect: eframe::egui::Rect,
@@ -464,7 +463,7 @@ pub fn pane_callback(
     egui_wgpu::Callback::new_paint_callback(
         rect,
         PaneCallback {
-            pane,
+            pane: pane.index() as u32,
             volume,
             draw,
             rect_px,
@@ -496,7 +495,12 @@ impl PaneCallback {
                     du: v4(r * view.mm_per_px / ppp),
                     dv: v4(d * view.mm_per_px / ppp),
                     rect: target_rect,
-                    window: [vol.normalise(window.0), vol.normalise(window.1), srgb, 0.0],
+                    window: [
+                        vol.normalise(window.low),
+                        vol.normalise(window.high),
+                        srgb,
+                        0.0,
+                    ],
                 };
                 bytemuck::bytes_of(&u).to_vec()
             }
@@ -505,7 +509,7 @@ impl PaneCallback {
                 mode,
                 window,
                 iso,
-                mr,
+                dvr,
                 step_voxels,
                 ..
             } => {
@@ -527,10 +531,10 @@ impl PaneCallback {
                         srgb,
                     ],
                     window: [
-                        vol.normalise(window.0),
-                        vol.normalise(window.1),
+                        vol.normalise(window.low),
+                        vol.normalise(window.high),
                         1.0,
-                        if *mr { 1.0 } else { 0.0 },
+                        if *dvr == DvrPreset::Mr { 1.0 } else { 0.0 },
                     ],
                     texel: [
                         1.0 / vol.dims[0] as f32,
@@ -640,20 +644,6 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
         render_pass.set_bind_group(0, group, &[]);
         render_pass.draw(0..3, 0..1);
     }
-}
-
-/// Project a world point into a volume pane (points, relative to the pane's top-left), or
-/// `None` behind the camera. Used to draw the crosshair over the 3D view.
-pub fn project_to_pane(camera: &OrbitCamera, world: DVec3, size: DVec2) -> Option<DVec2> {
-    let clip = camera.clip_from_world(size.x / size.y.max(1.0)) * world.extend(1.0);
-    if clip.w <= 1e-6 {
-        return None;
-    }
-    let ndc = clip.truncate() / clip.w;
-    Some(DVec2::new(
-        (ndc.x + 1.0) * 0.5 * size.x,
-        (1.0 - ndc.y) * 0.5 * size.y,
-    ))
 }
 
 #[cfg(test)]

@@ -105,6 +105,16 @@ impl SliceView {
         self.center_mm += anchor - moved;
     }
 
+    /// Frame a box of `extent_mm` (LPS) around `centre` in a pane of `size_px`.
+    pub fn framing(plane: Plane, centre: DVec3, extent_mm: DVec3, size_px: DVec2) -> Self {
+        let (r, d, _) = plane.axes();
+        SliceView {
+            plane,
+            center_mm: centre,
+            mm_per_px: (extent_mm.dot(r.abs()) / size_px.x).max(extent_mm.dot(d.abs()) / size_px.y),
+        }
+    }
+
     /// Move the view by a drag of `delta_px` (content follows the pointer).
     pub fn pan(&mut self, delta_px: DVec2) {
         let (r, d, _) = self.plane.axes();
@@ -130,6 +140,147 @@ pub fn step_slice(grid: &Grid, plane: Plane, crosshair: DVec3, steps: f64) -> DV
     let (lo, hi) = grid.world_bbox();
     let moved = crosshair + n * steps * slice_step_mm(grid, plane);
     moved.clamp(lo, hi)
+}
+
+/// The four panes of the viewer, in screen order (top-left, top-right, bottom-left,
+/// bottom-right). Stored in settings as its index (0–3), as earlier versions did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum Pane {
+    Axial,
+    Coronal,
+    Sagittal,
+    Volume,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Axial, Pane::Coronal, Pane::Sagittal, Pane::Volume];
+    pub const SLICES: [Pane; 3] = [Pane::Axial, Pane::Coronal, Pane::Sagittal];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The slice plane a pane shows (`None` for the 3D view).
+    pub fn plane(self) -> Option<Plane> {
+        match self {
+            Pane::Axial => Some(Plane::Axial),
+            Pane::Coronal => Some(Plane::Coronal),
+            Pane::Sagittal => Some(Plane::Sagittal),
+            Pane::Volume => None,
+        }
+    }
+
+    pub fn of_plane(plane: Plane) -> Self {
+        match plane {
+            Plane::Axial => Pane::Axial,
+            Plane::Coronal => Pane::Coronal,
+            Plane::Sagittal => Pane::Sagittal,
+        }
+    }
+
+    /// "Axial", "Coronal", "Sagittal", "3D".
+    pub fn name(self) -> &'static str {
+        self.plane().map_or("3D", Plane::name)
+    }
+}
+
+impl From<Pane> for u8 {
+    fn from(p: Pane) -> u8 {
+        p as u8
+    }
+}
+
+impl TryFrom<u8> for Pane {
+    type Error = String;
+    fn try_from(i: u8) -> Result<Self, String> {
+        Pane::ALL
+            .get(usize::from(i))
+            .copied()
+            .ok_or_else(|| format!("pane {i} is not 0..3"))
+    }
+}
+
+/// How a world point sits relative to the slice shown: on it (within half a slice step, at
+/// least 0.5 mm), near it (within [`FADED_MM`], drawn faded) or away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nearness {
+    On,
+    Near,
+    Away,
+}
+
+/// Points this close to a slice (mm) are drawn faded on it.
+pub const FADED_MM: f64 = 10.0;
+
+/// Where `point` lies relative to the `plane` slice through `crosshair` on `grid`.
+pub fn nearness(grid: &Grid, plane: Plane, crosshair: DVec3, point: DVec3) -> Nearness {
+    let (_, _, n) = plane.axes();
+    let d = (point - crosshair).dot(n).abs();
+    if d <= (slice_step_mm(grid, plane) * 0.5).max(0.5) {
+        Nearness::On
+    } else if d <= FADED_MM {
+        Nearness::Near
+    } else {
+        Nearness::Away
+    }
+}
+
+/// Whether the `plane` slice through `crosshair` cuts the box `lo`–`hi` (within half a slice).
+pub fn slice_cuts_box(grid: &Grid, plane: Plane, crosshair: DVec3, lo: DVec3, hi: DVec3) -> bool {
+    let (_, _, n) = plane.axes();
+    let half = slice_step_mm(grid, plane) * 0.5;
+    let d = crosshair.dot(n);
+    let (a, b) = (lo.dot(n).min(hi.dot(n)), lo.dot(n).max(hi.dot(n)));
+    d >= a - half && d <= b + half
+}
+
+/// The item of `items` (name, screen point) nearest `pos` within `radius` screen units.
+pub fn hit_test<T>(
+    items: impl IntoIterator<Item = (T, DVec2)>,
+    pos: DVec2,
+    radius: f64,
+) -> Option<T> {
+    items
+        .into_iter()
+        .map(|(t, at)| (t, at.distance(pos)))
+        .filter(|(_, d)| *d <= radius)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(t, _)| t)
+}
+
+/// A display window in stored values: what maps to black (`low`) and to white (`high`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Window {
+    pub fn new(low: f64, high: f64) -> Self {
+        Window { low, high }
+    }
+
+    pub fn from_level_width(level: f64, width: f64) -> Self {
+        Window::new(level - width / 2.0, level + width / 2.0)
+    }
+
+    pub fn level(self) -> f64 {
+        (self.low + self.high) / 2.0
+    }
+
+    pub fn width(self) -> f64 {
+        self.high - self.low
+    }
+
+    /// The window after a right-button drag of `delta_px`: up brightens (level falls by half
+    /// a percent of the width per pixel), right widens (exponentially, never below 1e-3).
+    pub fn dragged(self, delta_px: DVec2) -> Self {
+        let span = self.width().abs().max(1e-3);
+        let level = self.level() - delta_px.y * span * 0.005;
+        let width = (span * (delta_px.x * 0.005).exp()).max(1e-3);
+        Window::from_level_width(level, width)
+    }
 }
 
 /// Window/level presets. CT presets are defined in Hounsfield units and go through a
@@ -208,14 +359,15 @@ impl Intensity {
         }
     }
 
-    /// (low, high) stored values of a preset.
-    pub fn window(&self, preset: WindowPreset) -> (f64, f64) {
+    /// The window of a preset, in stored values.
+    pub fn window(&self, preset: WindowPreset) -> Window {
         match (preset.hu(), self.hu_from_value) {
             (Some((level, width)), Some((scale, offset))) if scale.abs() > 1e-12 => {
+                let hu = Window::from_level_width(level, width);
                 let to_value = |hu: f64| (hu - offset) / scale;
-                (to_value(level - width / 2.0), to_value(level + width / 2.0))
+                Window::new(to_value(hu.low), to_value(hu.high))
             }
-            _ => (self.p1, self.p99_5.max(self.p1 + 1e-6)),
+            _ => Window::new(self.p1, self.p99_5.max(self.p1 + 1e-6)),
         }
     }
 }
@@ -360,6 +512,21 @@ impl OrbitCamera {
     }
 }
 
+impl OrbitCamera {
+    /// Pane point (from the pane's top-left) of a world point, or `None` behind the camera.
+    pub fn screen_from_world(&self, world: DVec3, size_px: DVec2) -> Option<DVec2> {
+        let clip = self.clip_from_world(size_px.x / size_px.y.max(1.0)) * world.extend(1.0);
+        if clip.w <= 1e-6 {
+            return None;
+        }
+        let ndc = clip.truncate() / clip.w;
+        Some(DVec2::new(
+            (ndc.x + 1.0) * 0.5 * size_px.x,
+            (1.0 - ndc.y) * 0.5 * size_px.y,
+        ))
+    }
+}
+
 /// Right-handed view matrix: camera space from world, looking from `eye` at `target`.
 fn look_at_rh(eye: DVec3, target: DVec3, up: DVec3) -> DMat4 {
     let f = (target - eye).normalize();
@@ -479,7 +646,10 @@ mod tests {
             Voxels::I16(hu.clone()),
         );
         let i = Intensity::of(&v);
-        assert_eq!(i.window(WindowPreset::Mediastinum), (-160.0, 240.0));
+        assert_eq!(
+            i.window(WindowPreset::Mediastinum),
+            Window::new(-160.0, 240.0)
+        );
         // The same data min-max scaled to 0..255, as SegTHOR was.
         let scaled: Vec<u8> = hu
             .iter()
@@ -487,7 +657,7 @@ mod tests {
             .collect();
         let v = Volume::new(Grid::new([10, 10, 10], DMat4::IDENTITY), Voxels::U8(scaled));
         let i = Intensity::of(&v);
-        let (lo, hi) = i.window(WindowPreset::Mediastinum);
+        let Window { low: lo, high: hi } = i.window(WindowPreset::Mediastinum);
         // -160..240 HU is 107..158 on this scale (within a histogram bin).
         assert!(
             (lo - 107.1).abs() < 2.0 && (hi - 158.1).abs() < 2.0,
@@ -521,5 +691,59 @@ mod tests {
         assert_eq!(scale_bar_mm(500.0), 100.0);
         assert_eq!(scale_bar_mm(240.0), 20.0);
         assert_eq!(scale_bar_mm(30.0), 5.0);
+    }
+
+    #[test]
+    fn panes_are_stored_as_their_index_and_refuse_others() {
+        for p in Pane::ALL {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(text, p.index().to_string());
+            assert_eq!(serde_json::from_str::<Pane>(&text).unwrap(), p);
+        }
+        assert!(serde_json::from_str::<Pane>("4").is_err());
+        assert_eq!(
+            Pane::of_plane(Plane::Sagittal).plane(),
+            Some(Plane::Sagittal)
+        );
+    }
+
+    #[test]
+    fn window_level_width_and_drag() {
+        let w = Window::from_level_width(40.0, 400.0);
+        assert_eq!((w.low, w.high), (-160.0, 240.0));
+        assert_eq!((w.level(), w.width()), (40.0, 400.0));
+        assert_eq!(w.dragged(DVec2::ZERO), w);
+        // Dragging up lowers the level by half a percent of the width per pixel.
+        let up = w.dragged(DVec2::new(0.0, 10.0));
+        assert!((up.level() - 20.0).abs() < 1e-9 && (up.width() - 400.0).abs() < 1e-9);
+        let wide = w.dragged(DVec2::new(100.0, 0.0));
+        assert!((wide.width() - 400.0 * 0.5f64.exp()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nearness_uses_half_a_slice_then_the_faded_band() {
+        let g = grid(); // 2.5 mm axial slices
+        let c = DVec3::new(10.0, 10.0, 20.0);
+        let at = |dz: f64| nearness(&g, Plane::Axial, c, c + DVec3::new(30.0, -4.0, dz));
+        assert_eq!(at(1.2), Nearness::On);
+        assert_eq!(at(-1.3), Nearness::Near);
+        assert_eq!(at(10.0), Nearness::Near);
+        assert_eq!(at(10.5), Nearness::Away);
+        let (lo, hi) = (DVec3::new(0.0, 0.0, 25.0), DVec3::new(5.0, 5.0, 30.0));
+        assert!(!slice_cuts_box(&g, Plane::Axial, c, lo, hi));
+        assert!(slice_cuts_box(&g, Plane::Axial, c + DVec3::Z * 4.0, lo, hi));
+        let items = [("a", DVec2::new(0.0, 0.0)), ("b", DVec2::new(5.0, 0.0))];
+        assert_eq!(hit_test(items, DVec2::new(3.0, 0.0), 8.0), Some("b"));
+        assert_eq!(hit_test(items, DVec2::new(30.0, 0.0), 8.0), None);
+    }
+
+    #[test]
+    fn camera_projects_its_target_to_the_pane_centre_and_hides_points_behind_it() {
+        let cam = OrbitCamera::fit(&grid());
+        let size = DVec2::new(300.0, 200.0);
+        let c = cam.screen_from_world(cam.target, size).unwrap();
+        assert!((c - size * 0.5).length() < 1e-6);
+        let behind = cam.eye() + (cam.eye() - cam.target);
+        assert!(cam.screen_from_world(behind, size).is_none());
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::annotation::{LandmarkSet, Status};
-use crate::io::{markups, LoadError};
+use crate::annotation::LandmarkSet;
+use crate::io::{markups, FileError};
 
 /// Name of the file a case's landmarks are saved to when kept next to the case.
 pub const LANDMARKS_FILE: &str = "landmarks.mrk.json";
@@ -86,6 +86,16 @@ pub enum CaseStatus {
     Skipped,
 }
 
+impl std::fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CaseStatus::ToDo => "to do",
+            CaseStatus::Done => "done",
+            CaseStatus::Skipped => "skipped",
+        })
+    }
+}
+
 /// One row of the worklist table.
 #[derive(Clone, Debug)]
 pub struct CaseSummary {
@@ -109,14 +119,14 @@ struct State {
 
 impl Worklist {
     /// Open a folder or manifest CSV; `out` is where landmarks go (`None`: next to each case).
-    pub fn open(source: &Path, out: Option<&Path>) -> Result<Self, LoadError> {
+    pub fn open(source: &Path, out: Option<&Path>) -> Result<Self, FileError> {
         let found = if source.is_dir() {
             cases_in_folder(source)?
         } else {
             cases_in_csv(source)?
         };
         if found.is_empty() {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 source,
                 "no cases found (no NIfTI files or case folders)",
             ));
@@ -128,7 +138,7 @@ impl Worklist {
         };
         if let Some(out) = out {
             std::fs::create_dir_all(out)
-                .map_err(|e| LoadError::io(out, "cannot create output folder", e))?;
+                .map_err(|e| FileError::io(out, "cannot create output folder", e))?;
         }
         let cases: Vec<Case> = found
             .into_iter()
@@ -137,7 +147,8 @@ impl Worklist {
                     Some(out) => out.join(format!("{}.mrk.json", name.replace(['/', '\\'], "__"))),
                     None => match &case_dir {
                         Some(dir) => dir.join(LANDMARKS_FILE),
-                        None => image.with_file_name(format!("{}.mrk.json", strip_nifti(&image))),
+                        None => image
+                            .with_file_name(format!("{}.mrk.json", crate::io::nifti::stem(&image))),
                     },
                 };
                 let seed = case_dir
@@ -185,7 +196,7 @@ impl Worklist {
             defined: set
                 .landmarks
                 .iter()
-                .filter(|l| l.status == Status::Defined)
+                .filter(|l| l.position_lps().is_some())
                 .count(),
         }
     }
@@ -205,7 +216,7 @@ impl Worklist {
     }
 
     /// The case's saved landmarks, else its seed file, else empty default slots.
-    pub fn load_landmarks(&self, i: usize) -> Result<LandmarkSet, LoadError> {
+    pub fn load_landmarks(&self, i: usize) -> Result<LandmarkSet, FileError> {
         let case = &self.cases[i];
         let path = if case.landmarks.is_file() {
             Some(&case.landmarks)
@@ -219,19 +230,19 @@ impl Worklist {
     }
 
     /// Save a case's landmarks (atomically) and refresh its row.
-    pub fn save_landmarks(&mut self, i: usize, set: &LandmarkSet) -> Result<(), LoadError> {
+    pub fn save_landmarks(&mut self, i: usize, set: &LandmarkSet) -> Result<(), FileError> {
         markups::write(&self.cases[i].landmarks, &set.to_points())?;
         self.summaries[i] = self.summarise(i);
         Ok(())
     }
 
     /// Move to another case and remember it for the next start.
-    pub fn go_to(&mut self, i: usize) -> Result<(), LoadError> {
+    pub fn go_to(&mut self, i: usize) -> Result<(), FileError> {
         self.current = i.min(self.cases.len() - 1);
         self.save_state()
     }
 
-    pub fn set_skipped(&mut self, i: usize, skipped: bool) -> Result<(), LoadError> {
+    pub fn set_skipped(&mut self, i: usize, skipped: bool) -> Result<(), FileError> {
         let name = self.cases[i].name.clone();
         if skipped {
             self.skipped.insert(name);
@@ -242,7 +253,7 @@ impl Worklist {
         self.save_state()
     }
 
-    fn save_state(&self) -> Result<(), LoadError> {
+    fn save_state(&self) -> Result<(), FileError> {
         let state = State {
             current_case: Some(self.cases[self.current].name.clone()),
             skipped: self.skipped.iter().cloned().collect(),
@@ -252,22 +263,16 @@ impl Worklist {
     }
 
     /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status.
-    pub fn export_csv(&self, path: &Path) -> Result<usize, LoadError> {
+    pub fn export_csv(&self, path: &Path) -> Result<usize, FileError> {
         let mut rows = Vec::new();
         for i in 0..self.cases.len() {
             let set = self.load_landmarks(i)?;
             for l in &set.landmarks {
                 let xyz = l
-                    .position_lps
-                    .filter(|_| l.status == Status::Defined)
+                    .position_lps()
                     .map_or([String::new(), String::new(), String::new()], |p| {
                         [p.x, p.y, p.z].map(|v| format!("{v:.3}"))
                     });
-                let status = match l.status {
-                    Status::Defined => "defined",
-                    Status::Undefined => "undefined",
-                    Status::Skipped => "skipped",
-                };
                 let [x, y, z] = xyz;
                 rows.push([
                     self.cases[i].name.clone(),
@@ -275,7 +280,7 @@ impl Worklist {
                     x,
                     y,
                     z,
-                    status.to_string(),
+                    l.status.to_string(),
                 ]);
             }
         }
@@ -283,20 +288,10 @@ impl Worklist {
             "case", "landmark", "x_lps_mm", "y_lps_mm", "z_lps_mm", "status",
         ];
         let text = crate::io::table::to_csv(&header, &rows)
-            .map_err(|e| LoadError::new(path, format!("cannot encode CSV: {e}")))?;
+            .map_err(|e| FileError::new(path, format!("cannot encode CSV: {e}")))?;
         crate::io::durable::write_atomic(path, text.as_bytes())?;
         Ok(rows.len())
     }
-}
-
-fn strip_nifti(p: &Path) -> String {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    name.trim_end_matches(".gz")
-        .trim_end_matches(".nii")
-        .to_string()
 }
 
 fn is_nifti(p: &Path) -> bool {
@@ -342,9 +337,9 @@ fn first_markups(dir: &Path, own: &Path) -> Option<PathBuf> {
 /// (name, image, case folder when the case is a folder) for each case.
 type Found = Vec<(String, PathBuf, Option<PathBuf>)>;
 
-fn cases_in_folder(dir: &Path) -> Result<Found, LoadError> {
+fn cases_in_folder(dir: &Path) -> Result<Found, FileError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| LoadError::io(dir, "cannot list folder", e))?
+        .map_err(|e| FileError::io(dir, "cannot list folder", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
@@ -359,13 +354,13 @@ fn cases_in_folder(dir: &Path) -> Result<Found, LoadError> {
                 cases.push((name, image, Some(p)));
             }
         } else if is_nifti(&p) && !name.contains("label") {
-            cases.push((strip_nifti(&p), p, None));
+            cases.push((crate::io::nifti::stem(&p), p, None));
         }
     }
     Ok(cases)
 }
 
-fn cases_in_csv(csv: &Path) -> Result<Found, LoadError> {
+fn cases_in_csv(csv: &Path) -> Result<Found, FileError> {
     let table = crate::io::table::Table::read(csv)?;
     let root = csv.parent().unwrap_or(Path::new("."));
     let col = Some(table.require("case")?);
@@ -373,11 +368,11 @@ fn cases_in_csv(csv: &Path) -> Result<Found, LoadError> {
     for (n, row) in table.rows.iter().enumerate() {
         let name = row.get(col);
         if name.is_empty() {
-            return Err(LoadError::new(csv, format!("row {} has no case", n + 2)));
+            return Err(FileError::new(csv, format!("row {} has no case", n + 2)));
         }
         let path = root.join(name);
         let missing = || {
-            LoadError::new(
+            FileError::new(
                 csv,
                 format!(
                     "row {}: case {name} has no image at {}",

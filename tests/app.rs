@@ -13,7 +13,7 @@ use egui_kittest::Harness;
 use glam::{DMat4, DVec2, DVec3};
 use heartloc::app::{FileDialog, HeartlocApp, NoDialog, Source};
 use heartloc::io::nifti;
-use heartloc::slice_view::{Plane, VolumeMode, WindowPreset};
+use heartloc::slice_view::{Pane, Plane, VolumeMode, Window, WindowPreset};
 use heartloc::volume::{lps_from_ras, Grid, Volume, Voxels};
 
 fn harness(source: Source) -> Harness<'static, HeartlocApp> {
@@ -105,7 +105,7 @@ fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
     let (path, marker) = marker_volume(tmp.path());
     let mut h = harness(Source::Path(path));
     h.state_mut().crosshair = marker;
-    h.state_mut().window = (0.0, 1000.0);
+    h.state_mut().window = Window::new(0.0, 1000.0);
     h.run_steps(2);
     let img = h.render().expect("render");
     let rects = h.state().pane_rects();
@@ -138,7 +138,7 @@ fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
 #[test]
 fn demo_opens_and_matches_its_snapshot() {
     let mut h = harness(Source::Demo);
-    assert!(h.state().doc.as_ref().is_some_and(|d| d.source.is_none()));
+    assert!(h.state().doc.as_ref().is_some_and(|d| d.source().is_none()));
     h.get_by_label("Synthetic phantom made in code — not patient data.");
     // The demo runs both models as it opens and shows what they found.
     let p = h
@@ -303,10 +303,11 @@ fn drag(h: &mut Harness<'static, HeartlocApp>, from: egui::Pos2, to: egui::Pos2)
 
 fn heart_center(h: &Harness<'static, HeartlocApp>) -> Option<DVec3> {
     h.state()
+        .landmarks
         .annotation
         .set
         .get("heart-center")
-        .and_then(|l| l.position_lps)
+        .and_then(|l| l.position_lps())
 }
 
 #[test]
@@ -315,7 +316,7 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     let (path, marker) = marker_volume(tmp.path());
     let mut h = harness(Source::Path(path.clone()));
     h.state_mut().crosshair = marker;
-    h.state_mut().window = (0.0, 1000.0);
+    h.state_mut().window = Window::new(0.0, 1000.0);
     h.run_steps(2);
     // Find the marker on screen from the pixels alone, then place heart-center there (key 2).
     let img = h.render().expect("render");
@@ -326,7 +327,7 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     h.run_steps(1);
     h.key_press(egui::Key::Num2);
     h.run_steps(1);
-    assert!(h.state().armed && h.state().active_slot == "heart-center");
+    assert!(h.state().landmarks.armed && h.state().landmarks.active_slot == "heart-center");
     click(&mut h, at);
     let placed = heart_center(&h).expect("placed");
     // Within half a voxel (2 mm voxels) of the marker's true centre, in x and y; z is the slice.
@@ -545,7 +546,8 @@ fn worklist_navigates_cases_autosaves_to_the_output_folder_and_resumes() {
     let saved = heartloc::io::markups::read(&out.join("case_a.mrk.json")).expect("saved in --out");
     assert!(saved
         .iter()
-        .any(|p| p.label == "heart-center" && p.status == "defined"));
+        .any(|p| p.label == "heart-center"
+            && p.status == heartloc::io::markups::PositionStatus::Defined));
     assert!(!tmp
         .path()
         .join("case_a")
@@ -584,7 +586,7 @@ fn settings_round_trip_through_storage_format() {
         recent: vec![PathBuf::from("/data/a.nii.gz")],
         preset: WindowPreset::Cardiac,
         mode: VolumeMode::Isosurface,
-        maximized: Some(3),
+        maximized: Some(Pane::Volume),
         dvr: heartloc::slice_view::DvrPreset::Mr,
         last_worklist: Some((PathBuf::from("/data/list.csv"), None)),
         overlays: heartloc::app::OverlaySettings {
@@ -898,7 +900,7 @@ fn a_nested_dicom_study_folder_opens_in_the_app() {
     wait_loaded(&mut h);
     let doc = h.state().doc.as_ref().expect("the study opened");
     assert_eq!(doc.volume.dims(), [48, 40, 24]);
-    assert_eq!(doc.format, "DICOM series");
+    assert_eq!(doc.format_name(), "DICOM series");
     assert!(
         doc.volume.warnings.iter().any(|w| w.contains("RTSTRUCT")),
         "{:?}",

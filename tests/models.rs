@@ -293,7 +293,7 @@ fn landmarks_from_markups_become_training_targets() {
             label: "aortic-valve".into(),
             description: String::new(),
             position_lps: Some(valve.to_array()),
-            status: "defined".into(),
+            status: heartloc::io::markups::PositionStatus::Defined,
         }],
     )
     .unwrap();

@@ -38,11 +38,10 @@ fn output_for(path: &Path, input: &Path, many: bool, suffix: &str) -> PathBuf {
     if !many {
         return path.to_path_buf();
     }
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "volume".into());
-    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+    let stem = match crate::io::nifti::stem(input) {
+        s if s.is_empty() => "volume".to_string(),
+        s => s,
+    };
     path.join(format!("{stem}{suffix}"))
 }
 
@@ -166,7 +165,7 @@ fn answers(
                 found.confidence
             ),
             position_lps: Some(found.center_lps.to_array()),
-            status: "defined".into(),
+            status: crate::io::markups::PositionStatus::Defined,
         });
         if !req.json {
             let c = found.center_lps;

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::LoadError;
+use super::FileError;
 
 /// Replace `path` by what `write` puts into the temporary path it is given: the temporary
 /// file is fsynced, renamed over `path` and the folder fsynced. On failure the temporary file
@@ -17,7 +17,7 @@ use super::LoadError;
 pub fn replace_with(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), LoadError> {
+) -> Result<(), FileError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -32,12 +32,12 @@ pub fn replace_with(
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        LoadError::io(path, "cannot save", e)
+        FileError::io(path, "cannot save", e)
     })
 }
 
 /// Replace `path` with `bytes` (see [`replace_with`]).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     replace_with(path, |tmp| std::fs::write(tmp, bytes))
 }
 
@@ -64,10 +64,10 @@ impl JsonLines {
     /// Open `path` for appending. With `resume`, the lines already there are kept, a last line
     /// cut short by a kill is removed, and the `key` values of the whole lines are returned by
     /// [`JsonLines::is_done`]; without it an existing file is an error (never overwritten).
-    pub fn open(path: &Path, key: &str, resume: bool) -> Result<Self, LoadError> {
+    pub fn open(path: &Path, key: &str, resume: bool) -> Result<Self, FileError> {
         let exists = path.exists();
         if exists && !resume {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 path,
                 "already exists: pass --resume to continue it, or choose another file",
             ));
@@ -77,28 +77,28 @@ impl JsonLines {
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|e| LoadError::io(path, "cannot open for appending", e))?;
+            .map_err(|e| FileError::io(path, "cannot open for appending", e))?;
         let mut text = String::new();
         file.read_to_string(&mut text)
-            .map_err(|e| LoadError::io(path, "cannot read", e))?;
+            .map_err(|e| FileError::io(path, "cannot read", e))?;
         let whole = text.rfind('\n').map_or(0, |i| i + 1);
         if whole < text.len() {
             // A line without its newline was being written when the run died: drop it.
             file.set_len(whole as u64)
                 .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()))
                 .and_then(|_| file.sync_all())
-                .map_err(|e| LoadError::io(path, "cannot cut the unfinished last line", e))?;
+                .map_err(|e| FileError::io(path, "cannot cut the unfinished last line", e))?;
         }
         let mut done = HashSet::new();
         for (n, line) in text[..whole].lines().enumerate() {
             let value: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| LoadError::new(path, format!("line {} is not JSON: {e}", n + 1)))?;
+                .map_err(|e| FileError::new(path, format!("line {} is not JSON: {e}", n + 1)))?;
             match value.get(key).and_then(serde_json::Value::as_str) {
                 Some(k) => {
                     done.insert(k.to_string());
                 }
                 None => {
-                    return Err(LoadError::new(
+                    return Err(FileError::new(
                         path,
                         format!("line {} has no \"{key}\" string", n + 1),
                     ))
@@ -135,14 +135,14 @@ impl JsonLines {
     }
 
     /// Append one value as a line (one `write` call, then fsync).
-    pub fn append(&mut self, key: &str, value: &serde_json::Value) -> Result<(), LoadError> {
+    pub fn append(&mut self, key: &str, value: &serde_json::Value) -> Result<(), FileError> {
         let mut line = serde_json::to_string(value)
-            .map_err(|e| LoadError::new(&self.path, format!("cannot encode a line: {e}")))?;
+            .map_err(|e| FileError::new(&self.path, format!("cannot encode a line: {e}")))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.sync_data())
-            .map_err(|e| LoadError::io(&self.path, "cannot append", e))?;
+            .map_err(|e| FileError::io(&self.path, "cannot append", e))?;
         self.done.insert(key.to_string());
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::LoadError;
+use super::FileError;
 use crate::volume::MAX_ORIGIN_MM;
 
 const SCHEMA: &str = "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#";
@@ -21,15 +21,50 @@ pub struct ControlPoint {
     pub description: String,
     /// `None` when the point has no position (status undefined or skipped).
     pub position_lps: Option<[f64; 3]>,
-    /// Slicer's `positionStatus`: "defined", "undefined", "preview" or "missing" (skipped).
-    pub status: String,
+    pub status: PositionStatus,
+}
+
+/// Slicer's `positionStatus` of a control point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PositionStatus {
+    Defined,
+    /// Shown while placing; Slicer keeps its position.
+    Preview,
+    /// Not placed yet.
+    Undefined,
+    /// Skipped by the user (Slicer 5's "Skip"), no position.
+    Missing,
+}
+
+impl PositionStatus {
+    pub const ALL: [PositionStatus; 4] = [
+        PositionStatus::Defined,
+        PositionStatus::Preview,
+        PositionStatus::Undefined,
+        PositionStatus::Missing,
+    ];
+
+    /// The word in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PositionStatus::Defined => "defined",
+            PositionStatus::Preview => "preview",
+            PositionStatus::Undefined => "undefined",
+            PositionStatus::Missing => "missing",
+        }
+    }
+
+    /// Whether the point has a position (defined or preview).
+    pub fn has_position(self) -> bool {
+        matches!(self, PositionStatus::Defined | PositionStatus::Preview)
+    }
 }
 
 /// Read every control point of every Fiducial markup in a file.
-pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
-    let err = |m: String| LoadError::new(path, m);
+pub fn read(path: &Path) -> Result<Vec<ControlPoint>, FileError> {
+    let err = |m: String| FileError::new(path, m);
     let text =
-        std::fs::read_to_string(path).map_err(|e| LoadError::io(path, "cannot read markups", e))?;
+        std::fs::read_to_string(path).map_err(|e| FileError::io(path, "cannot read markups", e))?;
     let doc: Value =
         serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
     let markups = doc
@@ -68,11 +103,19 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
             continue;
         };
         for (i, cp) in cps.iter().enumerate() {
-            let status = cp
+            let word = cp
                 .get("positionStatus")
                 .and_then(Value::as_str)
-                .unwrap_or("defined")
-                .to_string();
+                .unwrap_or("defined");
+            let status = PositionStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str() == word)
+                .ok_or_else(|| {
+                    err(format!(
+                        "markup {m} point {i}: positionStatus {word:?} is not defined, preview, \
+                         undefined or missing"
+                    ))
+                })?;
             let position = match cp.get("position") {
                 Some(Value::Array(a)) if a.len() == 3 => {
                     let v: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
@@ -99,7 +142,7 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
                     )))
                 }
             };
-            if status == "defined" && position.is_none() {
+            if status == PositionStatus::Defined && position.is_none() {
                 return Err(err(format!(
                     "markup {m} point {i}: defined but has no position"
                 )));
@@ -115,11 +158,7 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, LoadError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string(),
-                position_lps: if status == "defined" || status == "preview" {
-                    position
-                } else {
-                    None
-                },
+                position_lps: position.filter(|_| status.has_position()),
                 status,
             });
         }
@@ -138,7 +177,7 @@ pub fn to_json(points: &[ControlPoint]) -> String {
                 "label": p.label,
                 "description": p.description,
                 "position": p.position_lps.map_or(json!([]), |x| json!(x)),
-                "positionStatus": p.status,
+                "positionStatus": p.status.as_str(),
             })
         })
         .collect();
@@ -155,7 +194,7 @@ pub fn to_json(points: &[ControlPoint]) -> String {
 }
 
 /// Write `points` atomically (temporary file, fsync, rename).
-pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), LoadError> {
+pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), FileError> {
     super::durable::write_atomic(path, to_json(points).as_bytes())
 }
 
@@ -163,12 +202,12 @@ pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), LoadError> {
 mod tests {
     use super::*;
 
-    fn point(label: &str, p: Option<[f64; 3]>, status: &str) -> ControlPoint {
+    fn point(label: &str, p: Option<[f64; 3]>, status: PositionStatus) -> ControlPoint {
         ControlPoint {
             label: label.into(),
             description: String::new(),
             position_lps: p,
-            status: status.into(),
+            status,
         }
     }
 
@@ -177,9 +216,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.mrk.json");
         let pts = vec![
-            point("aortic-valve", Some([1.5, -2.25, 30.0]), "defined"),
-            point("heart-center", None, "undefined"),
-            point("apex", None, "missing"),
+            point(
+                "aortic-valve",
+                Some([1.5, -2.25, 30.0]),
+                PositionStatus::Defined,
+            ),
+            point("heart-center", None, PositionStatus::Undefined),
+            point("apex", None, PositionStatus::Missing),
         ];
         write(&path, &pts).unwrap();
         assert_eq!(read(&path).unwrap(), pts);
@@ -223,6 +266,10 @@ mod tests {
             (
                 r#"{"markups": [{"type": "Fiducial", "controlPoints": [{"positionStatus": "defined"}]}]}"#,
                 "no position",
+            ),
+            (
+                r#"{"markups": [{"type": "Fiducial", "controlPoints": [{"positionStatus": "gone"}]}]}"#,
+                "positionStatus \"gone\"",
             ),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {

@@ -18,24 +18,24 @@ use crate::volume::Volume;
 /// as absurd rather than trusted.
 pub const MAX_VOXELS: u64 = 1 << 30;
 
-/// A problem with one input file or folder. Displays as `what was wrong (path)`.
+/// A problem reading or writing one file or folder. Displays as `what was wrong (path)`.
 #[derive(Debug, thiserror::Error)]
 #[error("{problem} ({})", path.display())]
-pub struct LoadError {
+pub struct FileError {
     pub path: PathBuf,
     pub problem: String,
 }
 
-impl LoadError {
+impl FileError {
     pub fn new(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
-        LoadError {
+        FileError {
             path: path.into(),
             problem: problem.into(),
         }
     }
 
     pub(crate) fn io(path: &Path, context: &str, err: std::io::Error) -> Self {
-        LoadError::new(path, format!("{context}: {err}"))
+        FileError::new(path, format!("{context}: {err}"))
     }
 }
 
@@ -66,8 +66,8 @@ pub struct OpenOptions {
 }
 
 /// Open a NIfTI file, a DICOM folder (searched recursively) or a DICOM file (its series).
-pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
+pub fn open(path: &Path, options: &OpenOptions) -> Result<(Volume, Format), FileError> {
+    let meta = std::fs::metadata(path).map_err(|e| FileError::io(path, "cannot open", e))?;
     if meta.is_dir() {
         Ok((dicom::open_dir(path, options)?, Format::DicomDir))
     } else if dicom::bounds::check(path)? != dicom::bounds::Probe::NotDicom {

@@ -21,8 +21,20 @@ use std::path::Path;
 
 use glam::{DMat3, DMat4, DQuat, DVec3, DVec4};
 
-use super::{LoadError, MAX_VOXELS};
+use super::{FileError, MAX_VOXELS};
 use crate::volume::{lps_from_ras, Grid, Phase, Volume, Voxels};
+
+/// A NIfTI file's name without `.nii` or `.nii.gz` (any file's name, for others; empty when
+/// the path has no file name): the one stem helper for names derived from an image's.
+pub fn stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    name.trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
+}
 
 const HEADER_BYTES: usize = 348;
 /// Deflate cannot expand data by more than this factor; used to bound what a `.gz` can hold.
@@ -89,19 +101,19 @@ struct Layout {
 
 /// Read a `.nii` or `.nii.gz` (gzip is detected from the bytes, not the name). 4D files give
 /// their first volume (phase), with a note.
-pub fn read(path: &Path) -> Result<Volume, LoadError> {
+pub fn read(path: &Path) -> Result<Volume, FileError> {
     read_phase(path, 0)
 }
 
 /// Read volume `phase` (0-based) of a `.nii`/`.nii.gz`; a 3D file has only phase 0.
-pub fn read_phase(path: &Path, phase: usize) -> Result<Volume, LoadError> {
+pub fn read_phase(path: &Path, phase: usize) -> Result<Volume, FileError> {
     let (mut reader, stream) = open_stream(path)?;
     match read_stream(path, &mut reader, &stream, phase) {
         Err(e) if stream.gz => {
             // Whatever went wrong inside a gzip file, a failed CRC-32/ISIZE check is the real
             // cause: a flipped byte can make the header or the voxels look wrong.
             match std::io::copy(&mut reader, &mut std::io::sink()) {
-                Err(gz) => Err(LoadError::new(
+                Err(gz) => Err(FileError::new(
                     path,
                     format!("gzip stream is corrupt or truncated ({gz}); {}", e.problem),
                 )),
@@ -120,11 +132,11 @@ struct Stream {
     gz_isize: Option<u64>,
 }
 
-fn open_stream(path: &Path) -> Result<(Box<dyn Read>, Stream), LoadError> {
-    let mut file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
+fn open_stream(path: &Path) -> Result<(Box<dyn Read>, Stream), FileError> {
+    let mut file = File::open(path).map_err(|e| FileError::io(path, "cannot open", e))?;
     let file_len = file
         .metadata()
-        .map_err(|e| LoadError::io(path, "cannot read file size", e))?
+        .map_err(|e| FileError::io(path, "cannot read file size", e))?
         .len();
     let mut magic = [0u8; 2];
     let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
@@ -132,13 +144,13 @@ fn open_stream(path: &Path) -> Result<(Box<dyn Read>, Stream), LoadError> {
         let mut t = [0u8; 4];
         file.seek(SeekFrom::End(-4))
             .and_then(|_| file.read_exact(&mut t))
-            .map_err(|e| LoadError::io(path, "cannot read gzip trailer", e))?;
+            .map_err(|e| FileError::io(path, "cannot read gzip trailer", e))?;
         Some(u64::from(u32::from_le_bytes(t)))
     } else {
         None
     };
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| LoadError::io(path, "cannot seek", e))?;
+        .map_err(|e| FileError::io(path, "cannot seek", e))?;
     let buffered = BufReader::with_capacity(1 << 20, file);
     let reader: Box<dyn Read> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(buffered))
@@ -160,8 +172,8 @@ fn read_stream(
     reader: &mut Box<dyn Read>,
     stream: &Stream,
     phase: usize,
-) -> Result<Volume, LoadError> {
-    let err = |msg: String| LoadError::new(path, msg);
+) -> Result<Volume, FileError> {
+    let err = |msg: String| FileError::new(path, msg);
     let Stream {
         gz,
         file_len,
@@ -596,7 +608,7 @@ fn decode(raw: &[u8], layout: &Layout) -> Result<Voxels, String> {
 /// with qform and sform both set (code 1, scanner) to the same affine; the qform is left unset
 /// (code 0) for sheared grids it cannot represent. Written durably (see [`super::durable`]), so a
 /// crash never leaves a half-written file under the final name.
-pub fn write(path: &Path, volume: &Volume) -> Result<(), LoadError> {
+pub fn write(path: &Path, volume: &Volume) -> Result<(), FileError> {
     let gz = path.extension().is_some_and(|e| e == "gz");
     let header = build_header(volume);
     super::durable::replace_with(path, |tmp| {

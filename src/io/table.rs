@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::LoadError;
+use super::FileError;
 
 /// A CSV file read whole: its header and its rows.
 #[derive(Clone, Debug)]
@@ -31,14 +31,14 @@ impl Row {
 }
 
 impl Table {
-    pub fn read(path: &Path) -> Result<Table, LoadError> {
+    pub fn read(path: &Path) -> Result<Table, FileError> {
         let text =
-            std::fs::read_to_string(path).map_err(|e| LoadError::io(path, "cannot read CSV", e))?;
+            std::fs::read_to_string(path).map_err(|e| FileError::io(path, "cannot read CSV", e))?;
         Table::parse(&text, path)
     }
 
     /// Parse CSV text; `path` is only for messages.
-    pub fn parse(text: &str, path: &Path) -> Result<Table, LoadError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Table, FileError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -58,7 +58,7 @@ impl Table {
             };
             let record = record.map_err(|e| {
                 let line = e.position().map_or(0, |p| line_at(p.byte()));
-                LoadError::new(path, format!("CSV line {line}: {e}"))
+                FileError::new(path, format!("CSV line {line}: {e}"))
             })?;
             if record.iter().all(str::is_empty) {
                 continue;
@@ -72,7 +72,7 @@ impl Table {
         let mut records = records.into_iter();
         let header = records
             .next()
-            .ok_or_else(|| LoadError::new(path, "CSV is empty"))?
+            .ok_or_else(|| FileError::new(path, "CSV is empty"))?
             .cells;
         Ok(Table {
             path: path.to_path_buf(),
@@ -87,9 +87,9 @@ impl Table {
     }
 
     /// The index of the column named `name`, or an error naming the file.
-    pub fn require(&self, name: &str) -> Result<usize, LoadError> {
+    pub fn require(&self, name: &str) -> Result<usize, FileError> {
         self.column(name)
-            .ok_or_else(|| LoadError::new(&self.path, format!("CSV has no \"{name}\" column")))
+            .ok_or_else(|| FileError::new(&self.path, format!("CSV has no \"{name}\" column")))
     }
 }
 

@@ -8,7 +8,7 @@ use glam::{DMat4, DQuat, DVec3};
 use super::heatmap::gaussian_target;
 use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
 use super::rng::Rng;
-use crate::io::{self, markups, LoadError};
+use crate::io::{self, markups, FileError};
 use crate::volume::{ijk_of, Grid, Interpolation, Volume, Voxels};
 
 /// One row of a manifest: `case` (a folder with `image.nii.gz` and `labels.nii.gz`, relative
@@ -36,13 +36,13 @@ fn parse_vec3(s: &str) -> Option<DVec3> {
 }
 
 /// Read a manifest CSV (the shared data's format; extra columns are ignored).
-pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
+pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, FileError> {
     let table = crate::io::table::Table::read(path)?;
     let col = |name: &str| table.column(name);
     let case_col = Some(
         table
             .column("case")
-            .ok_or_else(|| LoadError::new(path, "the manifest has no `case` column"))?,
+            .ok_or_else(|| FileError::new(path, "the manifest has no `case` column"))?,
     );
     let base = path.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
@@ -50,7 +50,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
         let get = |c: Option<usize>| row.get(c);
         let case = get(case_col).to_string();
         if case.is_empty() {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 path,
                 format!("row {} (line {}) has no case", n + 2, row.line),
             ));
@@ -60,7 +60,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
             .map(|v| v.parse().ok())
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| {
-                LoadError::new(
+                FileError::new(
                     path,
                     format!(
                         "row {} (line {}): heart_values is not a list of labels",
@@ -86,7 +86,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, LoadError> {
         });
     }
     if rows.is_empty() {
-        return Err(LoadError::new(path, "the manifest lists no cases"));
+        return Err(FileError::new(path, "the manifest lists no cases"));
     }
     Ok(rows)
 }
@@ -132,9 +132,9 @@ fn centroid(mask: &Volume) -> Option<DVec3> {
 }
 
 /// The named landmark from the case folder's `*.mrk.json` files.
-fn landmark_in(folder: &Path, name: &str) -> Result<Option<DVec3>, LoadError> {
+fn landmark_in(folder: &Path, name: &str) -> Result<Option<DVec3>, FileError> {
     let entries = std::fs::read_dir(folder)
-        .map_err(|e| LoadError::new(folder, format!("cannot list the case folder: {e}")))?;
+        .map_err(|e| FileError::new(folder, format!("cannot list the case folder: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".mrk.json"))
@@ -159,20 +159,20 @@ pub fn load_case(
     row: &ManifestRow,
     recipe: &Recipe,
     landmark: Option<&str>,
-) -> Result<Option<Case>, LoadError> {
+) -> Result<Option<Case>, FileError> {
     let image_path = row.folder.join("image.nii.gz");
     let (volume, _) = io::open(&image_path, &Default::default())?;
     let norm = match row.intensity_range {
         Some((lo, hi)) => Normalizer { lo, hi },
         None => Normalizer::of(&volume, recipe.clip_percentiles)
-            .map_err(|e| LoadError::new(&image_path, e))?,
+            .map_err(|e| FileError::new(&image_path, e))?,
     };
     let labels_path = row.folder.join("labels.nii.gz");
     let needs_mask = recipe.method == Method::Segmentation || landmark.is_none();
     let mask = if needs_mask || labels_path.exists() {
         let (labels, _) = io::open(&labels_path, &Default::default())?;
         if labels.dims() != volume.dims() {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 &labels_path,
                 format!(
                     "labels are {:?}, the image is {:?}",
@@ -188,7 +188,7 @@ pub fn load_case(
     };
     let mask_centre = mask.as_ref().and_then(centroid);
     if needs_mask && mask_centre.is_none() {
-        return Err(LoadError::new(
+        return Err(FileError::new(
             &labels_path,
             format!(
                 "the heart mask (labels {:?}) is empty: nothing to learn from",
@@ -202,7 +202,7 @@ pub fn load_case(
             None => return Ok(None),
         },
         None => row.heart_center_lps_mm.or(mask_centre).ok_or_else(|| {
-            LoadError::new(&row.folder, "no heart centre in the manifest and no labels")
+            FileError::new(&row.folder, "no heart centre in the manifest and no labels")
         })?,
     };
     Ok(Some(Case {

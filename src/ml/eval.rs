@@ -9,7 +9,7 @@ use super::data::{heart_mask, is_validation, read_manifest};
 use super::model::{dice, locate_all, Model};
 use super::preprocess::Method;
 use super::train::percentile;
-use crate::io::{self, LoadError};
+use crate::io::{self, FileError};
 
 /// Which manifest cases to evaluate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +54,8 @@ pub fn evaluate(
     models: &[Model],
     split: Split,
     wanted: impl Fn(usize, &str) -> bool,
-    mut done: impl FnMut(&[CaseResult]) -> Result<(), LoadError>,
-) -> Result<(), LoadError> {
+    mut done: impl FnMut(&[CaseResult]) -> Result<(), FileError>,
+) -> Result<(), FileError> {
     let rows = read_manifest(manifest)?;
     let in_split = rows
         .iter()
@@ -77,7 +77,7 @@ pub fn evaluate(
             None
         };
         let found_all = locate_all(models, &volume, |_| true)
-            .map_err(|e| LoadError::new(&image_path, e.to_string()))?;
+            .map_err(|e| FileError::new(&image_path, e.to_string()))?;
         for (model, found) in models.iter().zip(found_all) {
             let method = model.recipe.method;
             let seconds = found.as_ref().map_or(0.0, |f| f.timing.total());

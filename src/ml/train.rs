@@ -96,7 +96,7 @@ pub enum Progress<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Data(#[from] crate::io::LoadError),
+    Data(#[from] crate::io::FileError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("network: {0}")]

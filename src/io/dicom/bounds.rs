@@ -20,7 +20,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
-use super::LoadError;
+use super::FileError;
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
@@ -143,11 +143,11 @@ fn header(w: &mut Walker, enc: Encoding) -> std::io::Result<((u16, u16), Option<
 }
 
 /// Check every element length of `path` against its size (see the module doc).
-pub fn check(path: &Path) -> Result<Probe, LoadError> {
-    let file = File::open(path).map_err(|e| LoadError::io(path, "cannot open", e))?;
+pub fn check(path: &Path) -> Result<Probe, FileError> {
+    let file = File::open(path).map_err(|e| FileError::io(path, "cannot open", e))?;
     let len = file
         .metadata()
-        .map_err(|e| LoadError::io(path, "cannot read file size", e))?
+        .map_err(|e| FileError::io(path, "cannot read file size", e))?
         .len();
     let mut w = Walker {
         reader: BufReader::with_capacity(16 * 1024, file),
@@ -158,7 +158,7 @@ pub fn check(path: &Path) -> Result<Probe, LoadError> {
     (&mut w.reader)
         .take(132)
         .read_to_end(&mut head)
-        .map_err(|e| LoadError::io(path, "cannot read", e))?;
+        .map_err(|e| FileError::io(path, "cannot read", e))?;
     let got = head.len();
     let start = if got == 132 && &head[128..132] == b"DICM" {
         132
@@ -169,10 +169,10 @@ pub fn check(path: &Path) -> Result<Probe, LoadError> {
     };
     w.reader
         .seek(SeekFrom::Start(start))
-        .map_err(|e| LoadError::io(path, "cannot seek", e))?;
+        .map_err(|e| FileError::io(path, "cannot seek", e))?;
     w.pos = start;
     walk(&mut w)
-        .map_err(|e| LoadError::new(path, e))
+        .map_err(|e| FileError::new(path, e))
         .map(|transfer_syntax| Probe::Fits { transfer_syntax })
 }
 

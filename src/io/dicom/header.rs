@@ -9,7 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use glam::DVec3;
 
-use crate::io::LoadError;
+use crate::io::FileError;
 
 /// What one file's header says about its place in a series.
 #[derive(Clone, Debug)]
@@ -46,7 +46,7 @@ pub(super) struct SliceHeader {
 /// for an enhanced multi-frame image (geometry from its per-frame, then shared functional
 /// groups); none when it is not DICOM (no DICM marker). A DICOM file whose element lengths do
 /// not fit in it (see [`super::bounds`]), or that dicom-rs cannot parse, is an error.
-pub(super) fn read_header(path: &Path) -> Result<Vec<SliceHeader>, LoadError> {
+pub(super) fn read_header(path: &Path) -> Result<Vec<SliceHeader>, FileError> {
     if super::bounds::check(path)? == super::bounds::Probe::NotDicom {
         return Ok(Vec::new());
     }
@@ -55,7 +55,7 @@ pub(super) fn read_header(path: &Path) -> Result<Vec<SliceHeader>, LoadError> {
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-        .map_err(|e| LoadError::new(path, format!("cannot read DICOM: {e}")))?;
+        .map_err(|e| FileError::new(path, format!("cannot read DICOM: {e}")))?;
     let top: &InMemDicomObject = &obj;
     let first_item = |o: &InMemDicomObject, tag| {
         o.get(tag)

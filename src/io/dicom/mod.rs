@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use glam::{DMat4, DVec3, DVec4};
 
-use super::{LoadError, OpenOptions, MAX_VOXELS};
+use super::{FileError, OpenOptions, MAX_VOXELS};
 use crate::volume::{Grid, Phase, SeriesIds, Volume, Voxels};
 use header::{read_header, SliceHeader};
 use pixels::{decode_slices, decode_stack};
@@ -101,7 +101,7 @@ impl SeriesSummary {
 /// The image series under `dir` (searched recursively), largest first, and notes on the
 /// non-image objects (structure sets, reports, segmentations…) left out. Non-DICOM files are
 /// ignored.
-pub fn list_series(dir: &Path) -> Result<(Vec<SeriesSummary>, Vec<String>), LoadError> {
+pub fn list_series(dir: &Path) -> Result<(Vec<SeriesSummary>, Vec<String>), FileError> {
     let scan = scan(dir)?;
     Ok((
         scan.groups.iter().map(|g| SeriesSummary::of(g)).collect(),
@@ -127,14 +127,14 @@ struct Scan {
 }
 
 /// Every file under `dir`, sorted, and how many folders were searched.
-fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, usize), LoadError> {
+fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, usize), FileError> {
     let mut files = Vec::new();
     let mut folders = 0;
     let mut todo = vec![(dir.to_path_buf(), 0)];
     while let Some((folder, depth)) = todo.pop() {
         folders += 1;
         let entries = std::fs::read_dir(&folder)
-            .map_err(|e| LoadError::io(&folder, "cannot list folder", e))?;
+            .map_err(|e| FileError::io(&folder, "cannot list folder", e))?;
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             let Ok(kind) = entry.file_type() else {
@@ -145,7 +145,7 @@ fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, usize), LoadError> {
             } else if kind.is_file() {
                 files.push(path);
                 if files.len() > MAX_FILES {
-                    return Err(LoadError::new(
+                    return Err(FileError::new(
                         dir,
                         format!(
                             "more than {MAX_FILES} files under this folder: open the folder of \
@@ -161,10 +161,10 @@ fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, usize), LoadError> {
 }
 
 /// Read headers of every DICOM file under `dir` (recursively), grouped by series.
-fn scan(dir: &Path) -> Result<Scan, LoadError> {
+fn scan(dir: &Path) -> Result<Scan, FileError> {
     let (paths, folders) = files_under(dir)?;
     if paths.is_empty() {
-        return Err(LoadError::new(
+        return Err(FileError::new(
             dir,
             if folders == 1 {
                 "folder is empty: no DICOM files to load".to_string()
@@ -180,13 +180,13 @@ fn scan(dir: &Path) -> Result<Scan, LoadError> {
 }
 
 /// Read the headers of `paths` and group the image files by series, largest first.
-fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
+fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, FileError> {
     let mut headers = Vec::new();
     for path in paths {
         headers.extend(read_header(path)?);
     }
     if headers.is_empty() {
-        return Err(LoadError::new(
+        return Err(FileError::new(
             dir,
             format!(
                 "no DICOM files among the {} files in this folder",
@@ -216,7 +216,7 @@ fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
         }
     }
     if groups.is_empty() {
-        return Err(LoadError::new(
+        return Err(FileError::new(
             dir,
             format!(
                 "no image series here, only {}",
@@ -244,7 +244,7 @@ fn group(dir: &Path, paths: &[PathBuf]) -> Result<Scan, LoadError> {
 
 /// Load the image series under `dir` (searched recursively): the only one, or the one named by
 /// `series_uid`.
-pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, LoadError> {
+pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, FileError> {
     let options = OpenOptions {
         series_uid: series_uid.map(str::to_string),
         ..Default::default()
@@ -253,7 +253,7 @@ pub fn read_series_dir(dir: &Path, series_uid: Option<&str>) -> Result<Volume, L
 }
 
 /// [`read_series_dir`] with every option (series, phase).
-pub fn open_dir(dir: &Path, options: &OpenOptions) -> Result<Volume, LoadError> {
+pub fn open_dir(dir: &Path, options: &OpenOptions) -> Result<Volume, FileError> {
     choose(
         dir,
         scan(dir)?,
@@ -264,13 +264,13 @@ pub fn open_dir(dir: &Path, options: &OpenOptions) -> Result<Volume, LoadError> 
 
 /// Load the series of one DICOM file: its series among the files beside it (or the one named
 /// by `options.series_uid`).
-pub fn read_series_of_file(file: &Path, options: &OpenOptions) -> Result<Volume, LoadError> {
+pub fn read_series_of_file(file: &Path, options: &OpenOptions) -> Result<Volume, FileError> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| LoadError::io(dir, "cannot list folder", e))?
+        .map_err(|e| FileError::io(dir, "cannot list folder", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
@@ -282,7 +282,7 @@ pub fn read_series_of_file(file: &Path, options: &OpenOptions) -> Result<Volume,
             || options.series_uid.as_deref() == Some(g[0].series_uid.as_str())
     });
     if mine.is_empty() {
-        return Err(LoadError::new(
+        return Err(FileError::new(
             file,
             "not an image of a series heartloc can read",
         ));
@@ -301,14 +301,14 @@ fn choose(
     scan: Scan,
     series_uid: Option<&str>,
     phase: usize,
-) -> Result<Volume, LoadError> {
+) -> Result<Volume, FileError> {
     let Scan { groups, skipped } = scan;
     let group = match series_uid {
         Some(uid) => groups
             .into_iter()
             .find(|g| g[0].series_uid == uid)
             .ok_or_else(|| {
-                LoadError::new(dir, format!("no series with UID {uid} in this folder"))
+                FileError::new(dir, format!("no series with UID {uid} in this folder"))
             })?,
         None if groups.len() > 1 => {
             let list: Vec<String> = groups
@@ -327,7 +327,7 @@ fn choose(
                     )
                 })
                 .collect();
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 dir,
                 format!(
                     "{} series here; choose one with --series <UID>: {}",
@@ -352,7 +352,7 @@ fn pick_phase(
     slices: Vec<SliceHeader>,
     depth: &[f64],
     phase: usize,
-) -> Result<(Vec<SliceHeader>, Phase), LoadError> {
+) -> Result<(Vec<SliceHeader>, Phase), FileError> {
     let mut positions: Vec<Vec<SliceHeader>> = Vec::new();
     let mut last = f64::NEG_INFINITY;
     for (s, &d) in slices.into_iter().zip(depth) {
@@ -369,7 +369,7 @@ fn pick_phase(
     let phases = counts[0];
     if let Some(i) = counts.iter().position(|&c| c != phases) {
         let (a, b) = (&positions[0][0], &positions[i][0]);
-        return Err(LoadError::new(
+        return Err(FileError::new(
             dir,
             format!(
                 "two slices at the same position, but not as a cine: {} image(s) at the position \
@@ -382,7 +382,7 @@ fn pick_phase(
         ));
     }
     let chosen = Phase::new(phase, phases).ok_or_else(|| {
-        LoadError::new(
+        FileError::new(
             dir,
             format!("phase {} asked for, but the series has {phases}", phase + 1),
         )
@@ -412,14 +412,14 @@ fn read_series(
     dir: &Path,
     mut slices: Vec<SliceHeader>,
     phase: usize,
-) -> Result<Volume, LoadError> {
-    let err = |msg: String| LoadError::new(dir, msg);
+) -> Result<Volume, FileError> {
+    let err = |msg: String| FileError::new(dir, msg);
     let first = slices
         .first()
         .cloned()
         .ok_or_else(|| err("series has no slices".into()))?;
     let missing = |s: &SliceHeader, what: &str| {
-        LoadError::new(
+        FileError::new(
             &s.path,
             format!("slice has no {what}; cannot place it in 3D"),
         )
@@ -436,10 +436,10 @@ fn read_series(
     }
     for s in &slices {
         if let Some(p) = s.problems.first() {
-            return Err(LoadError::new(&s.path, p.clone()));
+            return Err(FileError::new(&s.path, p.clone()));
         }
         if s.frames > 1 && s.frame.is_none() {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 &s.path,
                 format!(
                     "multi-frame images ({} frames) without per-frame functional groups \
@@ -457,7 +457,7 @@ fn read_series(
                 .all(|(a, b)| (a - b).abs() < 1e-4)
         });
         if !same_orientation || s.rows != rows || s.columns != cols {
-            return Err(LoadError::new(
+            return Err(FileError::new(
                 &s.path,
                 "slice differs in orientation or size from the rest of its series (a mixed \
                  series); not loaded",

@@ -12,7 +12,7 @@ use dicom_pixeldata::{
 use rayon::prelude::*;
 
 use super::header::SliceHeader;
-use crate::io::LoadError;
+use crate::io::FileError;
 use crate::volume::Voxels;
 
 /// A file's decoded pixel data, and whether its samples are little-endian bytes as stored.
@@ -25,9 +25,9 @@ struct Pixels<'a> {
 fn with_pixels<R>(
     path: &Path,
     plane: usize,
-    f: impl FnOnce(&Pixels<'_>) -> Result<R, LoadError>,
-) -> Result<R, LoadError> {
-    let bad = |what: String| LoadError::new(path, what);
+    f: impl FnOnce(&Pixels<'_>) -> Result<R, FileError>,
+) -> Result<R, FileError> {
+    let bad = |what: String| FileError::new(path, what);
     let obj = dicom_object::open_file(path).map_err(|e| bad(format!("cannot read DICOM: {e}")))?;
     check_pixel_length(&obj, plane).map_err(bad)?;
     let data = obj
@@ -50,8 +50,8 @@ fn map_slices<I: Send, O: Send>(
     slices: &[SliceHeader],
     items: Vec<I>,
     plane: usize,
-    f: impl Fn(&Pixels<'_>, u32, I, &SliceHeader) -> Result<O, LoadError> + Sync,
-) -> Result<Vec<O>, LoadError> {
+    f: impl Fn(&Pixels<'_>, u32, I, &SliceHeader) -> Result<O, FileError> + Sync,
+) -> Result<Vec<O>, FileError> {
     let mut classic = Vec::new();
     let mut by_file: HashMap<&Path, Vec<(usize, I)>> = HashMap::new();
     for (i, (item, s)) in items.into_iter().zip(slices).enumerate() {
@@ -88,7 +88,7 @@ fn map_slices<I: Send, O: Send>(
 /// they go into `i16` directly (the usual CT and MR case: half the memory of `f32` and no
 /// second copy); otherwise into `f32`. Either way the result is stored in the smallest type
 /// that holds every value, as [`Voxels::from_f32_compact`] chooses it.
-pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxels, LoadError> {
+pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxels, FileError> {
     let mut ints = vec![0i16; plane * slices.len()];
     let blocks: Vec<&mut [i16]> = ints.chunks_mut(plane).collect();
     let fits = map_slices(slices, blocks, plane, |px, f, out, _| {
@@ -122,7 +122,7 @@ pub(super) fn decode_stack(slices: &[SliceHeader], plane: usize) -> Result<Voxel
 pub(super) fn decode_slices(
     slices: &[SliceHeader],
     plane: usize,
-) -> Result<Vec<Vec<f32>>, LoadError> {
+) -> Result<Vec<Vec<f32>>, FileError> {
     let items = vec![(); slices.len()];
     map_slices(slices, items, plane, |px, f, (), s| {
         frame_f32(px, f, plane, &s.path)
@@ -203,8 +203,8 @@ fn frame_f32(
     frame: u32,
     plane: usize,
     path: &Path,
-) -> Result<Vec<f32>, LoadError> {
-    let bad = |what: String| LoadError::new(path, what);
+) -> Result<Vec<f32>, FileError> {
+    let bad = |what: String| FileError::new(path, what);
     let decoded = &px.data;
     if decoded.samples_per_pixel() != 1 {
         return Err(bad(format!(

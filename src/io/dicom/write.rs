@@ -8,7 +8,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use glam::DVec3;
 
-use crate::io::LoadError;
+use crate::io::FileError;
 use crate::volume::{Volume, Voxels};
 
 /// Options for [`write_series`].
@@ -36,8 +36,8 @@ pub fn write_series(
     dir: &Path,
     volume: &Volume,
     options: &WriteSeriesOptions,
-) -> Result<Vec<PathBuf>, LoadError> {
-    std::fs::create_dir_all(dir).map_err(|e| LoadError::io(dir, "cannot create folder", e))?;
+) -> Result<Vec<PathBuf>, FileError> {
+    std::fs::create_dir_all(dir).map_err(|e| FileError::io(dir, "cannot create folder", e))?;
     let [nx, ny, nz] = volume.dims();
     let m = volume.world_from_voxel();
     let spacing = volume.spacing_mm();
@@ -137,12 +137,12 @@ pub fn write_series(
         ]);
         let file = obj
             .with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
-            .map_err(|e| LoadError::new(dir, format!("cannot build DICOM meta: {e}")))?;
+            .map_err(|e| FileError::new(dir, format!("cannot build DICOM meta: {e}")))?;
         // Scrambled (but unique: an odd multiplier is a bijection) names, like archives write.
         let name = (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ series_salt;
         let path = dir.join(format!("{name:016x}.dcm"));
         file.write_to_file(&path)
-            .map_err(|e| LoadError::new(&path, format!("cannot write DICOM: {e}")))?;
+            .map_err(|e| FileError::new(&path, format!("cannot write DICOM: {e}")))?;
         paths.push(path);
     }
     Ok(paths)

@@ -1,0 +1,370 @@
+//! What the panels and keys ask for ([`Command`]), and the one place that does it
+//! ([`HeartlocApp::apply`]); pane gestures ([`PaneAction`]) are applied here too.
+
+use std::path::PathBuf;
+
+use eframe::egui;
+use glam::{DVec2, DVec3};
+
+use super::document::Source;
+use super::keys::KeyAction;
+use super::landmarks::{LandmarkEdit, LandmarkTarget};
+use super::models::{CaseOrder, News, OverlaySettings};
+use super::panes::{to_d, PaneAction, SliceFrame};
+use super::{HeartlocApp, Hover};
+use crate::ml::preprocess::Method;
+use crate::slice_view::{
+    step_slice, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
+};
+use crate::volume::Interpolation;
+use crate::worklist::{CaseStatus, Worklist};
+
+/// What to ask the file dialog for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    File,
+    Folder,
+    WorklistFolder,
+    WorklistCsv,
+}
+
+/// A request from a panel or key, run by [`HeartlocApp::apply`] after the UI pass.
+#[must_use]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Open(Source),
+    /// Ask the dialog, then open what was picked.
+    Pick(Pick),
+    OpenWorklist(PathBuf, Option<PathBuf>),
+    OpenCase(usize),
+    StepCase(isize),
+    ToggleCaseSkipped,
+    ExportCsv,
+    /// Save a screenshot of the window (`None`) or of one pane.
+    Screenshot(Option<Pane>),
+    SetMaximized(Option<Pane>),
+    SetPreset(WindowPreset),
+    SetWindow(Window),
+    SetCrosshair(DVec3),
+    SetMode(VolumeMode),
+    SetDvr(DvrPreset),
+    SetIso(f64),
+    ResetViews,
+    /// Centre every view on a point.
+    GoTo(DVec3),
+    Landmark(LandmarkEdit),
+    RunModels,
+    CancelModels,
+    /// Put a method's centre into the active landmark slot.
+    AcceptPrediction(Method),
+    FrameHeart,
+    ScoreWorklist,
+    PickLabels,
+    OpenLabels(PathBuf),
+    SetOverlays(OverlaySettings),
+    SetOrder(CaseOrder),
+}
+
+impl Command {
+    /// The command of a key that works anywhere in the window (pane keys: `None`).
+    pub fn of_key(key: KeyAction) -> Option<Command> {
+        Some(match key {
+            KeyAction::ArmSlot(n) => Command::Landmark(LandmarkEdit::Arm(n)),
+            KeyAction::DeleteSlot => Command::Landmark(LandmarkEdit::Delete),
+            KeyAction::Undo => Command::Landmark(LandmarkEdit::Undo),
+            KeyAction::Redo => Command::Landmark(LandmarkEdit::Redo),
+            KeyAction::Cancel => Command::Landmark(LandmarkEdit::Cancel),
+            KeyAction::ToggleLandmarks => Command::Landmark(LandmarkEdit::ToggleShown),
+            KeyAction::NextCase => Command::StepCase(1),
+            KeyAction::PreviousCase => Command::StepCase(-1),
+            KeyAction::RunModels => Command::RunModels,
+            KeyAction::AcceptHeatmap => Command::AcceptPrediction(Method::Heatmap),
+            KeyAction::AcceptSegmentation => Command::AcceptPrediction(Method::Segmentation),
+            KeyAction::FrameHeart => Command::FrameHeart,
+            KeyAction::Slice(_) | KeyAction::Maximise => return None,
+        })
+    }
+}
+
+impl HeartlocApp {
+    /// Run one command.
+    pub fn apply(&mut self, command: Command, ctx: &egui::Context) {
+        match command {
+            Command::Open(source) => self.open(source, ctx),
+            Command::Pick(pick) => self.pick(pick, ctx),
+            Command::OpenWorklist(source, out) => self.open_worklist(&source, out.as_deref(), ctx),
+            Command::OpenCase(i) => self.open_case(i, ctx),
+            Command::StepCase(delta) => self.step_case(delta, ctx),
+            Command::ToggleCaseSkipped => self.toggle_case_skipped(),
+            Command::ExportCsv => self.export_csv(),
+            Command::Screenshot(pane) => self.screenshot(pane, ctx),
+            Command::SetMaximized(m) => self.settings.maximized = m,
+            Command::SetPreset(p) => self.set_preset(p),
+            Command::SetWindow(w) => self.window = w,
+            Command::SetCrosshair(c) => self.crosshair = c,
+            Command::SetMode(m) => self.settings.mode = m,
+            Command::SetDvr(p) => self.settings.dvr = p,
+            Command::SetIso(iso) => self.iso = iso,
+            Command::ResetViews => {
+                if let Some(doc) = &self.doc {
+                    self.needs_fit = true;
+                    self.camera = OrbitCamera::fit(&doc.volume.grid);
+                }
+            }
+            Command::GoTo(p) => {
+                self.crosshair = p;
+                for v in &mut self.views {
+                    v.center_mm = p;
+                }
+                self.camera.target = p;
+            }
+            Command::Landmark(edit) => self.landmarks.apply(edit),
+            Command::RunModels => self.run_models(ctx),
+            Command::CancelModels => self.cancel_models(),
+            Command::AcceptPrediction(m) => self.accept_prediction(m),
+            Command::FrameHeart => self.frame_heart(),
+            Command::ScoreWorklist => {
+                if let Some(w) = &self.worklist {
+                    self.models.score_cases(w.cases.len());
+                }
+            }
+            Command::PickLabels => {
+                if let Some(p) = self.dialog.pick_file() {
+                    self.open_labels(p);
+                }
+            }
+            Command::OpenLabels(p) => self.open_labels(p),
+            Command::SetOverlays(o) => self.settings.overlays = o,
+            Command::SetOrder(o) => self.models.order = o,
+        }
+    }
+
+    /// Stop the run in flight and the worklist's batch.
+    fn cancel_models(&mut self) {
+        self.models.cancel();
+        self.models.batch.clear();
+        self.message = Some("model run cancelled".into());
+    }
+
+    fn pick(&mut self, pick: Pick, ctx: &egui::Context) {
+        let path = match pick {
+            Pick::File | Pick::WorklistCsv => self.dialog.pick_file(),
+            Pick::Folder | Pick::WorklistFolder => self.dialog.pick_folder(),
+        };
+        let Some(p) = path else { return };
+        match pick {
+            Pick::File | Pick::Folder => self.open(Source::Path(p), ctx),
+            Pick::WorklistFolder | Pick::WorklistCsv => self.open_worklist(&p, None, ctx),
+        }
+    }
+
+    /// Open a worklist (folder or manifest CSV) and its current case.
+    pub fn open_worklist(
+        &mut self,
+        source: &std::path::Path,
+        out: Option<&std::path::Path>,
+        ctx: &egui::Context,
+    ) {
+        self.autosave();
+        match Worklist::open(source, out) {
+            Ok(w) => {
+                let current = w.current;
+                self.worklist = Some(w);
+                self.settings.last_worklist = Some((source.to_path_buf(), out.map(Into::into)));
+                self.open_case(current, ctx);
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    /// Show case `i` of the worklist (landmarks of the previous case are saved first).
+    pub fn open_case(&mut self, i: usize, ctx: &egui::Context) {
+        self.autosave();
+        let Some(w) = self.worklist.as_mut() else {
+            return;
+        };
+        if let Err(e) = w.go_to(i) {
+            self.message = Some(e.to_string());
+        }
+        let i = w.current;
+        let image = w.cases[i].image.clone();
+        self.open_with_landmarks(Source::Path(image), LandmarkTarget::Case(i), ctx);
+    }
+
+    fn step_case(&mut self, delta: isize, ctx: &egui::Context) {
+        if let Some(w) = &self.worklist {
+            let i = (w.current as isize + delta).clamp(0, w.cases.len() as isize - 1) as usize;
+            if i != w.current {
+                self.open_case(i, ctx);
+            }
+        }
+    }
+
+    fn toggle_case_skipped(&mut self) {
+        if let Some(w) = self.worklist.as_mut() {
+            let current = w.current;
+            let skipped = w.summary(current).status == CaseStatus::Skipped;
+            if let Err(e) = w.set_skipped(current, !skipped) {
+                self.message = Some(e.to_string());
+            }
+        }
+    }
+
+    fn export_csv(&mut self) {
+        let Some(w) = &self.worklist else { return };
+        if let Some(path) = self.dialog.save_file("landmarks.csv", "csv") {
+            self.message = Some(match w.export_csv(&path) {
+                Ok(n) => format!("exported {n} rows to {}", path.display()),
+                Err(e) => e.to_string(),
+            });
+        }
+    }
+
+    /// Run both methods on the open volume (any earlier run is cancelled).
+    pub fn run_models(&mut self, ctx: &egui::Context) {
+        let Some(doc) = &self.doc else { return };
+        let (volume, id) = (doc.volume.clone(), doc.gpu.id);
+        self.models.run_on(volume, id, ctx);
+    }
+
+    /// True while a model run is queued or running.
+    pub fn models_running(&self) -> bool {
+        self.models.running()
+    }
+
+    /// Handle one worker event (public so tests can deliver a stale answer on purpose).
+    pub fn accept_event(&mut self, event: crate::worker::Event) {
+        let doc = self.doc.as_ref().map(|d| d.gpu.id);
+        let case = self.worklist.as_ref().map(|w| w.current);
+        let news = self.models.accept(event, doc, case);
+        self.take_news(news);
+    }
+
+    pub(super) fn take_news(&mut self, news: Vec<News>) {
+        for n in news {
+            match n {
+                News::Located(at) => self.crosshair = at,
+                News::Message(m) => self.message = Some(m),
+            }
+        }
+    }
+
+    /// Put the predicted centre of `method` into the active landmark slot (an ordinary,
+    /// undoable edit, saved like any other).
+    pub fn accept_prediction(&mut self, method: Method) {
+        let found = self.models.predictions.as_ref().and_then(|p| p.get(method));
+        let Some(at) = found.map(|f| f.center_lps) else {
+            self.message = Some(format!("no {} prediction to accept", method.name()));
+            return;
+        };
+        self.landmarks.place_active(at);
+        self.crosshair = at;
+    }
+
+    /// Frame the slices and the 3D view on the located heart.
+    pub fn frame_heart(&mut self) {
+        let Some(p) = &self.models.predictions else {
+            self.message = Some("run the models first: nothing located to frame".into());
+            return;
+        };
+        let Some((centre, extent)) = p.heart_frame() else {
+            return;
+        };
+        self.crosshair = centre;
+        for (view, rect) in self.views.iter_mut().zip(self.pane_rects) {
+            let size = if rect.is_positive() {
+                to_d(rect.size())
+            } else {
+                DVec2::splat(400.0)
+            };
+            *view = SliceView::framing(view.plane, centre, extent, size);
+        }
+        self.camera.target = centre;
+        self.camera.distance_mm = extent.length() * 2.0;
+    }
+
+    /// Open a label map over the open volume (in the background).
+    pub fn open_labels(&mut self, path: PathBuf) {
+        if let Some(doc) = &self.doc {
+            self.models.open_labels(path, doc.gpu.id);
+        }
+    }
+
+    /// Apply a window/level preset.
+    pub fn set_preset(&mut self, preset: WindowPreset) {
+        self.settings.preset = preset;
+        if let Some(doc) = &self.doc {
+            self.window = doc.intensity.window(preset);
+        }
+    }
+
+    /// Move the crosshair by whole slices along a pane's normal.
+    pub fn step(&mut self, plane: Plane, steps: f64) {
+        if let Some(doc) = &self.doc {
+            self.crosshair = step_slice(&doc.volume.grid, plane, self.crosshair, steps);
+        }
+    }
+
+    fn toggle_maximized(&mut self, pane: Pane) {
+        self.settings.maximized = if self.settings.maximized == Some(pane) {
+            None
+        } else {
+            Some(pane)
+        };
+        self.needs_fit = true;
+    }
+
+    /// Apply a gesture over slice pane `frame` (its geometry as drawn last).
+    pub(super) fn apply_slice_action(&mut self, frame: &SliceFrame, action: PaneAction) {
+        let i = frame.pane.index();
+        // The view may have changed since `frame` was made (zoom, then a click).
+        let frame = SliceFrame {
+            view: self.views[i],
+            crosshair: self.crosshair,
+            ..*frame
+        };
+        match action {
+            PaneAction::Zoom { factor, at } => self.views[i].zoom_about(factor, at, frame.size()),
+            PaneAction::Slice(s) => self.step(frame.plane, s),
+            PaneAction::ToggleMaximized => self.toggle_maximized(frame.pane),
+            PaneAction::Pan(d) => self.views[i].pan(d),
+            PaneAction::DragWindow(d) => self.window = self.window.dragged(d),
+            PaneAction::Orbit(_) => {}
+            PaneAction::Press(at) => {
+                if !self.landmarks.armed {
+                    self.landmarks
+                        .press(&frame, frame.rect.min + super::panes::to_v(at));
+                }
+            }
+            PaneAction::Pointer { at, click } => {
+                let world = frame.world(at);
+                if !self.landmarks.pointer(world, click) {
+                    self.crosshair = world;
+                }
+            }
+            PaneAction::Release => self.landmarks.release(),
+            PaneAction::Hover(at) => {
+                let world = frame.world(at);
+                let volume = self.doc.as_ref().map(|d| d.volume.clone());
+                self.hover = volume.map(|v| Hover {
+                    world,
+                    ijk: v.voxel_from_world().transform_point3(world),
+                    value: v.sample_world(world, Interpolation::Trilinear),
+                });
+            }
+        }
+        self.interacting |= action.is_interactive();
+    }
+
+    /// Apply a gesture over the 3D pane of height `height` (points).
+    pub(super) fn apply_volume_action(&mut self, height: f32, action: PaneAction) {
+        match action {
+            PaneAction::Orbit(d) => self.camera.orbit(d),
+            PaneAction::Pan(d) => self.camera.pan(d, f64::from(height)),
+            PaneAction::Zoom { factor, .. } => self.camera.zoom(factor),
+            PaneAction::ToggleMaximized => self.toggle_maximized(Pane::Volume),
+            _ => {}
+        }
+        self.interacting |= action.is_interactive();
+    }
+}

@@ -1,0 +1,153 @@
+//! The side panel: what is open, window/level, slice positions, the volume view's mode, then
+//! the landmark, models and worklist panels and the key help. It reads the app and returns
+//! commands.
+
+use eframe::egui::{self, Color32};
+
+use super::command::{Command, Pick};
+use super::document::Document;
+use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
+use crate::slice_view::{DvrPreset, Plane, VolumeMode, Window, WindowPreset};
+
+pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
+    let mut out = Vec::new();
+    let Some(doc) = &app.doc else {
+        ui.heading("heartloc");
+        ui.label("No volume open.");
+        if ui.button("Open…").clicked() {
+            out.push(Command::Pick(Pick::File));
+        }
+        return out;
+    };
+    document_ui(ui, app, doc, &mut out);
+    ui.separator();
+    window_ui(ui, app, doc, &mut out);
+    ui.separator();
+    slices_ui(ui, app, doc, &mut out);
+    ui.separator();
+    volume_view_ui(ui, app, doc, &mut out);
+    ui.separator();
+    out.extend(landmarks::panel_ui(ui, &app.landmarks, &app.where_saved()));
+    out.extend(models::panel::models_ui(ui, app));
+    out.extend(worklist_panel::worklist_ui(ui, app));
+    ui.separator();
+    ui.small(keys::pane_help());
+    ui.small(keys::window_help());
+    out
+}
+
+/// Name, the demo's notice, size, type, spacing and orientation.
+fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    ui.heading(&doc.name);
+    if doc.source().is_none() {
+        ui.colored_label(
+            Color32::from_rgb(255, 200, 120),
+            "Synthetic phantom made in code — not patient data.",
+        );
+        if let Some((source, out_dir)) = &app.settings.last_worklist {
+            let name = source
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if ui.button(format!("Resume worklist {name}")).clicked() {
+                out.push(Command::OpenWorklist(source.clone(), out_dir.clone()));
+            }
+        }
+    }
+    let v = &doc.volume;
+    let [nx, ny, nz] = v.dims();
+    let s = v.spacing_mm();
+    let format = doc.format_name();
+    ui.label(format!("{format}  {nx}×{ny}×{nz} {}", v.voxels.type_name()));
+    ui.label(format!("spacing {:.3}×{:.3}×{:.3} mm", s[0], s[1], s[2]));
+    ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
+        .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
+    ui.label("slices cut along world axes, radiological");
+}
+
+/// Presets, what they mean for this volume, and level/width sliders.
+fn window_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    ui.label("Window / level");
+    let intensity = doc.intensity;
+    let hu_note = match intensity.hu_from_value {
+        Some((s, o)) if s == 1.0 && o == 0.0 => "CT presets in HU",
+        Some(_) => "not HU: CT presets use HU estimated from air and soft-tissue peaks (meaningless for MR: use Auto)",
+        None => "no HU scale: CT presets use percentiles",
+    };
+    ui.horizontal_wrapped(|ui| {
+        for p in WindowPreset::ALL {
+            if ui
+                .selectable_label(app.settings.preset == p, p.name())
+                .clicked()
+            {
+                out.push(Command::SetPreset(p));
+            }
+        }
+    });
+    ui.small(hu_note);
+    let (range_lo, range_hi) = (intensity.min, intensity.max);
+    let (mut level, mut width) = (app.window.level(), app.window.width());
+    let l = ui.add(egui::Slider::new(&mut level, range_lo..=range_hi).text("Level"));
+    let w = ui.add(
+        egui::Slider::new(&mut width, 1e-3..=(range_hi - range_lo).max(1e-3) * 2.0).text("Width"),
+    );
+    if l.changed() || w.changed() {
+        out.push(Command::SetWindow(Window::from_level_width(level, width)));
+    }
+}
+
+/// One slider per plane for its slice position (mm along L, P, S).
+fn slices_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    ui.label("Slices (mm along L, P, S)");
+    let (lo, hi) = doc.volume.grid.world_bbox();
+    for (axis, plane) in [
+        (2usize, Plane::Axial),
+        (1, Plane::Coronal),
+        (0, Plane::Sagittal),
+    ] {
+        let mut x = app.crosshair[axis];
+        let slider =
+            egui::Slider::new(&mut x, lo[axis]..=hi[axis]).text(format!("{} slice", plane.name()));
+        if ui.add(slider).changed() {
+            let mut c = app.crosshair;
+            c[axis] = x;
+            out.push(Command::SetCrosshair(c));
+        }
+    }
+}
+
+/// Mode, DVR transfer preset, iso level, reset.
+fn volume_view_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    ui.label("Volume view");
+    let s = &app.settings;
+    ui.horizontal(|ui| {
+        for m in VolumeMode::ALL {
+            if ui.selectable_label(s.mode == m, m.name()).clicked() {
+                out.push(Command::SetMode(m));
+            }
+        }
+    });
+    if s.mode == VolumeMode::Dvr {
+        ui.horizontal(|ui| {
+            ui.label("Transfer");
+            for p in DvrPreset::ALL {
+                if ui.selectable_label(s.dvr == p, p.name()).clicked() {
+                    out.push(Command::SetDvr(p));
+                }
+            }
+        });
+    }
+    if s.mode == VolumeMode::Isosurface {
+        let (lo, hi) = (doc.intensity.min, doc.intensity.max);
+        let mut iso = app.iso;
+        if ui
+            .add(egui::Slider::new(&mut iso, lo..=hi).text("Iso level"))
+            .changed()
+        {
+            out.push(Command::SetIso(iso));
+        }
+    }
+    if ui.button("Reset views").clicked() {
+        out.push(Command::ResetViews);
+    }
+}

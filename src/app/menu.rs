@@ -1,0 +1,89 @@
+//! The menu bar: File (open file, DICOM folder, worklist, demo, recent, screenshots) and View
+//! (maximise a pane), with the loading spinner. It reads the app and returns commands.
+
+use eframe::egui;
+
+use super::command::{Command, Pick};
+use super::document::Source;
+use super::HeartlocApp;
+use crate::slice_view::Pane;
+
+pub fn menu_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
+    let mut out = Vec::new();
+    egui::MenuBar::new().ui(ui, |ui| {
+        ui.menu_button("File", |ui| file_menu_ui(ui, app, &mut out));
+        ui.menu_button("View", |ui| {
+            for pane in Pane::ALL {
+                let on = app.settings.maximized == Some(pane);
+                let label = format!("Maximise {}", pane.name());
+                if ui.selectable_label(on, label).clicked() {
+                    out.push(Command::SetMaximized((!on).then_some(pane)));
+                }
+            }
+            if ui.button("Show all panes").clicked() {
+                out.push(Command::SetMaximized(None));
+            }
+        });
+        if let Some(what) = app.loader.loading() {
+            ui.spinner();
+            ui.label(format!("Loading {what}…"));
+        }
+    });
+    out
+}
+
+fn file_menu_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
+    for (label, pick) in [
+        ("Open file…", Pick::File),
+        ("Open DICOM folder…", Pick::Folder),
+        ("Open worklist folder…", Pick::WorklistFolder),
+        ("Open worklist CSV…", Pick::WorklistCsv),
+    ] {
+        if ui.button(label).clicked() {
+            out.push(Command::Pick(pick));
+        }
+    }
+    let last = app.settings.last_worklist.clone();
+    if ui
+        .add_enabled(last.is_some(), egui::Button::new("Resume last worklist"))
+        .clicked()
+    {
+        if let Some((source, out_dir)) = last {
+            out.push(Command::OpenWorklist(source, out_dir));
+        }
+    }
+    if ui.button("Open demo").clicked() {
+        out.push(Command::Open(Source::Demo));
+    }
+    ui.menu_button("Recent", |ui| {
+        if app.settings.recent.is_empty() {
+            ui.label("(none)");
+        }
+        for p in &app.settings.recent {
+            if ui.button(p.display().to_string()).clicked() {
+                out.push(Command::Open(Source::Path(p.clone())));
+            }
+        }
+    });
+    ui.separator();
+    if ui.button("Save screenshot (window)…").clicked() {
+        out.push(Command::Screenshot(None));
+    }
+    for pane in Pane::ALL {
+        let name = pane_word(pane);
+        if ui
+            .button(format!("Save screenshot ({name} pane)…"))
+            .clicked()
+        {
+            out.push(Command::Screenshot(Some(pane)));
+        }
+    }
+}
+
+/// "axial", "coronal", "sagittal", "3D": a pane in menu entries and screenshot names.
+pub fn pane_word(pane: Pane) -> String {
+    match pane {
+        Pane::Volume => "3D".to_string(),
+        _ => pane.name().to_lowercase(),
+    }
+}

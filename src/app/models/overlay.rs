@@ -1,0 +1,272 @@
+//! The models' overlays: label map, mask and heatmap rasterised over each slice pane (cached
+//! until the view or the data changes; only the block that shows is uploaded), the centres and
+//! the segmentation's box on the slices and in 3D.
+
+use eframe::egui::{self, Color32, Pos2, Rect, Stroke, Vec2};
+use glam::DVec3;
+
+use super::{method_color, LabelMap, Predictions};
+use crate::app::panes::{SliceFrame, VolumeFrame};
+use crate::ml::preprocess::Method;
+use crate::overlay::{self, Layer, Paint};
+use crate::slice_view::{slice_cuts_box, Nearness, SliceView};
+
+/// Overlay switches, kept between runs.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct OverlaySettings {
+    pub centres: bool,
+    pub bbox: bool,
+    pub mask: bool,
+    pub mask_outline: bool,
+    pub mask_opacity: f32,
+    pub heat: bool,
+    pub heat_opacity: f32,
+    pub labels: bool,
+    pub labels_outline: bool,
+    pub labels_opacity: f32,
+    pub run_on_open: bool,
+}
+
+impl Default for OverlaySettings {
+    fn default() -> Self {
+        OverlaySettings {
+            centres: true,
+            bbox: true,
+            mask: true,
+            mask_outline: false,
+            mask_opacity: 0.35,
+            heat: false,
+            heat_opacity: 0.6,
+            labels: true,
+            labels_outline: false,
+            labels_opacity: 0.4,
+            run_on_open: false,
+        }
+    }
+}
+
+/// What a pane's overlay raster was made from: when any of it changes, it is made again.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OverlayKey {
+    view: SliceView,
+    crosshair: DVec3,
+    size: [f32; 2],
+    settings: OverlaySettings,
+    predictions: u64,
+    labels: u64,
+}
+
+/// The part of a slice pane's overlay that shows: where (a fraction of the pane) and its texture.
+pub type OverlayBlock = (Rect, egui::TextureHandle);
+
+/// Per slice pane: the overlay's key and, where anything shows, its visible block.
+pub type OverlayCache = [Option<(OverlayKey, Option<OverlayBlock>)>; 3];
+
+/// The raster layers that are switched on and present, bottom first.
+fn layers<'a>(
+    o: &OverlaySettings,
+    p: Option<&'a Predictions>,
+    labels: Option<&'a LabelMap>,
+) -> Vec<Layer<'a>> {
+    let mut layers = Vec::new();
+    if let Some(l) = labels.filter(|_| o.labels) {
+        layers.push(Layer {
+            volume: &l.volume,
+            paint: Paint::Labels,
+            opacity: o.labels_opacity,
+            outline: o.labels_outline,
+            table: Some(&l.table),
+        });
+    }
+    let Some(p) = p else { return layers };
+    if let Some((m, threshold)) = p.mask.as_ref().filter(|_| o.mask) {
+        let c = method_color(Method::Segmentation);
+        layers.push(Layer {
+            volume: m,
+            paint: Paint::Mask {
+                threshold: *threshold,
+                color: [c.r(), c.g(), c.b()],
+            },
+            opacity: o.mask_opacity,
+            outline: o.mask_outline,
+            table: None,
+        });
+    }
+    if let Some(h) = p.heat.as_ref().filter(|_| o.heat) {
+        layers.push(Layer {
+            volume: h,
+            paint: Paint::Heat,
+            opacity: o.heat_opacity,
+            outline: false,
+            table: None,
+        });
+    }
+    layers
+}
+
+/// Rasterise `layers` over the pane and upload the visible block into `old`'s texture (or a
+/// new one). Only the block that shows is uploaded and drawn: on a CPU renderer a pane-sized
+/// blended quad costs ~13 ms a frame, the heart's block a fraction.
+fn rasterise(
+    ctx: &egui::Context,
+    frame: &SliceFrame,
+    layers: &[Layer],
+    old: Option<OverlayBlock>,
+) -> Option<OverlayBlock> {
+    let size = frame.size();
+    let step = (size.x.max(size.y) / 320.0).max(1.0);
+    let r = overlay::rasterise(&frame.view, frame.crosshair, size, step, layers);
+    let (lo, hi, block) = r.visible_block()?;
+    let [w, h] = r.size.map(|n| n as f32);
+    let part = Rect::from_min_max(
+        Pos2::new(lo[0] as f32 / w, lo[1] as f32 / h),
+        Pos2::new(hi[0] as f32 / w, hi[1] as f32 / h),
+    );
+    let rgba: Vec<u8> = block.rgba.iter().flatten().copied().collect();
+    let image = egui::ColorImage::from_rgba_unmultiplied(block.size, &rgba);
+    let options = egui::TextureOptions::LINEAR;
+    let tex = match old {
+        Some((_, mut tex)) => {
+            tex.set(image, options);
+            tex
+        }
+        None => {
+            let name = format!("heartloc-overlay-{}", frame.pane.index());
+            ctx.load_texture(name, image, options)
+        }
+    };
+    Some((part, tex))
+}
+
+/// Label map, mask and heatmap over a slice pane, then centres and the box.
+pub fn paint_slice(
+    ui: &egui::Ui,
+    frame: &SliceFrame,
+    o: &OverlaySettings,
+    models: &mut super::ModelsState,
+) {
+    let i = frame.pane.index();
+    let key = OverlayKey {
+        view: frame.view,
+        crosshair: frame.crosshair,
+        size: [frame.rect.width(), frame.rect.height()],
+        settings: *o,
+        predictions: models.predictions.as_ref().map_or(0, |p| p.revision),
+        labels: models.labels.as_ref().map_or(0, |l| l.revision),
+    };
+    let layers = layers(o, models.predictions.as_ref(), models.labels.as_ref());
+    let cache = &mut models.overlay_cache[i];
+    if layers.is_empty() {
+        *cache = None;
+    } else if !cache.as_ref().is_some_and(|(k, _)| *k == key) {
+        let old = cache.take().and_then(|(_, t)| t);
+        *cache = Some((key, rasterise(ui.ctx(), frame, &layers, old)));
+    }
+    let painter = ui.painter_at(frame.rect);
+    if let Some((_, Some((part, tex)))) = cache.as_ref().filter(|_| !layers.is_empty()) {
+        let rect = frame.rect;
+        let at = |f: Pos2| rect.min + f.to_vec2() * rect.size();
+        painter.image(
+            tex.id(),
+            Rect::from_min_max(at(part.min), at(part.max)),
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+    }
+    if let Some(p) = &models.predictions {
+        paint_slice_findings(&painter, frame, o, p);
+    }
+}
+
+/// The segmentation's box where the slice cuts it, and each method's centre (faded on nearby
+/// slices).
+fn paint_slice_findings(
+    painter: &egui::Painter,
+    frame: &SliceFrame,
+    o: &OverlaySettings,
+    p: &Predictions,
+) {
+    if o.bbox {
+        if let Some((lo, hi)) = p.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
+            if slice_cuts_box(frame.grid, frame.plane, frame.crosshair, lo, hi) {
+                let color = method_color(Method::Segmentation).gamma_multiply(0.8);
+                painter.rect_stroke(
+                    Rect::from_two_pos(frame.screen(lo), frame.screen(hi)),
+                    0.0,
+                    Stroke::new(1.0, color),
+                    egui::StrokeKind::Middle,
+                );
+            }
+        }
+    }
+    if !o.centres {
+        return;
+    }
+    for f in &p.findings {
+        let at = frame.screen(f.center_lps);
+        let color = method_color(f.method);
+        match frame.nearness(f.center_lps) {
+            Nearness::On => {
+                cross(painter, at, 9.0, Stroke::new(2.0, color));
+                painter.text(
+                    at + Vec2::new(8.0, 8.0),
+                    egui::Align2::LEFT_TOP,
+                    f.method.name()[..1].to_uppercase(),
+                    egui::FontId::proportional(12.0),
+                    color,
+                );
+            }
+            Nearness::Near => {
+                cross(
+                    painter,
+                    at,
+                    6.0,
+                    Stroke::new(1.0, color.gamma_multiply(0.35)),
+                );
+            }
+            Nearness::Away => {}
+        }
+    }
+}
+
+/// Centres and the box in the 3D pane.
+pub fn paint_volume(
+    painter: &egui::Painter,
+    frame: &VolumeFrame,
+    o: &OverlaySettings,
+    p: &Predictions,
+) {
+    if o.bbox {
+        if let Some((lo, hi)) = p.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
+            let corner = |c: usize| {
+                DVec3::new(
+                    if c & 1 == 0 { lo.x } else { hi.x },
+                    if c & 2 == 0 { lo.y } else { hi.y },
+                    if c & 4 == 0 { lo.z } else { hi.z },
+                )
+            };
+            let stroke = Stroke::new(1.0, method_color(Method::Segmentation));
+            for a in 0..8usize {
+                for bit in [1, 2, 4].into_iter().filter(|b| a & b == 0) {
+                    let ends = (frame.screen(corner(a)), frame.screen(corner(a | bit)));
+                    if let (Some(p0), Some(p1)) = ends {
+                        painter.line_segment([p0, p1], stroke);
+                    }
+                }
+            }
+        }
+    }
+    if o.centres {
+        for f in &p.findings {
+            if let Some(at) = frame.screen(f.center_lps) {
+                cross(painter, at, 8.0, Stroke::new(2.0, method_color(f.method)));
+            }
+        }
+    }
+}
+
+fn cross(painter: &egui::Painter, at: Pos2, r: f32, stroke: Stroke) {
+    painter.line_segment([at - Vec2::new(r, 0.0), at + Vec2::new(r, 0.0)], stroke);
+    painter.line_segment([at - Vec2::new(0.0, r), at + Vec2::new(0.0, r)], stroke);
+}
