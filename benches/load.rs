@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use glam::{DMat4, DVec3};
 use heartloc::io::nifti;
+use heartloc::stats::median;
 use heartloc::volume::{Grid, Volume, Voxels};
 
 const RUNS: usize = 5;
@@ -50,11 +51,6 @@ fn phantom() -> Volume {
     Volume::new(Grid::new([nx, ny, nz], m), Voxels::I16(vals))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn python_median(code: &str, path: &str) -> Result<f64, String> {
     let script = format!(
         "import time, sys\n{code}\nts=[]\nfor _ in range({RUNS}):\n    t=time.perf_counter(); load(sys.argv[1]); ts.append(time.perf_counter()-t)\nts.sort(); print(ts[len(ts)//2])"
@@ -88,7 +84,7 @@ fn process_median(cmd: &mut Command) -> Result<(f64, String), String> {
             return Err(err.lines().last().unwrap_or("failed").to_string());
         }
     }
-    Ok((median(times), err))
+    Ok((median(&times), err))
 }
 
 fn dicom_series(dir: &std::path::Path) {
@@ -151,7 +147,7 @@ fn main() {
         times.push(t.elapsed().as_secs_f64());
         assert_eq!(v.dims(), [512, 512, 300]);
     }
-    let ours = median(times);
+    let ours = median(&times);
     println!("heartloc   open .nii.gz: {:7.3} s (median of {RUNS})", ours);
 
     let p = path.to_string_lossy();

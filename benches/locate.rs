@@ -12,14 +12,10 @@ use candle_core::{Device, Tensor, Var};
 use heartloc::ml::conv3d::{conv3d, conv3d_with, Algo, IM2COL_MAX_VOXELS};
 use heartloc::ml::model::Model;
 use heartloc::ml::preprocess::{Method, Normalizer};
+use heartloc::stats::median;
 use heartloc::volume::Volume;
 
 const RUNS: usize = 5;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Baseline: conv3d as a sum over kernel depth of conv2d calls (depth folded into the batch).
 fn conv3d_via_conv2d(x: &Tensor, k: &Tensor, pad: usize) -> candle_core::Result<Tensor> {
@@ -61,7 +57,7 @@ fn time_conv(
         assert!(g.get(k.as_tensor()).is_some());
         both.push(t.elapsed().as_secs_f64());
     }
-    (median(fwd), median(both))
+    (median(&fwd), median(&both))
 }
 
 fn bench_volume(label: &str, volume: &Volume, models: &[Model]) {
@@ -85,17 +81,17 @@ fn bench_volume(label: &str, volume: &Volume, models: &[Model]) {
     println!("\n{label}: {:?} voxels", volume.dims());
     println!(
         "  both methods, one shared normalisation: {:.3} s (median of {RUNS}; goal ≤ 1 s)",
-        median(total)
+        median(&total)
     );
     println!(
         "  normalise (percentiles):              {:.3} s",
-        median(norm_s)
+        median(&norm_s)
     );
     for (i, m) in models.iter().enumerate() {
         println!(
             "  {:<12}: {:.3} s  = resample {:.3} + network {:.3} + post {:.3}",
             m.recipe.method.name(),
-            median(per[i].clone()),
+            median(&per[i].clone()),
             breakdown[i][0],
             breakdown[i][1],
             breakdown[i][2]

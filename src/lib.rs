@@ -14,6 +14,7 @@ pub mod phantom;
 #[cfg(feature = "gui")]
 pub mod render;
 pub mod slice_view;
+pub mod stats;
 pub mod volume;
 pub mod worker;
 pub mod worklist;

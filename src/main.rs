@@ -13,10 +13,6 @@ mod cli {
     pub mod locate;
 }
 
-fn parse_method(s: &str) -> Result<Method, String> {
-    s.parse()
-}
-
 #[derive(Parser)]
 #[command(name = "heartloc", version, about = "Find the heart in 3D CT and MRI")]
 struct Cli {
@@ -28,184 +24,248 @@ struct Cli {
 enum Command {
     /// Print what a NIfTI file or DICOM series folder holds: dims, spacing, orientation,
     /// world box (LPS mm), intensity range and header warnings.
-    Info {
-        /// `.nii`/`.nii.gz` files or DICOM series folders.
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// One JSON object per input, one per line.
-        #[arg(long)]
-        json: bool,
-        /// For a folder with several DICOM series: which SeriesInstanceUID to read.
-        #[arg(long)]
-        series: Option<String>,
-        #[command(flatten)]
-        phase: PhaseArg,
-    },
+    Info(InfoArgs),
     /// List the DICOM image series under a folder (searched recursively): modality,
     /// description, date, images, dims, spacing, orientation; open one with `--series UID`.
-    Series {
-        folder: PathBuf,
-        /// One JSON object per series, one per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Series(SeriesArgs),
     /// Open a volume in the viewer (the demo when none is given).
     #[cfg(feature = "gui")]
-    View {
-        input: Option<PathBuf>,
-        /// Landmarks to show and edit (Slicer `.mrk.json`); saved back on every change.
-        #[arg(long)]
-        landmarks: Option<PathBuf>,
-        /// Annotate a worklist: a folder of cases or a manifest CSV with a `case` column.
-        #[arg(long, conflicts_with_all = ["input", "landmarks"])]
-        worklist: Option<PathBuf>,
-        /// With --worklist: save landmarks here instead of next to each case.
-        #[arg(long, requires = "worklist")]
-        out: Option<PathBuf>,
-        /// Models from this folder (`<method>.safetensors` + recipe) instead of the shipped ones.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// Run the models on every volume as it opens.
-        #[arg(long)]
-        run: bool,
-    },
+    View(ViewArgs),
     /// Summarise a worklist and export its landmarks as CSV.
-    Worklist {
-        /// A folder of cases or a manifest CSV with a `case` column.
-        source: PathBuf,
-        /// Where the landmarks are saved (default: next to each case).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Write case, landmark, x, y, z (LPS mm), status for every landmark.
-        #[arg(long)]
-        export_csv: Option<PathBuf>,
-    },
+    Worklist(WorklistArgs),
     /// Train one method's model (coarse + fine 3D U-Nets) on a manifest of labelled cases.
-    Train {
-        /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
-        /// `heart_values`, `heart_center_lps_mm`.
-        #[arg(long)]
-        manifest: PathBuf,
-        #[arg(long, value_parser = parse_method)]
-        method: Method,
-        /// Folder for `<method>.safetensors`, `<method>.recipe.json`, `<method>.training.json`.
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 30)]
-        epochs: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Hold out every Nth manifest case for validation (0: none).
-        #[arg(long, default_value_t = 5)]
-        val_every: usize,
-        #[arg(long, default_value_t = 2e-3)]
-        learning_rate: f64,
-        /// Heatmap only: train on this landmark of each case's `.mrk.json` files (e.g.
-        /// aortic-valve) instead of the heart-mask centroid.
-        #[arg(long)]
-        landmark: Option<String>,
-        /// Heatmap only: weight of the loss on the decoded centre beside the cross-entropy.
-        #[arg(long, default_value_t = 0.2)]
-        centre_weight: f64,
-        /// Samples per optimiser step, computed on that many threads and their gradients
-        /// averaged (run with RAYON_NUM_THREADS=1 so each sample keeps one core).
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Stop after the epoch that passes this many minutes (the best epoch is kept).
-        #[arg(long)]
-        max_minutes: Option<f64>,
-        /// Use only the first N manifest rows.
-        #[arg(long)]
-        limit_cases: Option<usize>,
-        /// Start from trained weights: a folder (its model of the same method) or a
-        /// `<method>.safetensors` file (that method's networks, e.g. segmentation to warm-start
-        /// a heatmap; the channels must match).
-        #[arg(long)]
-        init_from: Option<PathBuf>,
-        /// Switch all augmentation off.
-        #[arg(long)]
-        no_augment: bool,
-        /// Random rotation up to ± this many degrees.
-        #[arg(long, default_value_t = 25.0)]
-        rotate_deg: f64,
-        /// Random scaling up to ± this fraction.
-        #[arg(long, default_value_t = 0.15)]
-        scale: f64,
-        /// Random grid shift up to ± this many mm per axis.
-        #[arg(long, default_value_t = 20.0)]
-        shift_mm: f64,
-        /// Probability of a field of view cut through or near the heart.
-        #[arg(long, default_value_t = 0.2)]
-        partial_fov: f64,
-        /// Probability of thick-slice resampling.
-        #[arg(long, default_value_t = 0.25)]
-        resolution: f64,
-        /// No gamma/contrast/noise/blur.
-        #[arg(long)]
-        no_intensity: bool,
-    },
+    Train(Box<TrainArgs>),
     /// Evaluate models on a manifest's cases: per-case table and summary per modality.
-    Eval {
-        #[arg(long)]
-        manifest: PathBuf,
-        /// segmentation, heatmap or both.
-        #[arg(long, default_value = "both")]
-        method: String,
-        /// all, val (every --val-every-th case, as held out by train) or train.
-        #[arg(long, default_value = "all")]
-        split: String,
-        #[arg(long, default_value_t = 5)]
-        val_every: usize,
-        /// Models from this folder instead of the shipped ones.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// Also write each case's results as one JSON line here, durably (see `locate`).
-        #[arg(long)]
-        jsonl_out: Option<PathBuf>,
-        #[command(flatten)]
-        batch: BatchArgs,
-    },
+    Eval(EvalArgs),
     /// Find the heart in volumes (NIfTI files or DICOM series folders).
-    Locate {
-        #[arg(required_unless_present = "list")]
-        inputs: Vec<PathBuf>,
-        /// Also read inputs from this file, one path per line (blank lines and `#` comments
-        /// skipped).
-        #[arg(long)]
-        list: Option<PathBuf>,
-        /// Write each input's result (or error) as one JSON line here, flushed to disk before
-        /// the next input starts; an existing file needs --resume.
-        #[arg(long)]
-        jsonl_out: Option<PathBuf>,
-        #[command(flatten)]
-        batch: BatchArgs,
-        #[command(flatten)]
-        phase: PhaseArg,
-        /// Every phase of a cine (DICOM or 4D NIfTI): each phase's answers and a summary of
-        /// the cycle (the centre's path and spread, the segmented heart's volume by phase).
-        #[arg(long, conflicts_with_all = ["mask_out", "mrk_out", "number"])]
-        all_phases: bool,
-        /// segmentation, heatmap or both.
-        #[arg(long, default_value = "both")]
-        method: String,
-        /// One JSON object per input per line.
-        #[arg(long)]
-        json: bool,
-        /// Write the heart mask as NIfTI (a folder when several inputs or --jsonl-out are
-        /// given).
-        #[arg(long)]
-        mask_out: Option<PathBuf>,
-        /// Write the centres as Slicer markups (a folder when several inputs or --jsonl-out are
-        /// given).
-        #[arg(long)]
-        mrk_out: Option<PathBuf>,
-        /// Models from this folder instead of the shipped ones.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-    },
+    Locate(LocateArgs),
     /// Test helper: save landmarks to FILE over and over until killed.
     #[command(hide = true)]
     StressSave { file: PathBuf },
+}
+
+/// Which models to use.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Methods {
+    Segmentation,
+    Heatmap,
+    Both,
+}
+
+impl Methods {
+    fn list(self) -> Vec<Method> {
+        match self {
+            Methods::Segmentation => vec![Method::Segmentation],
+            Methods::Heatmap => vec![Method::Heatmap],
+            Methods::Both => vec![Method::Segmentation, Method::Heatmap],
+        }
+    }
+}
+
+/// The method one model is trained for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum MethodArg {
+    Segmentation,
+    Heatmap,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::Segmentation => Method::Segmentation,
+            MethodArg::Heatmap => Method::Heatmap,
+        }
+    }
+}
+
+/// Which cases of a manifest to evaluate.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SplitArg {
+    /// Every case.
+    All,
+    /// Every --val-every-th case, as held out by train.
+    Val,
+    /// The cases train learned from.
+    Train,
+}
+
+#[derive(clap::Args)]
+struct InfoArgs {
+    /// `.nii`/`.nii.gz` files or DICOM series folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// One JSON object per input, one per line.
+    #[arg(long)]
+    json: bool,
+    /// For a folder with several DICOM series: which SeriesInstanceUID to read.
+    #[arg(long)]
+    series: Option<String>,
+    #[command(flatten)]
+    phase: PhaseArg,
+}
+
+#[derive(clap::Args)]
+struct SeriesArgs {
+    folder: PathBuf,
+    /// One JSON object per series, one per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(feature = "gui")]
+#[derive(clap::Args)]
+struct ViewArgs {
+    input: Option<PathBuf>,
+    /// Landmarks to show and edit (Slicer `.mrk.json`); saved back on every change.
+    #[arg(long)]
+    landmarks: Option<PathBuf>,
+    /// Annotate a worklist: a folder of cases or a manifest CSV with a `case` column.
+    #[arg(long, conflicts_with_all = ["input", "landmarks"])]
+    worklist: Option<PathBuf>,
+    /// With --worklist: save landmarks here instead of next to each case.
+    #[arg(long, requires = "worklist")]
+    out: Option<PathBuf>,
+    /// Models from this folder (`<method>.safetensors` + recipe) instead of the shipped ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Run the models on every volume as it opens.
+    #[arg(long)]
+    run: bool,
+}
+
+#[derive(clap::Args)]
+struct WorklistArgs {
+    /// A folder of cases or a manifest CSV with a `case` column.
+    source: PathBuf,
+    /// Where the landmarks are saved (default: next to each case).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write case, landmark, x, y, z (LPS mm), status for every landmark.
+    #[arg(long)]
+    export_csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
+    /// `heart_values`, `heart_center_lps_mm`.
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long, value_enum)]
+    method: MethodArg,
+    /// Folder for `<method>.safetensors`, `<method>.recipe.json`, `<method>.training.json`.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Hold out every Nth manifest case for validation (0: none).
+    #[arg(long, default_value_t = 5)]
+    val_every: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    learning_rate: f64,
+    /// Heatmap only: train on this landmark of each case's `.mrk.json` files (e.g.
+    /// aortic-valve) instead of the heart-mask centroid.
+    #[arg(long)]
+    landmark: Option<String>,
+    /// Heatmap only: weight of the loss on the decoded centre beside the cross-entropy.
+    #[arg(long, default_value_t = 0.2)]
+    centre_weight: f64,
+    /// Samples per optimiser step, computed on that many threads and their gradients
+    /// averaged (run with RAYON_NUM_THREADS=1 so each sample keeps one core).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Stop after the epoch that passes this many minutes (the best epoch is kept).
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Use only the first N manifest rows.
+    #[arg(long)]
+    limit_cases: Option<usize>,
+    /// Start from trained weights: a folder (its model of the same method) or a
+    /// `<method>.safetensors` file (that method's networks, e.g. segmentation to warm-start
+    /// a heatmap; the channels must match).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Switch all augmentation off.
+    #[arg(long)]
+    no_augment: bool,
+    /// Random rotation up to ± this many degrees.
+    #[arg(long, default_value_t = 25.0)]
+    rotate_deg: f64,
+    /// Random scaling up to ± this fraction.
+    #[arg(long, default_value_t = 0.15)]
+    scale: f64,
+    /// Random grid shift up to ± this many mm per axis.
+    #[arg(long, default_value_t = 20.0)]
+    shift_mm: f64,
+    /// Probability of a field of view cut through or near the heart.
+    #[arg(long, default_value_t = 0.2)]
+    partial_fov: f64,
+    /// Probability of thick-slice resampling.
+    #[arg(long, default_value_t = 0.25)]
+    resolution: f64,
+    /// No gamma/contrast/noise/blur.
+    #[arg(long)]
+    no_intensity: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long, value_enum, default_value_t = Methods::Both)]
+    method: Methods,
+    #[arg(long, value_enum, default_value_t = SplitArg::All)]
+    split: SplitArg,
+    #[arg(long, default_value_t = 5)]
+    val_every: usize,
+    /// Models from this folder instead of the shipped ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Also write each case's results as one JSON line here, durably (see `locate`).
+    #[arg(long)]
+    jsonl_out: Option<PathBuf>,
+    #[command(flatten)]
+    batch: BatchArgs,
+}
+
+#[derive(clap::Args)]
+struct LocateArgs {
+    #[arg(required_unless_present = "list")]
+    inputs: Vec<PathBuf>,
+    /// Also read inputs from this file, one path per line (blank lines and `#` comments
+    /// skipped).
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// Write each input's result (or error) as one JSON line here, flushed to disk before
+    /// the next input starts; an existing file needs --resume.
+    #[arg(long)]
+    jsonl_out: Option<PathBuf>,
+    #[command(flatten)]
+    batch: BatchArgs,
+    #[command(flatten)]
+    phase: PhaseArg,
+    /// Every phase of a cine (DICOM or 4D NIfTI): each phase's answers and a summary of
+    /// the cycle (the centre's path and spread, the segmented heart's volume by phase).
+    #[arg(long, conflicts_with_all = ["mask_out", "mrk_out", "number"])]
+    all_phases: bool,
+    #[arg(long, value_enum, default_value_t = Methods::Both)]
+    method: Methods,
+    /// One JSON object per input per line.
+    #[arg(long)]
+    json: bool,
+    /// Write the heart mask as NIfTI (a folder when several inputs or --jsonl-out are
+    /// given).
+    #[arg(long)]
+    mask_out: Option<PathBuf>,
+    /// Write the centres as Slicer markups (a folder when several inputs or --jsonl-out are
+    /// given).
+    #[arg(long)]
+    mrk_out: Option<PathBuf>,
+    /// Models from this folder instead of the shipped ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
 }
 
 /// Which phase of a time series (cine DICOM, 4D NIfTI) to read.
@@ -256,282 +316,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Info {
-            inputs,
-            json,
-            series,
-            phase,
-        }) => {
-            let options = OpenOptions {
-                series_uid: series,
-                phase: phase.index(),
-            };
-            let mut failed = false;
-            for input in &inputs {
-                match io::open(input, &options) {
-                    Ok((vol, format)) => {
-                        let report = Report::new(&input.display().to_string(), format, &vol);
-                        if json {
-                            println!("{}", serde_json::to_string(&report)?);
-                        } else {
-                            print!("{}", report.to_text());
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Some(Command::Series { folder, json }) => {
-            let (series, skipped) = io::dicom::list_series(&folder)?;
-            for note in skipped {
-                eprintln!("note: {note}");
-            }
-            for s in series {
-                if json {
-                    println!("{}", serde_json::to_string(&s)?);
-                    continue;
-                }
-                let spacing = match (s.pixel_spacing_mm, s.slice_step_mm) {
-                    (Some([x, y]), Some(z)) => format!("{x:.3}×{y:.3}×{z:.3} mm"),
-                    (Some([x, y]), None) => format!("{x:.3}×{y:.3} mm"),
-                    _ => "spacing ?".into(),
-                };
-                println!(
-                    "{}  {:<3} {:<8} {:>4} images  {}×{}×{}  {spacing}  {}  \"{}\"  in {}",
-                    s.series_uid,
-                    s.modality,
-                    s.date,
-                    s.images,
-                    s.dims[0],
-                    s.dims[1],
-                    s.dims[2],
-                    s.orientation.as_deref().unwrap_or("?"),
-                    s.description,
-                    s.folder.display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Worklist {
-            source,
-            out,
-            export_csv,
-        }) => {
-            let w = heartloc::worklist::Worklist::open(&source, out.as_deref())?;
-            let (todo, done, skipped) = w.counts();
-            println!(
-                "{} cases: {done} done, {todo} to do, {skipped} skipped",
-                w.cases.len()
-            );
-            if let Some(csv) = export_csv {
-                let rows = w.export_csv(&csv)?;
-                println!("wrote {rows} rows to {}", csv.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Train {
-            manifest,
-            method,
-            out,
-            epochs,
-            seed,
-            val_every,
-            learning_rate,
-            landmark,
-            centre_weight,
-            batch,
-            max_minutes,
-            limit_cases,
-            init_from,
-            no_augment,
-            rotate_deg,
-            scale,
-            shift_mm,
-            partial_fov,
-            resolution,
-            no_intensity,
-        }) => {
-            if landmark.is_some() && method != Method::Heatmap {
-                anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
-            }
-            if batch == 0 {
-                anyhow::bail!("--batch must be at least 1");
-            }
-            let augment = if no_augment {
-                Augment::none()
-            } else {
-                Augment {
-                    rotate_deg,
-                    scale,
-                    shift_mm,
-                    partial_fov,
-                    intensity: !no_intensity,
-                    resolution,
-                }
-            };
-            let mut recipe = Recipe::new(method);
-            if let Some(l) = &landmark {
-                recipe.target = format!("{l}: from each case's .mrk.json files");
-            }
-            let opts = heartloc::ml::train::TrainOptions {
-                manifest,
-                out,
-                recipe,
-                epochs,
-                seed,
-                val_every,
-                augment,
-                learning_rate,
-                landmark,
-                centre_weight,
-                max_minutes,
-                limit_cases,
-                init_from,
-                batch,
-            };
-            let log = heartloc::ml::train::train(&opts, print_progress)?;
-            eprintln!();
-            println!(
-                "best epoch {:?} of {} in {:.1} min; model in {}",
-                log.best_epoch,
-                log.epochs.len(),
-                log.minutes,
-                opts.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Eval {
-            manifest,
-            method,
-            split,
-            val_every,
-            weights,
-            jsonl_out,
-            batch,
-        }) => {
-            use heartloc::ml::eval;
-            let models = load_models(&method, weights.as_deref())?;
-            let split = match split.as_str() {
-                "all" => eval::Split::All,
-                "val" => eval::Split::Validation(val_every),
-                "train" => eval::Split::Training(val_every),
-                other => anyhow::bail!("--split {other}: use all, val or train"),
-            };
-            let mut log = jsonl_out
-                .as_deref()
-                .map(|p| io::durable::JsonLines::open(p, "case", batch.resume))
-                .transpose()?;
-            let mut results = Vec::new();
-            // The cases done before this run (the log itself is written to as cases finish).
-            let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
-            eval::evaluate(
-                &manifest,
-                &models,
-                split,
-                |n, case| batch.shard.takes(n) && !done.contains(case),
-                |rs| {
-                    for r in rs {
-                        println!("{}", eval::case_line(r));
-                    }
-                    if let (Some(log), Some(first)) = (log.as_mut(), rs.first()) {
-                        log.append(
-                            &first.case,
-                            &serde_json::json!({ "case": first.case, "results": rs }),
-                        )?;
-                    }
-                    results.extend_from_slice(rs);
-                    Ok(())
-                },
-            )?;
-            if let Some(path) = &jsonl_out {
-                // The summary covers every case in the file, earlier runs' included.
-                results = read_eval_lines(path)?;
-            }
-            println!("\n{}", eval::summary(&results));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Locate {
-            inputs,
-            list,
-            jsonl_out,
-            batch,
-            phase,
-            all_phases,
-            method,
-            json,
-            mask_out,
-            mrk_out,
-            weights,
-        }) => {
-            let mut all = inputs;
-            if let Some(list) = list {
-                all.extend(cli::locate::read_list(&list)?);
-            }
-            let mine: Vec<PathBuf> = all
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| batch.shard.takes(*i))
-                .map(|(_, p)| p)
-                .collect();
-            let log = jsonl_out
-                .as_deref()
-                .map(|p| io::durable::JsonLines::open(p, "input", batch.resume))
-                .transpose()?;
-            let req = cli::locate::Request {
-                open: OpenOptions {
-                    phase: phase.index(),
-                    ..Default::default()
-                },
-                all_phases,
-                json,
-                mask_out,
-                mrk_out,
-            };
-            let models = load_models(&method, weights.as_deref())?;
-            cli::locate::run(&mine, &models, &req, log)
-        }
-        Some(Command::StressSave { file }) => {
-            // Every version has all points at (i, i, i) and a long note, so a torn file would
-            // show as invalid JSON or mixed versions.
-            let note = "x".repeat(64 * 1024);
-            for i in 0u64.. {
-                let v = i as f64;
-                let points: Vec<_> = ["aortic-valve", "heart-center", "apex"]
-                    .iter()
-                    .map(|label| heartloc::io::markups::ControlPoint {
-                        label: label.to_string(),
-                        description: note.clone(),
-                        position_lps: Some([v, v, v]),
-                        status: crate::io::markups::PositionStatus::Defined,
-                    })
-                    .collect();
-                heartloc::io::markups::write(&file, &points)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Info(a)) => info(a),
+        Some(Command::Series(a)) => series(a),
+        Some(Command::Worklist(a)) => worklist(a),
+        Some(Command::Train(a)) => train(*a),
+        Some(Command::Eval(a)) => eval(a),
+        Some(Command::Locate(a)) => locate(a),
+        Some(Command::StressSave { file }) => stress_save(&file),
         #[cfg(feature = "gui")]
-        Some(Command::View {
-            input,
-            landmarks,
-            worklist,
-            out,
-            weights,
-            run,
-        }) => heartloc::app::run(heartloc::app::Launch {
-            input,
-            landmarks,
-            worklist,
-            out,
-            weights,
-            run,
+        Some(Command::View(a)) => heartloc::app::run(heartloc::app::Launch {
+            input: a.input,
+            landmarks: a.landmarks,
+            worklist: a.worklist,
+            out: a.out,
+            weights: a.weights,
+            run: a.run,
         })
         .map(|_| ExitCode::SUCCESS),
         #[cfg(feature = "gui")]
@@ -543,6 +342,231 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `heartloc info`: one report per input; failure if any input could not be read.
+fn info(a: InfoArgs) -> anyhow::Result<ExitCode> {
+    let options = OpenOptions {
+        series_uid: a.series,
+        phase: a.phase.index(),
+    };
+    let mut failed = false;
+    for input in &a.inputs {
+        match io::open(input, &options) {
+            Ok((vol, format)) => {
+                let report = Report::new(&input.display().to_string(), format, &vol);
+                if a.json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", report.to_text());
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `heartloc series`: the image series under a folder, one line (or JSON object) each.
+fn series(a: SeriesArgs) -> anyhow::Result<ExitCode> {
+    let (series, skipped) = io::dicom::list_series(&a.folder)?;
+    for note in skipped {
+        eprintln!("note: {note}");
+    }
+    for s in series {
+        if a.json {
+            println!("{}", serde_json::to_string(&s)?);
+            continue;
+        }
+        let spacing = match (s.pixel_spacing_mm, s.slice_step_mm) {
+            (Some([x, y]), Some(z)) => format!("{x:.3}×{y:.3}×{z:.3} mm"),
+            (Some([x, y]), None) => format!("{x:.3}×{y:.3} mm"),
+            _ => "spacing ?".into(),
+        };
+        println!(
+            "{}  {:<3} {:<8} {:>4} images  {}×{}×{}  {spacing}  {}  \"{}\"  in {}",
+            s.series_uid,
+            s.modality,
+            s.date,
+            s.images,
+            s.dims[0],
+            s.dims[1],
+            s.dims[2],
+            s.orientation.as_deref().unwrap_or("?"),
+            s.description,
+            s.folder.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heartloc worklist`: counts, and the CSV export.
+fn worklist(a: WorklistArgs) -> anyhow::Result<ExitCode> {
+    let w = heartloc::worklist::Worklist::open(&a.source, a.out.as_deref())?;
+    let (todo, done, skipped) = w.counts();
+    println!(
+        "{} cases: {done} done, {todo} to do, {skipped} skipped",
+        w.cases.len()
+    );
+    if let Some(csv) = a.export_csv {
+        let rows = w.export_csv(&csv)?;
+        println!("wrote {rows} rows to {}", csv.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heartloc train`: one method's model, with progress on stderr.
+fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    let method = Method::from(a.method);
+    if a.landmark.is_some() && method != Method::Heatmap {
+        anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
+    }
+    if a.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let augment = if a.no_augment {
+        Augment::none()
+    } else {
+        Augment {
+            rotate_deg: a.rotate_deg,
+            scale: a.scale,
+            shift_mm: a.shift_mm,
+            partial_fov: a.partial_fov,
+            intensity: !a.no_intensity,
+            resolution: a.resolution,
+        }
+    };
+    let mut recipe = Recipe::new(method);
+    if let Some(l) = &a.landmark {
+        recipe.target = format!("{l}: from each case's .mrk.json files");
+    }
+    let opts = heartloc::ml::train::TrainOptions {
+        manifest: a.manifest,
+        out: a.out,
+        recipe,
+        epochs: a.epochs,
+        seed: a.seed,
+        val_every: a.val_every,
+        augment,
+        learning_rate: a.learning_rate,
+        landmark: a.landmark,
+        centre_weight: a.centre_weight,
+        max_minutes: a.max_minutes,
+        limit_cases: a.limit_cases,
+        init_from: a.init_from,
+        batch: a.batch,
+    };
+    let log = heartloc::ml::train::train(&opts, print_progress)?;
+    eprintln!();
+    println!(
+        "best epoch {:?} of {} in {:.1} min; model in {}",
+        log.best_epoch,
+        log.epochs.len(),
+        log.minutes,
+        opts.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heartloc eval`: per-case lines, the durable log, the summary over every logged case.
+fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    use heartloc::ml::eval;
+    let models = heartloc::ml::model::load_models(&a.method.list(), a.weights.as_deref())?;
+    let split = match a.split {
+        SplitArg::All => eval::Split::All,
+        SplitArg::Val => eval::Split::Validation(a.val_every),
+        SplitArg::Train => eval::Split::Training(a.val_every),
+    };
+    let mut log = a
+        .jsonl_out
+        .as_deref()
+        .map(|p| io::durable::JsonLines::open(p, "case", a.batch.resume))
+        .transpose()?;
+    let mut results = Vec::new();
+    // The cases done before this run (the log itself is written to as cases finish).
+    let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
+    let shard = a.batch.shard;
+    eval::evaluate(
+        &a.manifest,
+        &models,
+        split,
+        |n, case| shard.takes(n) && !done.contains(case),
+        |rs| {
+            for r in rs {
+                println!("{}", eval::case_line(r));
+            }
+            if let (Some(log), Some(first)) = (log.as_mut(), rs.first()) {
+                let line = serde_json::json!({ "case": first.case, "results": rs });
+                log.append(&first.case, &line)?;
+            }
+            results.extend_from_slice(rs);
+            Ok(())
+        },
+    )?;
+    if let Some(path) = &a.jsonl_out {
+        // The summary covers every case in the file, earlier runs' included.
+        results = read_eval_lines(path)?;
+    }
+    println!("\n{}", eval::summary(&results));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `heartloc locate`: this shard's inputs through the models (see `cli::locate`).
+fn locate(a: LocateArgs) -> anyhow::Result<ExitCode> {
+    let mut all = a.inputs;
+    if let Some(list) = &a.list {
+        all.extend(cli::locate::read_list(list)?);
+    }
+    let mine: Vec<PathBuf> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| a.batch.shard.takes(*i))
+        .map(|(_, p)| p)
+        .collect();
+    let log = a
+        .jsonl_out
+        .as_deref()
+        .map(|p| io::durable::JsonLines::open(p, "input", a.batch.resume))
+        .transpose()?;
+    let req = cli::locate::Request {
+        open: OpenOptions {
+            phase: a.phase.index(),
+            ..Default::default()
+        },
+        all_phases: a.all_phases,
+        json: a.json,
+        mask_out: a.mask_out,
+        mrk_out: a.mrk_out,
+    };
+    let models = heartloc::ml::model::load_models(&a.method.list(), a.weights.as_deref())?;
+    cli::locate::run(&mine, &models, &req, log)
+}
+
+/// Test helper: every version has all points at (i, i, i) and a long note, so a torn file
+/// would show as invalid JSON or mixed versions.
+fn stress_save(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let note = "x".repeat(64 * 1024);
+    for i in 0u64.. {
+        let v = i as f64;
+        let points: Vec<_> = ["aortic-valve", "heart-center", "apex"]
+            .iter()
+            .map(|label| heartloc::io::markups::ControlPoint {
+                label: label.to_string(),
+                description: note.clone(),
+                position_lps: Some([v, v, v]),
+                status: heartloc::io::markups::PositionStatus::Defined,
+            })
+            .collect();
+        heartloc::io::markups::write(file, &points)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A one-line progress bar on stderr; one line per epoch.
@@ -587,17 +611,6 @@ fn print_progress(p: heartloc::ml::train::Progress) {
         }
     }
     let _ = std::io::stderr().flush();
-}
-
-fn load_models(
-    method: &str,
-    weights: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<heartloc::ml::model::Model>> {
-    let methods = match method {
-        "both" => vec![Method::Segmentation, Method::Heatmap],
-        m => vec![m.parse::<Method>().map_err(anyhow::Error::msg)?],
-    };
-    Ok(heartloc::ml::model::load_models(&methods, weights)?)
 }
 
 /// Every case result in an `eval --jsonl-out` file.

@@ -171,42 +171,9 @@ impl Renderer {
     }
 
     fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
-        // uniform buffer, a texture (3D volume or 2D image) and a filtering sampler
-        let make_layout = |label: &str, dim: wgpu::TextureViewDimension| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(label),
-                entries: &[
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 0,
-                        visibility: wgpu::ShaderStages::FRAGMENT,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    },
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 1,
-                        visibility: wgpu::ShaderStages::FRAGMENT,
-                        ty: wgpu::BindingType::Texture {
-                            sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                            view_dimension: dim,
-                            multisampled: false,
-                        },
-                        count: None,
-                    },
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 2,
-                        visibility: wgpu::ShaderStages::FRAGMENT,
-                        ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-                        count: None,
-                    },
-                ],
-            })
-        };
-        let layout = make_layout("heartloc volume", wgpu::TextureViewDimension::D3);
-        let blit_layout = make_layout("heartloc blit", wgpu::TextureViewDimension::D2);
+        let layout = bind_group_layout(device, "heartloc volume", wgpu::TextureViewDimension::D3);
+        let blit_layout =
+            bind_group_layout(device, "heartloc blit", wgpu::TextureViewDimension::D2);
         let pipeline_layout = |l: &wgpu::BindGroupLayout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("heartloc"),
@@ -216,33 +183,7 @@ impl Renderer {
         };
         let volume_layout = pipeline_layout(&layout);
         let image_layout = pipeline_layout(&blit_layout);
-        let make = |label: &str, source: &str, pipeline_layout: &wgpu::PipelineLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some(label),
-                layout: Some(pipeline_layout),
-                vertex: wgpu::VertexState {
-                    module: &module,
-                    entry_point: Some("vs_main"),
-                    buffers: &[],
-                    compilation_options: Default::default(),
-                },
-                fragment: Some(wgpu::FragmentState {
-                    module: &module,
-                    entry_point: Some("fs_main"),
-                    targets: &[Some(target.into())],
-                    compilation_options: Default::default(),
-                }),
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                multisample: wgpu::MultisampleState::default(),
-                multiview_mask: None,
-                cache: None,
-            })
-        };
+        let make = |label, source, layout| pipeline(device, target, label, source, layout);
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("heartloc volume"),
             mag_filter: wgpu::FilterMode::Linear,
@@ -404,6 +345,82 @@ impl Renderer {
         }
         &self.offscreen[&pane]
     }
+}
+
+/// A uniform buffer, a texture (3D volume or 2D image) and a filtering sampler, seen by the
+/// fragment stage.
+fn bind_group_layout(
+    device: &wgpu::Device,
+    label: &str,
+    dim: wgpu::TextureViewDimension,
+) -> wgpu::BindGroupLayout {
+    let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty,
+        count: None,
+    };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &[
+            entry(
+                0,
+                wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            ),
+            entry(
+                1,
+                wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                    view_dimension: dim,
+                    multisampled: false,
+                },
+            ),
+            entry(
+                2,
+                wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+            ),
+        ],
+    })
+}
+
+/// A full-screen-triangle pipeline of one WGSL file (`vs_main`, `fs_main`) drawing into
+/// `target`.
+fn pipeline(
+    device: &wgpu::Device,
+    target: wgpu::TextureFormat,
+    label: &str,
+    source: &str,
+    layout: &wgpu::PipelineLayout,
+) -> wgpu::RenderPipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        vertex: wgpu::VertexState {
+            module: &module,
+            entry_point: Some("vs_main"),
+            buffers: &[],
+            compilation_options: Default::default(),
+        },
+        fragment: Some(wgpu::FragmentState {
+            module: &module,
+            entry_point: Some("fs_main"),
+            targets: &[Some(target.into())],
+            compilation_options: Default::default(),
+        }),
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        multiview_mask: None,
+        cache: None,
+    })
 }
 
 fn mat(m: DMat4) -> [[f32; 4]; 4] {

@@ -125,6 +125,115 @@ fn model_pool() -> Option<rayon::ThreadPool> {
 
 pub const METHODS: [Method; 2] = [Method::Segmentation, Method::Heatmap];
 
+/// The model thread's side: answers requests one at a time.
+struct Serve {
+    weights: Weights,
+    outbox: mpsc::SyncSender<Event>,
+    cancelled: Arc<AtomicU64>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    pool: Option<rayon::ThreadPool>,
+    /// Loaded on the first request.
+    models: Option<Vec<Model>>,
+}
+
+impl Serve {
+    fn wanted(&self, id: u64) -> bool {
+        id > self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Send an event; `false` when the app has gone.
+    fn send(&self, e: Event) -> bool {
+        let ok = self.outbox.send(e).is_ok();
+        (self.wake)();
+        ok
+    }
+
+    /// Load the models on first use.
+    fn ensure_models(&mut self) -> Result<(), String> {
+        if self.models.is_none() {
+            let dir = match &self.weights {
+                Weights::Shipped => None,
+                Weights::Dir(d) => Some(d.as_path()),
+            };
+            let m =
+                load_models(&METHODS, dir).map_err(|e| format!("cannot load the models: {e}"))?;
+            self.models = Some(m);
+        }
+        Ok(())
+    }
+
+    /// Answer one request; `false` when the app has gone and the thread should end.
+    fn handle(&mut self, req: Request) -> bool {
+        let id = req.id;
+        if !self.wanted(id) {
+            return true;
+        }
+        let total = METHODS.len() + 1;
+        let step = "loading models".into();
+        if !self.send(Event::Progress {
+            id,
+            done: 0,
+            total,
+            step,
+        }) {
+            return false;
+        }
+        let volume = match &req.input {
+            Input::Volume(v) => Ok(v.clone()),
+            Input::File(p) => crate::io::open(p, &Default::default())
+                .map(|(v, _)| Arc::new(v))
+                .map_err(|e| e.to_string()),
+        };
+        let ready = self.ensure_models().and(volume);
+        let models = self.models.as_deref().unwrap_or_default();
+        let event = match ready {
+            Err(error) => Event::Failed { id, error },
+            Ok(volume) => match self.locate(id, models, &volume) {
+                _ if !self.wanted(id) => return true,
+                Err(ModelError::Cancelled) => return true,
+                Err(e) => Event::Failed {
+                    id,
+                    error: e.to_string(),
+                },
+                Ok(found) => Event::Done {
+                    id,
+                    results: models
+                        .iter()
+                        .zip(found)
+                        .map(|(m, f)| (m.recipe.method, f.map_err(|e| e.to_string())))
+                        .collect(),
+                },
+            },
+        };
+        self.send(event)
+    }
+
+    /// Both methods on `volume` on the model pool, with progress; stops when cancelled.
+    fn locate(
+        &self,
+        id: u64,
+        models: &[Model],
+        volume: &Volume,
+    ) -> Result<Vec<Result<Finding, ModelError>>, ModelError> {
+        let total = METHODS.len() + 1;
+        let run = || {
+            locate_all(models, volume, |i| {
+                self.wanted(id)
+                    && self.send(Event::Progress {
+                        id,
+                        done: i + 1,
+                        total,
+                        step: models[i].recipe.method.name().to_string(),
+                    })
+            })
+        };
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+}
+
 impl Worker {
     /// Start the thread. `wake` is called after each event is sent (the app asks egui for a
     /// repaint there).
@@ -133,95 +242,21 @@ impl Worker {
         let (outbox, events) = mpsc::sync_channel::<Event>(16);
         let cancelled_up_to = Arc::new(AtomicU64::new(0));
         let cancelled = cancelled_up_to.clone();
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
         let spawned = std::thread::Builder::new()
             .name("heartloc-models".into())
             .spawn(move || {
                 lower_priority();
-                let pool = model_pool();
-                let mut models: Option<Vec<Model>> = None;
+                let mut serve = Serve {
+                    weights,
+                    outbox,
+                    cancelled,
+                    wake,
+                    pool: model_pool(),
+                    models: None,
+                };
                 for req in inbox {
-                    let wanted = |id: u64| id > cancelled.load(Ordering::Relaxed);
-                    if !wanted(req.id) {
-                        continue;
-                    }
-                    let send = |e: Event| {
-                        let ok = outbox.send(e).is_ok();
-                        wake();
-                        ok
-                    };
-                    let total = METHODS.len() + 1;
-                    if !send(Event::Progress {
-                        id: req.id,
-                        done: 0,
-                        total,
-                        step: "loading models".into(),
-                    }) {
-                        return;
-                    }
-                    if models.is_none() {
-                        let dir = match &weights {
-                            Weights::Shipped => None,
-                            Weights::Dir(d) => Some(d.as_path()),
-                        };
-                        match load_models(&METHODS, dir) {
-                            Ok(m) => models = Some(m),
-                            Err(e) => {
-                                send(Event::Failed {
-                                    id: req.id,
-                                    error: format!("cannot load the models: {e}"),
-                                });
-                                continue;
-                            }
-                        }
-                    }
-                    let models = models.as_ref().expect("loaded above");
-                    let volume = match &req.input {
-                        Input::Volume(v) => v.clone(),
-                        Input::File(p) => match crate::io::open(p, &Default::default()) {
-                            Ok((v, _)) => Arc::new(v),
-                            Err(e) => {
-                                send(Event::Failed {
-                                    id: req.id,
-                                    error: e.to_string(),
-                                });
-                                continue;
-                            }
-                        },
-                    };
-                    let run = || {
-                        locate_all(models, &volume, |i| {
-                            wanted(req.id)
-                                && send(Event::Progress {
-                                    id: req.id,
-                                    done: i + 1,
-                                    total,
-                                    step: models[i].recipe.method.name().to_string(),
-                                })
-                        })
-                    };
-                    let outcome = match &pool {
-                        Some(pool) => pool.install(run),
-                        None => run(),
-                    };
-                    if !wanted(req.id) {
-                        continue;
-                    }
-                    let event = match outcome {
-                        Ok(found) => Event::Done {
-                            id: req.id,
-                            results: models
-                                .iter()
-                                .zip(found)
-                                .map(|(m, f)| (m.recipe.method, f.map_err(|e| e.to_string())))
-                                .collect(),
-                        },
-                        Err(ModelError::Cancelled) => continue,
-                        Err(e) => Event::Failed {
-                            id: req.id,
-                            error: e.to_string(),
-                        },
-                    };
-                    if !send(event) {
+                    if !serve.handle(req) {
                         return;
                     }
                 }

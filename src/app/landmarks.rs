@@ -70,12 +70,7 @@ fn per_user_landmarks(volume: &Volume, source: Option<&Path>) -> PathBuf {
         None => {
             let path = source.unwrap_or(Path::new("volume"));
             let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            let hash = full
-                .to_string_lossy()
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+            let hash = crate::io::fnv1a(full.to_string_lossy().as_bytes());
             let name = landmarks_beside(path)
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())

@@ -103,67 +103,63 @@ pub fn read(path: &Path) -> Result<Vec<ControlPoint>, FileError> {
             continue;
         };
         for (i, cp) in cps.iter().enumerate() {
-            let word = cp
-                .get("positionStatus")
-                .and_then(Value::as_str)
-                .unwrap_or("defined");
-            let status = PositionStatus::ALL
-                .into_iter()
-                .find(|s| s.as_str() == word)
-                .ok_or_else(|| {
-                    err(format!(
-                        "markup {m} point {i}: positionStatus {word:?} is not defined, preview, \
-                         undefined or missing"
-                    ))
-                })?;
-            let position = match cp.get("position") {
-                Some(Value::Array(a)) if a.len() == 3 => {
-                    let v: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
-                    match v {
-                        Some(v) if v.iter().all(|x| x.abs() <= MAX_ORIGIN_MM) => {
-                            Some([v[0] * flip, v[1] * flip, v[2]])
-                        }
-                        _ => {
-                            return Err(err(format!(
-                                "markup {m} point {i}: position {} is not three finite numbers \
-                                 within ±{MAX_ORIGIN_MM} mm",
-                                Value::Array(a.clone())
-                            )))
-                        }
-                    }
-                }
-                // Slicer writes `""` for a point not placed yet.
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.is_empty() => None,
-                Some(Value::Array(a)) if a.is_empty() => None,
-                Some(_) => {
-                    return Err(err(format!(
-                        "markup {m} point {i}: position must be [x, y, z]"
-                    )))
-                }
-            };
-            if status == PositionStatus::Defined && position.is_none() {
-                return Err(err(format!(
-                    "markup {m} point {i}: defined but has no position"
-                )));
-            }
-            points.push(ControlPoint {
-                label: cp
-                    .get("label")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                description: cp
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                position_lps: position.filter(|_| status.has_position()),
-                status,
-            });
+            points.push(
+                control_point(cp, flip).map_err(|e| err(format!("markup {m} point {i}: {e}")))?,
+            );
         }
     }
     Ok(points)
+}
+
+/// One control point of a markup whose coordinates are multiplied by `flip` in x and y (-1
+/// for RAS files).
+fn control_point(cp: &Value, flip: f64) -> Result<ControlPoint, String> {
+    let word = cp
+        .get("positionStatus")
+        .and_then(Value::as_str)
+        .unwrap_or("defined");
+    let status = PositionStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == word)
+        .ok_or_else(|| {
+            format!("positionStatus {word:?} is not defined, preview, undefined or missing")
+        })?;
+    let position = match cp.get("position") {
+        Some(Value::Array(a)) if a.len() == 3 => {
+            let v: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
+            match v {
+                Some(v) if v.iter().all(|x| x.abs() <= MAX_ORIGIN_MM) => {
+                    Some([v[0] * flip, v[1] * flip, v[2]])
+                }
+                _ => {
+                    return Err(format!(
+                        "position {} is not three finite numbers within ±{MAX_ORIGIN_MM} mm",
+                        Value::Array(a.clone())
+                    ))
+                }
+            }
+        }
+        // Slicer writes `""` for a point not placed yet.
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        Some(_) => return Err("position must be [x, y, z]".into()),
+    };
+    if status == PositionStatus::Defined && position.is_none() {
+        return Err("defined but has no position".into());
+    }
+    let text = |key: &str| {
+        cp.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(ControlPoint {
+        label: text("label"),
+        description: text("description"),
+        position_lps: position.filter(|_| status.has_position()),
+        status,
+    })
 }
 
 /// The JSON text of a markups file holding `points` (LPS mm).

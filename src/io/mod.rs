@@ -39,6 +39,13 @@ impl FileError {
     }
 }
 
+/// 64-bit FNV-1a of `bytes`: short stable names derived from UIDs and paths (not security).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Which kind of input a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -8,8 +8,8 @@ use glam::DVec3;
 use super::data::{heart_mask, is_validation, read_manifest};
 use super::model::{dice, locate_all, Model};
 use super::preprocess::Method;
-use super::train::percentile;
 use crate::io::{self, FileError};
+use crate::stats::percentile;
 
 /// Which manifest cases to evaluate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use super::model::{self, Model, ModelError};
 use super::net::{balanced_bce_with_logits, bce_with_logits, centre_loss, soft_dice_loss, UNet3d};
 use super::preprocess::{scan_center, Method, Recipe, Stage};
 use super::rng::Rng;
+use crate::stats::median;
 use crate::volume::Interpolation;
 
 #[derive(Clone, Debug)]
@@ -217,22 +218,6 @@ fn validate(model: &Model, cases: &[Case]) -> Result<(Vec<f64>, Option<f64>), Tr
     Ok((errors, mean_dice))
 }
 
-pub fn median(values: &[f64]) -> f64 {
-    percentile(values, 50.0)
-}
-
-/// Linear-interpolated percentile (NaN for no values).
-pub fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = p / 100.0 * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
-
 /// Train one method; the best epoch's model is written into `opts.out` as it improves, with
 /// a `<method>.training.json` log.
 pub fn train(
@@ -240,68 +225,10 @@ pub fn train(
     mut progress: impl FnMut(Progress),
 ) -> Result<TrainLog, TrainError> {
     let started = Instant::now();
-    let recipe = &opts.recipe;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| TrainError::Setup(format!("{}: cannot create: {e}", opts.out.display())))?;
-    let mut rows = data::read_manifest(&opts.manifest)?;
-    if let Some(n) = opts.limit_cases {
-        rows.truncate(n);
-    }
-    let (mut train_cases, mut val_cases, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    let total = rows.len();
-    for (pos, row) in rows.iter().enumerate() {
-        progress(Progress::Loading { done: pos, total });
-        match data::load_case(row, recipe, opts.landmark.as_deref())? {
-            Some(case) if data::is_validation(pos, opts.val_every) => val_cases.push(case),
-            Some(case) => train_cases.push(case),
-            None => skipped.push(row.case.clone()),
-        }
-    }
-    progress(Progress::Loading { done: total, total });
-    if train_cases.is_empty() {
-        return Err(TrainError::Setup(format!(
-            "{}: no training cases{}",
-            opts.manifest.display(),
-            match &opts.landmark {
-                Some(l) => format!(" with a `{l}` landmark"),
-                None => String::new(),
-            }
-        )));
-    }
-    let dev = Device::Cpu;
-    let ((coarse, mut vars), (fine, fine_vars)) = match &opts.init_from {
-        Some(path) => {
-            let start = match path.file_name().and_then(|n| n.to_str()) {
-                Some(name) if name.ends_with(".safetensors") => {
-                    let method = name
-                        .trim_end_matches(".safetensors")
-                        .parse::<Method>()
-                        .map_err(|e| TrainError::Setup(format!("{}: {e}", path.display())))?;
-                    Model::load(path.parent().unwrap_or(Path::new(".")), method)?
-                }
-                _ => Model::load(path, recipe.method)?,
-            };
-            if start.recipe.channels != recipe.channels {
-                return Err(TrainError::Setup(format!(
-                    "{}: its network has channels {:?}, this run {:?}",
-                    path.display(),
-                    start.recipe.channels,
-                    recipe.channels
-                )));
-            }
-            (start.coarse.trainable()?, start.fine.trainable()?)
-        }
-        None => (
-            UNet3d::init(&recipe.channels, opts.seed, &dev)?,
-            UNet3d::init(&recipe.channels, opts.seed.wrapping_add(1), &dev)?,
-        ),
-    };
-    vars.extend(fine_vars);
-    let model = Model {
-        recipe: recipe.clone(),
-        coarse,
-        fine,
-    };
+    let cases = load_cases(opts, &mut progress)?;
+    let (model, vars) = starting_model(opts)?;
     let mut opt = AdamW::new(
         vars,
         ParamsAdamW {
@@ -310,107 +237,27 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    // Each modality contributes equally per epoch: the rarer one is repeated.
-    let mut by_modality: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
-    for (i, c) in train_cases.iter().enumerate() {
-        by_modality.entry(c.modality.as_str()).or_default().push(i);
-    }
-    let largest = by_modality.values().map(Vec::len).max().unwrap_or(0);
-    let mut epoch_cases = Vec::new();
-    for list in by_modality.values() {
-        for r in 0..largest.div_ceil(list.len()) {
-            let take = list.len().min(largest - r * list.len());
-            epoch_cases.extend_from_slice(&list[..take]);
-        }
-    }
-    let batch = opts.batch.max(1);
+    let epoch_cases = balanced_epoch(&cases.train);
     let mut rng = Rng::new(opts.seed);
-    let mut log = TrainLog {
-        method: recipe.method,
-        manifest: opts.manifest.display().to_string(),
-        seed: opts.seed,
-        epochs_planned: opts.epochs,
-        learning_rate: opts.learning_rate,
-        augment: opts.augment.clone(),
-        landmark: opts.landmark.clone(),
-        centre_weight: opts.centre_weight,
-        batch,
-        train_cases: train_cases.iter().map(|c| c.name.clone()).collect(),
-        val_cases: val_cases.iter().map(|c| c.name.clone()).collect(),
-        skipped_cases: skipped,
-        epochs: Vec::new(),
-        best_epoch: None,
-        minutes: 0.0,
-    };
+    let mut log = TrainLog::start(opts, &cases);
     let mut best = f64::INFINITY;
     for epoch in 1..=opts.epochs {
         let epoch_start = Instant::now();
-        // Cosine decay to a tenth of the rate, over the epochs or the time limit, whichever
-        // runs out first.
-        let by_epoch = (epoch - 1) as f64 / opts.epochs.max(1) as f64;
-        let by_time = opts.max_minutes.map_or(0.0, |m| {
-            started.elapsed().as_secs_f64() / 60.0 / m.max(1e-9)
-        });
-        let t = by_epoch.max(by_time).min(1.0);
-        opt.set_learning_rate(
-            opts.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())),
-        );
+        opt.set_learning_rate(learning_rate_at(opts, epoch, started));
         let mut order = epoch_cases.clone();
         rng.shuffle(&mut order);
-        let mut loss_sum = 0.0;
-        let mut done = 0;
-        for chunk in order.chunks(batch) {
-            let grads = if let [ci] = chunk {
-                let (loss, grads) = sample_step(&model, &train_cases[*ci], opts, 1.0, &mut rng)?;
-                loss_sum += loss;
-                grads
-            } else {
-                // One thread per sample, each with its own generator drawn from the run's.
-                let seeds: Vec<u64> = chunk.iter().map(|_| rng.next_u64()).collect();
-                let scale = 1.0 / chunk.len() as f64;
-                let results: Vec<candle_core::Result<(f64, GradStore)>> =
-                    std::thread::scope(|scope| {
-                        let handles: Vec<_> = chunk
-                            .iter()
-                            .zip(&seeds)
-                            .map(|(&ci, &seed)| {
-                                let (model, case) = (&model, &train_cases[ci]);
-                                scope.spawn(move || {
-                                    sample_step(model, case, opts, scale, &mut Rng::new(seed))
-                                })
-                            })
-                            .collect();
-                        handles
-                            .into_iter()
-                            .map(|h| h.join().expect("a training thread panicked"))
-                            .collect()
-                    });
-                let mut total: Option<GradStore> = None;
-                for r in results {
-                    let (loss, grads) = r?;
-                    loss_sum += loss;
-                    match &mut total {
-                        None => total = Some(grads),
-                        Some(t) => t.extend(grads)?,
-                    }
-                }
-                total.expect("a chunk holds at least one case")
-            };
-            opt.step(&grads)?;
-            done += chunk.len();
-            progress(Progress::Step {
-                epoch,
-                epochs: opts.epochs,
-                step: done,
-                steps: order.len(),
-                loss: loss_sum / done as f64,
-                elapsed: started.elapsed().as_secs_f64(),
-            });
-        }
-        let (errors, dice) = if val_cases.is_empty() {
+        let run = EpochRun {
+            model: &model,
+            cases: &cases.train,
+            opts,
+            epoch,
+            started,
+        };
+        let loss_sum = run.steps(&order, &mut opt, &mut rng, &mut progress)?;
+        let (errors, dice) = if cases.val.is_empty() {
             (Vec::new(), None)
         } else {
-            validate(&model, &val_cases)?
+            validate(&model, &cases.val)?
         };
         let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
         // Lower is better: mean centre error, plus Dice loss in points for segmentation.
@@ -444,6 +291,220 @@ pub fn train(
         }
     }
     Ok(log)
+}
+
+impl TrainLog {
+    /// The log of a run about to start: its settings and cases, no epochs yet.
+    fn start(opts: &TrainOptions, cases: &Cases) -> Self {
+        TrainLog {
+            method: opts.recipe.method,
+            manifest: opts.manifest.display().to_string(),
+            seed: opts.seed,
+            epochs_planned: opts.epochs,
+            learning_rate: opts.learning_rate,
+            augment: opts.augment.clone(),
+            landmark: opts.landmark.clone(),
+            centre_weight: opts.centre_weight,
+            batch: opts.batch.max(1),
+            train_cases: cases.train.iter().map(|c| c.name.clone()).collect(),
+            val_cases: cases.val.iter().map(|c| c.name.clone()).collect(),
+            skipped_cases: cases.skipped.clone(),
+            epochs: Vec::new(),
+            best_epoch: None,
+            minutes: 0.0,
+        }
+    }
+}
+
+/// The manifest's cases split for training and validation, and the ones skipped.
+struct Cases {
+    train: Vec<Case>,
+    val: Vec<Case>,
+    skipped: Vec<String>,
+}
+
+fn load_cases(
+    opts: &TrainOptions,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Cases, TrainError> {
+    let mut rows = data::read_manifest(&opts.manifest)?;
+    if let Some(n) = opts.limit_cases {
+        rows.truncate(n);
+    }
+    let mut cases = Cases {
+        train: Vec::new(),
+        val: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let total = rows.len();
+    for (pos, row) in rows.iter().enumerate() {
+        progress(Progress::Loading { done: pos, total });
+        match data::load_case(row, &opts.recipe, opts.landmark.as_deref())? {
+            Some(case) if data::is_validation(pos, opts.val_every) => cases.val.push(case),
+            Some(case) => cases.train.push(case),
+            None => cases.skipped.push(row.case.clone()),
+        }
+    }
+    progress(Progress::Loading { done: total, total });
+    if cases.train.is_empty() {
+        return Err(TrainError::Setup(format!(
+            "{}: no training cases{}",
+            opts.manifest.display(),
+            match &opts.landmark {
+                Some(l) => format!(" with a `{l}` landmark"),
+                None => String::new(),
+            }
+        )));
+    }
+    Ok(cases)
+}
+
+/// The networks to start from (seeded, or `--init-from` weights) and their variables.
+fn starting_model(opts: &TrainOptions) -> Result<(Model, Vec<candle_core::Var>), TrainError> {
+    let recipe = &opts.recipe;
+    let ((coarse, mut vars), (fine, fine_vars)) = match &opts.init_from {
+        Some(path) => {
+            let start = match path.file_name().and_then(|n| n.to_str()) {
+                Some(name) if name.ends_with(".safetensors") => {
+                    let method = name
+                        .trim_end_matches(".safetensors")
+                        .parse::<Method>()
+                        .map_err(|e| TrainError::Setup(format!("{}: {e}", path.display())))?;
+                    Model::load(path.parent().unwrap_or(Path::new(".")), method)?
+                }
+                _ => Model::load(path, recipe.method)?,
+            };
+            if start.recipe.channels != recipe.channels {
+                return Err(TrainError::Setup(format!(
+                    "{}: its network has channels {:?}, this run {:?}",
+                    path.display(),
+                    start.recipe.channels,
+                    recipe.channels
+                )));
+            }
+            (start.coarse.trainable()?, start.fine.trainable()?)
+        }
+        None => (
+            UNet3d::init(&recipe.channels, opts.seed, &Device::Cpu)?,
+            UNet3d::init(&recipe.channels, opts.seed.wrapping_add(1), &Device::Cpu)?,
+        ),
+    };
+    vars.extend(fine_vars);
+    let model = Model {
+        recipe: recipe.clone(),
+        coarse,
+        fine,
+    };
+    Ok((model, vars))
+}
+
+/// One epoch's case indices: each modality contributes equally, the rarer one repeated.
+fn balanced_epoch(cases: &[Case]) -> Vec<usize> {
+    let mut by_modality: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in cases.iter().enumerate() {
+        by_modality.entry(c.modality.as_str()).or_default().push(i);
+    }
+    let largest = by_modality.values().map(Vec::len).max().unwrap_or(0);
+    let mut epoch_cases = Vec::new();
+    for list in by_modality.values() {
+        for r in 0..largest.div_ceil(list.len()) {
+            let take = list.len().min(largest - r * list.len());
+            epoch_cases.extend_from_slice(&list[..take]);
+        }
+    }
+    epoch_cases
+}
+
+/// Cosine decay to a tenth of the rate, over the epochs or the time limit, whichever runs out
+/// first.
+fn learning_rate_at(opts: &TrainOptions, epoch: usize, started: Instant) -> f64 {
+    let by_epoch = (epoch - 1) as f64 / opts.epochs.max(1) as f64;
+    let by_time = opts.max_minutes.map_or(0.0, |m| {
+        started.elapsed().as_secs_f64() / 60.0 / m.max(1e-9)
+    });
+    let t = by_epoch.max(by_time).min(1.0);
+    opts.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// What the optimiser steps of one epoch share.
+struct EpochRun<'a> {
+    model: &'a Model,
+    cases: &'a [Case],
+    opts: &'a TrainOptions,
+    epoch: usize,
+    started: Instant,
+}
+
+impl EpochRun<'_> {
+    /// One optimiser step per `--batch` cases of `order`; returns the summed loss.
+    fn steps(
+        &self,
+        order: &[usize],
+        opt: &mut AdamW,
+        rng: &mut Rng,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<f64, TrainError> {
+        let (mut loss_sum, mut done) = (0.0, 0);
+        for chunk in order.chunks(self.opts.batch.max(1)) {
+            let (loss, grads) = self.batch_gradients(chunk, rng)?;
+            loss_sum += loss;
+            opt.step(&grads)?;
+            done += chunk.len();
+            progress(Progress::Step {
+                epoch: self.epoch,
+                epochs: self.opts.epochs,
+                step: done,
+                steps: order.len(),
+                loss: loss_sum / done as f64,
+                elapsed: self.started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(loss_sum)
+    }
+
+    /// The summed loss and averaged gradients of `chunk`: one thread per sample, each with
+    /// its own generator drawn from the run's.
+    fn batch_gradients(
+        &self,
+        chunk: &[usize],
+        rng: &mut Rng,
+    ) -> Result<(f64, GradStore), TrainError> {
+        if let [ci] = chunk {
+            return Ok(sample_step(
+                self.model,
+                &self.cases[*ci],
+                self.opts,
+                1.0,
+                rng,
+            )?);
+        }
+        let seeds: Vec<u64> = chunk.iter().map(|_| rng.next_u64()).collect();
+        let scale = 1.0 / chunk.len() as f64;
+        let results: Vec<candle_core::Result<(f64, GradStore)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .zip(&seeds)
+                .map(|(&ci, &seed)| {
+                    let (model, case, opts) = (self.model, &self.cases[ci], self.opts);
+                    scope.spawn(move || sample_step(model, case, opts, scale, &mut Rng::new(seed)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a training thread panicked"))
+                .collect()
+        });
+        let (mut loss_sum, mut total) = (0.0, None::<GradStore>);
+        for r in results {
+            let (loss, grads) = r?;
+            loss_sum += loss;
+            match &mut total {
+                None => total = Some(grads),
+                Some(t) => t.extend(grads)?,
+            }
+        }
+        Ok((loss_sum, total.expect("a chunk holds at least one case")))
+    }
 }
 
 fn write_log(out: &Path, log: &TrainLog) -> Result<(), TrainError> {

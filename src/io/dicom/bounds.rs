@@ -187,23 +187,24 @@ fn walk(w: &mut Walker) -> Result<String, String> {
     })
 }
 
-fn walk_elements(w: &mut Walker) -> Result<String, String> {
-    let io = |at: u64| move |e: std::io::Error| format!("cannot read at byte {at}: {e}");
-    // Meta group: explicit VR little endian, while the group is 0002.
+fn io_at(at: u64) -> impl Fn(std::io::Error) -> String {
+    move |e| format!("cannot read at byte {at}: {e}")
+}
+
+/// The file meta group (explicit VR little endian, while the group is 0002): its transfer
+/// syntax UID, empty when it has none.
+fn walk_meta(w: &mut Walker) -> Result<String, String> {
     let meta = Encoding::Explicit { big_endian: false };
     let mut transfer_syntax = String::new();
-    loop {
-        if w.remaining() < 8 {
-            break;
-        }
+    while w.remaining() >= 8 {
         let at = w.pos;
-        let peek: [u8; 2] = w.read().map_err(io(at))?;
-        w.reader.seek_relative(-2).map_err(io(at))?;
+        let peek: [u8; 2] = w.read().map_err(io_at(at))?;
+        w.reader.seek_relative(-2).map_err(io_at(at))?;
         w.pos -= 2;
         if u16::from_le_bytes(peek) != 0x0002 {
             break;
         }
-        let (tag, vr, n) = header(w, meta).map_err(io(at))?;
+        let (tag, vr, n) = header(w, meta).map_err(io_at(at))?;
         fits(w, tag, vr, n, at)?;
         if n == UNDEFINED {
             return Err(format!(
@@ -213,15 +214,20 @@ fn walk_elements(w: &mut Walker) -> Result<String, String> {
         }
         if tag == (0x0002, 0x0010) && n <= 64 {
             let mut b = vec![0u8; n as usize];
-            w.reader.read_exact(&mut b).map_err(io(at))?;
+            w.reader.read_exact(&mut b).map_err(io_at(at))?;
             w.pos += u64::from(n);
             transfer_syntax = String::from_utf8_lossy(&b)
                 .trim_end_matches(['\0', ' '])
                 .to_string();
         } else {
-            w.skip(u64::from(n)).map_err(io(at))?;
+            w.skip(u64::from(n)).map_err(io_at(at))?;
         }
     }
+    Ok(transfer_syntax)
+}
+
+fn walk_elements(w: &mut Walker) -> Result<String, String> {
+    let transfer_syntax = walk_meta(w)?;
     let enc = match transfer_syntax.as_str() {
         "1.2.840.10008.1.2" => Encoding::Implicit,
         "1.2.840.10008.1.2.2" => Encoding::Explicit { big_endian: true },
@@ -230,7 +236,7 @@ fn walk_elements(w: &mut Walker) -> Result<String, String> {
     };
     // Open sequences of undefined length, each with the encoding of its contents (always the
     // data set's: an undefined-length UN, whose contents are implicit VR by CP-246, is refused
-    // above, as dicom-rs would misread it).
+    // below, as dicom-rs would misread it).
     let mut open: Vec<Encoding> = Vec::new();
     let mut in_fragments = false;
     while w.remaining() > 0 {
@@ -242,53 +248,57 @@ fn walk_elements(w: &mut Walker) -> Result<String, String> {
                 w.remaining()
             ));
         }
-        let (tag, vr, n) = header(w, enc).map_err(io(at))?;
+        let (tag, vr, n) = header(w, enc).map_err(io_at(at))?;
         fits(w, tag, vr, n, at)?;
         let item = tag.0 == 0xFFFE;
         if in_fragments {
-            match tag {
-                (0xFFFE, 0xE000) if n != UNDEFINED => w.skip(u64::from(n)).map_err(io(at))?,
-                (0xFFFE, 0xE0DD) => in_fragments = false,
-                _ => {
-                    return Err(format!(
-                        "({:04X},{:04X}) at byte {at} inside encapsulated pixel data, where only \
-                         fragments may be",
-                        tag.0, tag.1
-                    ))
-                }
-            }
-            continue;
-        }
-        if tag == (0xFFFE, 0xE0DD) {
+            in_fragments = fragment(w, tag, n, at)?;
+        } else if tag == (0xFFFE, 0xE0DD) {
             open.pop(); // the end of an undefined-length sequence
-            continue;
-        }
-        if n == UNDEFINED {
+        } else if n == UNDEFINED {
             match (tag, vr) {
                 (PIXEL_DATA, _) => in_fragments = true,
                 // An item of undefined length: its elements follow, up to its delimiter.
                 (_, None) if item => {}
                 (_, Some(VR::UN)) if matches!(enc, Encoding::Explicit { .. }) => {
-                    return Err(format!(
-                        "element {}({:04X},{:04X}) at byte {at} is a sequence stored as UN with \
-                         an undefined length (DICOM CP-246, written by some converters), which \
-                         the DICOM library cannot read yet; rewrite the file with the sequence \
-                         as SQ (e.g. dcmtk's dcmconv)",
-                        dictionary_name(tag),
-                        tag.0,
-                        tag.1
-                    ))
+                    return Err(undefined_un(tag, at))
                 }
                 _ => open.push(enc),
             }
-            continue;
+        } else if !(item || vr == Some(VR::SQ)) {
+            // Defined-length sequences and items are entered; other values skipped.
+            w.skip(u64::from(n)).map_err(io_at(at))?;
         }
-        if item || vr == Some(VR::SQ) {
-            continue; // defined-length sequences and items: enter them
-        }
-        w.skip(u64::from(n)).map_err(io(at))?;
     }
     Ok(transfer_syntax)
+}
+
+/// One element inside encapsulated pixel data: a fragment (skipped), or the end of them
+/// (`false`).
+fn fragment(w: &mut Walker, tag: (u16, u16), n: u32, at: u64) -> Result<bool, String> {
+    match tag {
+        (0xFFFE, 0xE000) if n != UNDEFINED => {
+            w.skip(u64::from(n)).map_err(io_at(at))?;
+            Ok(true)
+        }
+        (0xFFFE, 0xE0DD) => Ok(false),
+        _ => Err(format!(
+            "({:04X},{:04X}) at byte {at} inside encapsulated pixel data, where only \
+             fragments may be",
+            tag.0, tag.1
+        )),
+    }
+}
+
+fn undefined_un(tag: (u16, u16), at: u64) -> String {
+    format!(
+        "element {}({:04X},{:04X}) at byte {at} is a sequence stored as UN with an undefined \
+         length (DICOM CP-246, written by some converters), which the DICOM library cannot read \
+         yet; rewrite the file with the sequence as SQ (e.g. dcmtk's dcmconv)",
+        dictionary_name(tag),
+        tag.0,
+        tag.1
+    )
 }
 
 /// The element's keyword and a space, or "" for a private or unknown tag.

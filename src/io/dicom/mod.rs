@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use glam::{DMat4, DVec3, DVec4};
 
 use super::{FileError, OpenOptions, MAX_VOXELS};
+use crate::stats::median;
 use crate::volume::{Grid, Phase, SeriesIds, Volume, Voxels};
 use header::{read_header, SliceHeader};
 use pixels::{decode_slices, decode_stack};
@@ -408,16 +409,23 @@ fn pick_phase(
     Ok((picked, chosen))
 }
 
-fn read_series(
-    dir: &Path,
-    mut slices: Vec<SliceHeader>,
-    phase: usize,
-) -> Result<Volume, FileError> {
-    let err = |msg: String| FileError::new(dir, msg);
+/// The in-plane geometry every slice of a series shares.
+struct SlicePlane {
+    row_dir: DVec3,
+    col_dir: DVec3,
+    normal: DVec3,
+    /// PixelSpacing: between rows, then between columns (mm).
+    spacing: [f64; 2],
+    rows: u32,
+    cols: u32,
+}
+
+/// Every slice placeable and alike (orientation, size); a slice's recorded problem refuses the
+/// series.
+fn check_slices(dir: &Path, slices: &[SliceHeader]) -> Result<SlicePlane, FileError> {
     let first = slices
         .first()
-        .cloned()
-        .ok_or_else(|| err("series has no slices".into()))?;
+        .ok_or_else(|| FileError::new(dir, "series has no slices"))?;
     let missing = |s: &SliceHeader, what: &str| {
         FileError::new(
             &s.path,
@@ -426,15 +434,15 @@ fn read_series(
     };
     let orientation = first
         .orientation
-        .ok_or_else(|| missing(&first, "ImageOrientationPatient"))?;
+        .ok_or_else(|| missing(first, "ImageOrientationPatient"))?;
     let spacing = first
         .pixel_spacing
-        .ok_or_else(|| missing(&first, "PixelSpacing"))?;
+        .ok_or_else(|| missing(first, "PixelSpacing"))?;
     let (rows, cols) = (first.rows, first.columns);
     if rows == 0 || cols == 0 {
-        return Err(missing(&first, "Rows/Columns"));
+        return Err(missing(first, "Rows/Columns"));
     }
-    for s in &slices {
+    for s in slices {
         if let Some(p) = s.problems.first() {
             return Err(FileError::new(&s.path, p.clone()));
         }
@@ -468,29 +476,40 @@ fn read_series(
     let col_dir = DVec3::new(orientation[3], orientation[4], orientation[5]).normalize_or_zero();
     let normal = row_dir.cross(col_dir);
     if normal.length() < 0.9 || spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(err(format!(
-            "invalid ImageOrientationPatient {orientation:?} or PixelSpacing {spacing:?}"
-        )));
+        return Err(FileError::new(
+            dir,
+            format!("invalid ImageOrientationPatient {orientation:?} or PixelSpacing {spacing:?}"),
+        ));
     }
-    let pos = |s: &SliceHeader| s.position.unwrap_or_default();
-    slices.sort_by(|a, b| pos(a).dot(normal).total_cmp(&pos(b).dot(normal)));
-    let depth: Vec<f64> = slices.iter().map(|s| pos(s).dot(normal)).collect();
-    let (slices, phase) = pick_phase(dir, slices, &depth, phase)?;
-    let n = slices.len();
-    let total = rows as u64 * cols as u64 * n as u64;
-    if total > MAX_VOXELS {
-        return Err(err(format!(
-            "series of {n} slices of {cols}×{rows} is {total} voxels, more than the {MAX_VOXELS} \
-             this reader accepts"
-        )));
-    }
+    Ok(SlicePlane {
+        row_dir,
+        col_dir,
+        normal,
+        spacing,
+        rows,
+        cols,
+    })
+}
 
-    let depth: Vec<f64> = slices.iter().map(|s| pos(s).dot(normal)).collect();
-    let mut warnings = Vec::new();
+/// How the slices' depths become the volume's third axis.
+struct Depths {
+    /// Each slice's depth along the normal (mm), sorted.
+    depth: Vec<f64>,
+    /// The nominal step (median of the steps; SliceThickness for one slice).
+    step: f64,
+    /// Whether every step is the nominal one (else resampled to it).
+    uniform: bool,
+    /// Voxels along the third axis.
+    nk: usize,
+    warnings: Vec<String>,
+}
+
+fn depths(slices: &[SliceHeader], normal: DVec3) -> Depths {
+    let depth: Vec<f64> = slices.iter().map(|s| position(s).dot(normal)).collect();
     let steps: Vec<f64> = depth.windows(2).map(|w| w[1] - w[0]).collect();
     let (lo, hi) = crate::volume::SPACING_RANGE_MM;
     let step = if steps.is_empty() {
-        first
+        slices[0]
             .slice_thickness
             .filter(|t| (lo..=hi).contains(t))
             .unwrap_or(1.0)
@@ -500,9 +519,9 @@ fn read_series(
     let uniform = steps
         .iter()
         .all(|d| (d - step).abs() <= (0.01 * step).max(0.01));
-    let extent = depth.last().unwrap_or(&0.0) - depth[0];
+    let mut warnings = Vec::new();
     let nk = if uniform {
-        n
+        slices.len()
     } else {
         let gaps = steps.iter().filter(|d| **d > 1.5 * step).count();
         warnings.push(if gaps > 0 {
@@ -517,14 +536,74 @@ fn read_series(
                 steps.iter().cloned().fold(0.0, f64::max)
             )
         });
+        let extent = depth.last().unwrap_or(&0.0) - depth[0];
         (extent / step).round() as usize + 1
     };
+    Depths {
+        depth,
+        step,
+        uniform,
+        nk,
+        warnings,
+    }
+}
+
+fn position(s: &SliceHeader) -> DVec3 {
+    s.position.unwrap_or_default()
+}
+
+/// The voxels: the slices as they are, or linearly resampled to `d.nk` evenly spaced depths.
+fn decode_volume(slices: &[SliceHeader], plane: usize, d: &Depths) -> Result<Voxels, FileError> {
+    if d.uniform {
+        return decode_stack(slices, plane);
+    }
+    let stack = decode_slices(slices, plane)?;
+    let (n, nk, depth) = (slices.len(), d.nk, &d.depth);
+    let extent = depth[n - 1] - depth[0];
+    let mut out = Vec::with_capacity(plane * nk);
+    let mut lo = 0;
+    for k in 0..nk {
+        let at = depth[0] + k as f64 * (extent / (nk as f64 - 1.0));
+        while lo + 2 < n && depth[lo + 1] <= at {
+            lo += 1;
+        }
+        let t = (((at - depth[lo]) / (depth[lo + 1] - depth[lo])) as f32).clamp(0.0, 1.0);
+        let (a, b) = (&stack[lo], &stack[lo + 1]);
+        out.extend(a.iter().zip(b.iter()).map(|(x, y)| x + (y - x) * t));
+    }
+    Ok(Voxels::from_f32_compact(out))
+}
+
+/// One series (one phase of a cine) as a volume: checked, sorted along the normal, gaps
+/// resampled, gantry tilt kept as shear.
+fn read_series(
+    dir: &Path,
+    mut slices: Vec<SliceHeader>,
+    phase: usize,
+) -> Result<Volume, FileError> {
+    let err = |msg: String| FileError::new(dir, msg);
+    let g = check_slices(dir, &slices)?;
+    let first = slices[0].clone();
+    let normal = g.normal;
+    slices.sort_by(|a, b| position(a).dot(normal).total_cmp(&position(b).dot(normal)));
+    let depth: Vec<f64> = slices.iter().map(|s| position(s).dot(normal)).collect();
+    let (slices, phase) = pick_phase(dir, slices, &depth, phase)?;
+    let n = slices.len();
+    let total = g.rows as u64 * g.cols as u64 * n as u64;
+    if total > MAX_VOXELS {
+        return Err(err(format!(
+            "series of {n} slices of {}×{} is {total} voxels, more than the {MAX_VOXELS} \
+             this reader accepts",
+            g.cols, g.rows
+        )));
+    }
+    let mut d = depths(&slices, normal);
     // Slice step vector: along the normal unless the positions drift sideways (gantry tilt).
-    let p0 = pos(&slices[0]);
+    let p0 = position(&slices[0]);
     let k_step = if n > 1 {
-        (pos(&slices[n - 1]) - p0) / (nk as f64 - 1.0)
+        (position(&slices[n - 1]) - p0) / (d.nk as f64 - 1.0)
     } else {
-        normal * step
+        normal * d.step
     };
     let tilt_deg = k_step
         .normalize()
@@ -533,33 +612,14 @@ fn read_series(
         .acos()
         .to_degrees();
     if tilt_deg > 0.05 {
-        warnings.push(format!(
+        d.warnings.push(format!(
             "gantry tilt of {tilt_deg:.2}°: kept exact as a sheared voxel grid"
         ));
     }
-
-    let plane = rows as usize * cols as usize;
-    let voxels = if uniform {
-        decode_stack(&slices, plane)?
-    } else {
-        let stack = decode_slices(&slices, plane)?;
-        let mut out = Vec::with_capacity(plane * nk);
-        let mut lo = 0;
-        for k in 0..nk {
-            let d = depth[0] + k as f64 * (extent / (nk as f64 - 1.0));
-            while lo + 2 < n && depth[lo + 1] <= d {
-                lo += 1;
-            }
-            let t = (((d - depth[lo]) / (depth[lo + 1] - depth[lo])) as f32).clamp(0.0, 1.0);
-            let (a, b) = (&stack[lo], &stack[lo + 1]);
-            out.extend(a.iter().zip(b.iter()).map(|(x, y)| x + (y - x) * t));
-        }
-        Voxels::from_f32_compact(out)
-    };
-
+    let voxels = decode_volume(&slices, g.rows as usize * g.cols as usize, &d)?;
     let world_from_voxel = DMat4::from_cols(
-        (row_dir * spacing[1]).extend(0.0),
-        (col_dir * spacing[0]).extend(0.0),
+        (g.row_dir * g.spacing[1]).extend(0.0),
+        (g.col_dir * g.spacing[0]).extend(0.0),
         k_step.extend(0.0),
         p0.extend(1.0),
     );
@@ -568,22 +628,14 @@ fn read_series(
             "{p} (from ImagePositionPatient, ImageOrientationPatient and PixelSpacing)"
         )));
     }
-    let mut vol = Volume::new(
-        Grid::new([cols as usize, rows as usize, nk], world_from_voxel),
-        voxels,
-    );
-    vol.warnings = warnings;
+    let dims = [g.cols as usize, g.rows as usize, d.nk];
+    let mut vol = Volume::new(Grid::new(dims, world_from_voxel), voxels);
+    vol.warnings = d.warnings;
     vol.phase = phase;
     vol.series = Some(SeriesIds {
-        study_uid: first.study_uid.clone(),
-        series_uid: first.series_uid.clone(),
-        modality: first.modality.clone(),
+        study_uid: first.study_uid,
+        series_uid: first.series_uid,
+        modality: first.modality,
     });
     Ok(vol)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
