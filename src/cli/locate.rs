@@ -174,19 +174,15 @@ fn answers(
             } else {
                 String::new()
             };
-            print!(
-                "{}{of_phase}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, confidence {:.2}",
+            println!(
+                "{}{of_phase}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, {}",
                 input.display(),
                 found.method.name(),
                 c.x,
                 c.y,
                 c.z,
-                found.confidence
+                found.describe()
             );
-            if let (Some(e), Some(ml)) = (found.extent_mm(), found.volume_ml) {
-                print!(", extent {:.0}×{:.0}×{:.0} mm, {:.0} ml", e.x, e.y, e.z, ml);
-            }
-            println!(", {:.2} s", found.timing.total());
         }
         let mut r = found.to_json();
         r["phase"] = json!(phase.index() + 1);

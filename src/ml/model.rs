@@ -104,6 +104,21 @@ impl Finding {
 }
 
 impl Finding {
+    /// What was found besides the centre, in words: "confidence 0.91, extent 120×98×95 mm,
+    /// 640 ml, 1.23 s" (extent and volume for the segmentation only). The CLI's text output and
+    /// the app's results panel both say it this way.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("confidence {:.2}", self.confidence)];
+        if let (Some(e), Some(ml)) = (self.extent_mm(), self.volume_ml) {
+            parts.push(format!(
+                "extent {:.0}×{:.0}×{:.0} mm, {ml:.0} ml",
+                e.x, e.y, e.z
+            ));
+        }
+        parts.push(format!("{:.2} s", self.timing.total()));
+        parts.join(", ")
+    }
+
     /// The `locate --json` form of one result.
     pub fn to_json(&self) -> serde_json::Value {
         let r = |v: DVec3| v.to_array().map(|x| (x * 100.0).round() / 100.0);

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "gui")]
+pub mod gui;
+
 /// `../shared/data` beside the repository, or `None` with a printed reason (tests then skip).
 pub fn shared_data() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");

@@ -95,14 +95,7 @@ fn findings_ui(ui: &mut egui::Ui, app: &HeartlocApp, p: &Predictions, out: &mut 
                 c.z
             ),
         );
-        let mut line = format!("confidence {:.2} · {:.2} s", f.confidence, f.timing.total());
-        if let (Some(e), Some(ml)) = (f.extent_mm(), f.volume_ml) {
-            line = format!(
-                "extent {:.0}×{:.0}×{:.0} mm · {ml:.0} ml · {line}",
-                e.x, e.y, e.z
-            );
-        }
-        ui.small(line);
+        ui.small(f.describe());
         for (name, at) in app.landmarks.annotation.set.defined() {
             ui.small(format!("  {:.1} mm from {name}", at.distance(c)));
         }

@@ -4,23 +4,20 @@
 //! stored as u8 (the cache manifest's `intensity_range` column says so), the heart mask
 //! resampled likewise. Never commit its output: it is cut from the shared data.
 //!
-//! cargo run --release --example training_cache -- ../shared/data/manifest.csv /tmp/cache 3
+//! `cargo run --release --bin heartloc-dev -- training-cache ../shared/data/manifest.csv /tmp/cache`
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use glam::{DMat4, DVec3, DVec4};
 use heartloc::ml::data::{heart_mask, read_manifest};
 use heartloc::ml::preprocess::{scan_center, Method, Normalizer, Recipe};
 use heartloc::volume::{Grid, Interpolation, Volume, Voxels};
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let manifest = PathBuf::from(&args[0]);
-    let out = PathBuf::from(&args[1]);
-    let s: f64 = args.get(2).map_or(Ok(3.0), |a| a.parse())?;
+/// Write the cache of `manifest`'s cases into `out` on a grid of `s` mm.
+pub fn run(manifest: &Path, out: &Path, s: f64) -> anyhow::Result<()> {
     let recipe = Recipe::new(Method::Segmentation);
     let mut csv = String::from("case,modality,heart_values,heart_center_lps_mm,intensity_range\n");
-    for row in read_manifest(&manifest)? {
+    for row in read_manifest(manifest)? {
         let (image, _) = heartloc::io::open(&row.folder.join("image.nii.gz"), &Default::default())?;
         let (labels, _) =
             heartloc::io::open(&row.folder.join("labels.nii.gz"), &Default::default())?;
@@ -58,9 +55,13 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         heartloc::io::nifti::write(&dir.join("image.nii.gz"), &img)?;
         heartloc::io::nifti::write(&dir.join("labels.nii.gz"), &m)?;
-        let centre = row
-            .heart_center_lps_mm
-            .expect("the manifest has heart centres");
+        let centre = row.heart_center_lps_mm.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: case {} has no heart_center_lps_mm",
+                manifest.display(),
+                row.case
+            )
+        })?;
         csv += &format!(
             "{},{},1,{} {} {},0 255\n",
             row.case, row.modality, centre.x, centre.y, centre.z

@@ -5,10 +5,10 @@
 //! image gives the same answer wherever the crop is (errors flat across a row); one that leans on
 //! the crop centre follows the shift (the fitted slope, 0 = ideal, 1 = answers the crop centre).
 //!
-//! Run: `cargo run --release --example crop_dependence -- [WEIGHTS_DIR] [heatmap|segmentation]`
+//! Run: `cargo run --release --bin heartloc-dev -- crop-dependence [--weights DIR] [--method M]`
 //! (default: the shipped heatmap model; needs `../shared/data`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use heartloc::ml::data;
 use heartloc::ml::model::{Model, Timing};
@@ -16,16 +16,14 @@ use heartloc::ml::preprocess::Method;
 
 const SHIFTS_MM: [f64; 5] = [-16.0, -8.0, 0.0, 8.0, 16.0];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Print the table for `method`'s model from `weights` (default: the shipped one).
+pub fn run(weights: Option<&Path>, method: Method) -> anyhow::Result<()> {
     let manifest = Path::new("../shared/data/manifest.csv");
     if !manifest.exists() {
         println!("skipped: {} is absent", manifest.display());
         return Ok(());
     }
-    let mut args = std::env::args().skip(1);
-    let dir = args.next().map(PathBuf::from);
-    let method: Method = args.next().as_deref().unwrap_or("heatmap").parse()?;
-    let model = match &dir {
+    let model = match weights {
         Some(d) => Model::load(d, method)?,
         None => Model::shipped(method)?,
     };
@@ -66,9 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{line}");
     }
     for (axis, list) in ["x (L)", "y (P)", "z (S)"].iter().zip(&slopes) {
-        let mut sorted = list.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        let median = heartloc::stats::median(list);
         println!("median slope along {axis}: {median:.2}");
     }
     Ok(())

@@ -1,0 +1,218 @@
+//! Annotation in the real app (egui_kittest): landmarks placed, dragged, undone and saved,
+//! worklists navigated and resumed, DICOM landmarks kept out of the export.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use common::gui::*;
+use eframe::egui;
+use egui_kittest::Harness;
+use glam::DVec3;
+use heartloc::app::{HeartlocApp, NoDialog, Source};
+use heartloc::slice_view::Window;
+
+#[test]
+fn place_move_undo_redo_save_and_reopen_a_landmark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, marker) = marker_volume(tmp.path());
+    let mut h = harness(Source::Path(path.clone()));
+    h.state_mut().crosshair = marker;
+    h.state_mut().window = Window::new(0.0, 1000.0);
+    h.run_steps(2);
+    // Find the marker on screen from the pixels alone, then place heart-center there (key 2).
+    let img = h.render().expect("render");
+    let axial = h.state().pane_rects()[0];
+    let seen = bright_centre(&img, axial).expect("marker visible");
+    let at = egui::pos2(seen.x as f32, seen.y as f32);
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    assert!(h.state().landmarks.armed && h.state().landmarks.active_slot == "heart-center");
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    // Within half a voxel (2 mm voxels) of the marker's true centre, in x and y; z is the slice.
+    assert!(
+        (placed.truncate() - marker.truncate()).length() < 1.0,
+        "placed at {placed}, marker {marker}"
+    );
+    assert!((placed.z - marker.z).abs() < 1e-9);
+    assert_eq!(
+        h.state().crosshair,
+        marker,
+        "placing does not move the crosshair"
+    );
+
+    // Drag it 30 points to screen right: patient left (+x) in the axial view.
+    let mm_per_px = h.state().views[0].mm_per_px;
+    drag(&mut h, at, at + egui::vec2(30.0, 0.0));
+    let moved = heart_center(&h).expect("still defined");
+    assert!(
+        (moved.x - placed.x - 30.0 * mm_per_px).abs() < 0.5 * mm_per_px + 1e-6,
+        "{moved} from {placed}"
+    );
+    assert!((moved.y - placed.y).abs() < mm_per_px);
+
+    // Undo the move, redo it.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(heart_center(&h), Some(placed));
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run_steps(2);
+    assert_eq!(heart_center(&h), Some(moved));
+
+    // Saved beside the image on every change.
+    let saved = heartloc::app::landmarks_beside(&path);
+    let pts = heartloc::io::markups::read(&saved).expect("autosaved");
+    let hc = pts
+        .iter()
+        .find(|p| p.label == "heart-center")
+        .expect("saved slot");
+    assert!(DVec3::from_array(hc.position_lps.expect("position")).distance(moved) < 1e-6);
+
+    // Reopen through the command-line path (`view FILE --landmarks F`).
+    drop(h);
+    let launch = heartloc::app::Launch {
+        input: Some(path),
+        landmarks: Some(saved),
+        ..Default::default()
+    };
+    let mut again = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, launch, Box::new(NoDialog)));
+    wait_loaded(&mut again);
+    let back = heart_center(&again).expect("reloaded");
+    assert!(back.distance(moved) < 1e-6);
+
+    // Escape cancels a drag in progress.
+    let start = egui::pos2(seen.x as f32 + 30.0, seen.y as f32);
+    again.state_mut().crosshair = marker;
+    again.run_steps(2);
+    again.hover_at(start);
+    again.run_steps(1);
+    press(&mut again, start, true);
+    again.run_steps(1);
+    again.hover_at(start + egui::vec2(25.0, 10.0));
+    again.run_steps(1);
+    again.key_press(egui::Key::Escape);
+    again.run_steps(1);
+    press(&mut again, start + egui::vec2(25.0, 10.0), false);
+    again.run_steps(2);
+    assert!(heart_center(&again).expect("kept").distance(moved) < 1e-6);
+}
+
+#[test]
+fn worklist_navigates_cases_autosaves_to_the_output_folder_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["case_a", "case_b"] {
+        std::fs::create_dir_all(tmp.path().join(case)).unwrap();
+        let (made, _) = marker_volume(&tmp.path().join(case));
+        std::fs::rename(made, tmp.path().join(case).join("image.nii.gz")).unwrap();
+    }
+    let out = tmp.path().join("labels");
+    let launch = heartloc::app::Launch {
+        worklist: Some(tmp.path().to_path_buf()),
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    let l2 = launch.clone();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, launch, Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    assert_eq!(h.state().worklist.as_ref().map(|w| w.current), Some(0));
+
+    // Place heart-center on case_a at the axial pane centre.
+    let centre = h.state().pane_rects()[0].center();
+    h.hover_at(centre);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, centre);
+    let placed = heart_center(&h).expect("placed");
+    let saved = heartloc::io::markups::read(&out.join("case_a.mrk.json")).expect("saved in --out");
+    assert!(saved
+        .iter()
+        .any(|p| p.label == "heart-center"
+            && p.status == heartloc::io::markups::PositionStatus::Defined));
+    assert!(!tmp
+        .path()
+        .join("case_a")
+        .join("landmarks.mrk.json")
+        .exists());
+
+    // N: next case, with its own (empty) landmarks; P: back, with the saved point.
+    h.key_press(egui::Key::N);
+    wait_loaded(&mut h);
+    assert_eq!(h.state().worklist.as_ref().map(|w| w.current), Some(1));
+    assert_eq!(heart_center(&h), None);
+    h.key_press(egui::Key::P);
+    wait_loaded(&mut h);
+    assert_eq!(heart_center(&h), Some(placed));
+    h.key_press(egui::Key::N);
+    wait_loaded(&mut h);
+    assert_eq!(
+        h.state().settings.last_worklist,
+        Some((tmp.path().to_path_buf(), Some(out.clone()))),
+        "offered for resuming next time"
+    );
+    drop(h);
+
+    // A restart resumes at the case it was on.
+    let mut again = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, l2, Box::new(NoDialog)));
+    wait_loaded(&mut again);
+    assert_eq!(again.state().worklist.as_ref().map(|w| w.current), Some(1));
+}
+
+#[test]
+fn landmarks_of_a_dicom_folder_go_to_the_user_folder_by_series_never_into_the_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("export");
+    let (vol, _) = heartloc::phantom::chest_ct([48, 40, 24], 8.0);
+    let opts = heartloc::io::dicom::WriteSeriesOptions {
+        series_uid: "2.25.31337".into(),
+        ..Default::default()
+    };
+    heartloc::io::dicom::write_series(&export.join("series"), &vol, &opts).unwrap();
+    let before: Vec<_> = std::fs::read_dir(export.join("series")).unwrap().collect();
+    let user = tmp.path().join("user-landmarks");
+    // Only this test saves DICOM landmarks (the app reads the variable for them alone).
+    std::env::set_var("HEARTLOC_LANDMARKS_DIR", &user);
+    let mut h = harness(Source::Path(export.clone()));
+    let at = h.state().pane_rects()[0].center();
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    // The writer's study UID is the series UID with ".0" appended.
+    let saved = user.join("2.25.31337.0").join("2.25.31337.mrk.json");
+    let pts = heartloc::io::markups::read(&saved).expect("saved in the user folder");
+    let hc = pts.iter().find(|p| p.label == "heart-center").unwrap();
+    assert!(DVec3::from_array(hc.position_lps.unwrap()).distance(placed) < 1e-6);
+    // Nothing new in the export.
+    assert_eq!(
+        std::fs::read_dir(export.join("series")).unwrap().count(),
+        before.len()
+    );
+    assert_eq!(std::fs::read_dir(&export).unwrap().count(), 1);
+    // Reopened from a copy elsewhere, the same series finds its landmarks.
+    drop(h);
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(export.join("series")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let h = harness(Source::Path(copy));
+    assert_eq!(heart_center(&h), Some(placed));
+}

@@ -1,0 +1,255 @@
+//! The models in the real app (egui_kittest): overlays, accepting a prediction, stale and
+//! failed answers, label maps, scoring a worklist.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use common::gui::*;
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use glam::{DMat4, DVec3};
+use heartloc::app::Source;
+use heartloc::io::nifti;
+use heartloc::slice_view::Plane;
+use heartloc::volume::Grid;
+
+#[test]
+fn models_run_on_a_real_case_overlay_and_the_heatmap_centre_is_accepted_and_saved() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    use heartloc::app::{method_color, LandmarkTarget};
+    use heartloc::ml::preprocess::Method;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("review.mrk.json");
+    let image = data.join("ct-segthor/Patient_12/image.nii.gz");
+    let mut h = harness(Source::Demo);
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .open_with_landmarks(Source::Path(image), LandmarkTarget::File(out.clone()), &ctx);
+    wait_loaded(&mut h);
+    assert!(h.state().models.predictions.is_none(), "nothing run yet");
+    let before = h.render().expect("render");
+    let axial = h.state().pane_rects()[0];
+    let heat = method_color(Method::Heatmap);
+    let seg = method_color(Method::Segmentation);
+    let seg_before = count_color(&before, axial, seg);
+    h.get_by_label("Run models (R)").click();
+    h.run_steps(2);
+    assert!(h.state().models_running());
+    wait_models(&mut h);
+    let (seg_centre, heat_centre) = {
+        let p = h.state().models.predictions.as_ref().expect("predictions");
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        (
+            p.get(Method::Segmentation).unwrap().center_lps,
+            p.get(Method::Heatmap).unwrap().center_lps,
+        )
+    };
+    // The app went to the segmentation centre; its mask and both centres are drawn there.
+    assert!(h.state().crosshair.distance(seg_centre) < 1e-6);
+    let after = h.render().expect("render");
+    let mask_px = count_color(&after, axial, seg);
+    assert!(
+        mask_px > seg_before + 500,
+        "mask overlay: {seg_before} → {mask_px} green pixels"
+    );
+    h.state_mut().crosshair = heat_centre;
+    h.run_steps(2);
+    let img = h.render().expect("render");
+    assert!(count_color(&img, axial, heat) > 10, "heatmap centre marker");
+    // The results panel lists both methods and their distance.
+    h.get_by_label_contains("Methods ");
+    // Select heart-center (key 2) and accept the heatmap centre (A).
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    h.key_press(egui::Key::A);
+    h.run_steps(3);
+    let saved = heartloc::io::markups::read(&out).expect("saved markups");
+    let hc = saved
+        .iter()
+        .find(|p| p.label == "heart-center")
+        .and_then(|p| p.position_lps)
+        .expect("heart-center saved");
+    assert!(
+        DVec3::from_array(hc).distance(heat_centre) < 1e-3,
+        "{hc:?} vs {heat_centre}"
+    );
+    // It is an ordinary landmark: undo takes it back and the file follows.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(3);
+    assert!(heart_center(&h).is_none());
+    // Frame the heart: every slice view centred on the segmentation box.
+    h.key_press(egui::Key::F);
+    h.run_steps(2);
+    let (lo, hi) = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .and_then(|p| p.get(Method::Segmentation))
+        .and_then(|f| f.bbox_lps)
+        .unwrap();
+    for v in h.state().views {
+        assert!(v.center_mm.distance((lo + hi) * 0.5) < 1e-6);
+    }
+}
+
+#[test]
+fn a_result_for_a_volume_no_longer_open_is_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _) = marker_volume(tmp.path());
+    let mut h = harness(Source::Path(a));
+    // Start a run on A, then open B at once. (On a busy machine A's run may already have
+    // ended; the answer for A delivered by hand below covers the slow case either way.)
+    let before = h.state().models.next_request;
+    h.key_press(egui::Key::R);
+    h.run_steps(1);
+    let stale = h.state().models.next_request;
+    assert_eq!(stale, before + 1, "R submitted a run for A");
+    let ctx = h.ctx.clone();
+    h.state_mut().open(Source::Demo, &ctx);
+    h.state_mut().settings.overlays.run_on_open = false;
+    wait_loaded(&mut h);
+    // The demo runs its own models; whatever A produced is not among them.
+    let demo_id = h.state().doc.as_ref().unwrap().gpu.id;
+    let p = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .expect("demo predictions");
+    assert_eq!(p.volume_id, demo_id);
+    let revision = p.revision;
+    // An answer for A delivered now (as a slow worker would) is dropped.
+    let finding = heartloc::ml::model::Finding {
+        method: heartloc::ml::preprocess::Method::Heatmap,
+        center_lps: DVec3::new(1.0, 2.0, 3.0),
+        confidence: 1.0,
+        bbox_lps: None,
+        volume_ml: None,
+        grid: Grid::new([2, 2, 2], DMat4::IDENTITY),
+        map: vec![0.0; 8],
+        threshold: 0.5,
+        timing: Default::default(),
+    };
+    h.key_press(egui::Key::R);
+    h.run_steps(1);
+    h.state_mut().accept_event(heartloc::worker::Event::Done {
+        id: stale,
+        results: vec![(finding.method, Ok(finding))],
+    });
+    wait_models(&mut h);
+    let p = h.state().models.predictions.as_ref().expect("predictions");
+    assert_eq!(p.volume_id, demo_id);
+    assert!(p.revision > revision, "the demo's own rerun arrived");
+    assert!(p
+        .findings
+        .iter()
+        .all(|f| f.center_lps.distance(DVec3::new(1.0, 2.0, 3.0)) > 1.0));
+}
+
+#[test]
+fn a_model_failure_shows_a_message_and_the_app_keeps_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _) = marker_volume(tmp.path());
+    let mut h = harness(Source::Path(a));
+    h.state_mut().models.weights = Some(tmp.path().join("no-weights-here"));
+    h.key_press(egui::Key::R);
+    h.run_steps(1);
+    wait_models(&mut h);
+    let msg = h.state().message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("cannot load the models") && msg.contains("no-weights-here"),
+        "{msg}"
+    );
+    assert!(h.state().models.predictions.is_none());
+    h.state_mut().step(Plane::Axial, 1.0);
+    h.run_steps(2);
+    assert!(h.state().doc.is_some());
+}
+
+#[test]
+fn a_label_map_opens_over_a_real_case_with_names_and_colours() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let case = data.join("ct-segthor/Patient_12");
+    let mut h = harness(Source::Path(case.join("image.nii.gz")));
+    let before = h.render().expect("render");
+    // The case folder has labels.nii.gz: the panel offers it (names come from the manifest).
+    h.get_by_label("labels.nii.gz");
+    h.state_mut().open_labels(case.join("labels.nii.gz"));
+    for _ in 0..500 {
+        h.step();
+        if h.state().models.labels.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.run_steps(2);
+    let l = h.state().models.labels.as_ref().unwrap_or_else(|| {
+        panic!("labels not loaded: {:?}", h.state().message);
+    });
+    assert_eq!(l.table.name(2), "heart", "{:?}", l.table);
+    assert_eq!(l.present, vec![1, 2, 3, 4]);
+    h.get_by_label("2: heart");
+    h.get_by_label("4: aorta");
+    let l = h.state().models.labels.as_ref().expect("labels loaded");
+    let heart = l.table.color(2);
+    // Go to the heart's centre from the manifest: it is painted in the heart's colour.
+    let centre = DVec3::from_array(
+        common::manifest(&data)
+            .into_iter()
+            .find(|c| c.case == "ct-segthor/Patient_12")
+            .unwrap()
+            .heart_center_lps_mm,
+    );
+    h.state_mut().crosshair = centre;
+    h.run_steps(2);
+    let after = h.render().expect("render");
+    let axial = h.state().pane_rects()[0];
+    let tint = egui::Color32::from_rgb(heart[0], heart[1], heart[2]);
+    let n_before = count_color(&before, axial, tint);
+    let n_after = count_color(&after, axial, tint);
+    assert!(n_after > n_before + 500, "{n_before} → {n_after}");
+}
+
+#[test]
+fn scoring_a_worklist_runs_every_case_in_the_background_and_orders_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let (vol, _) = heartloc::phantom::chest_ct([96, 80, 72], 4.0);
+    nifti::write(&cases.join("a_phantom.nii.gz"), &vol).unwrap();
+    marker_volume(&cases);
+    let mut h = harness_sized(Source::Demo, 1500.0);
+    let ctx = h.ctx.clone();
+    let out = tmp.path().join("out");
+    h.state_mut().open_worklist(&cases, Some(&out), &ctx);
+    wait_loaded(&mut h);
+    h.get_by_label("Score all cases").click();
+    for _ in 0..6000 {
+        h.step();
+        if h.state().models.scores.len() == 2 && !h.state().models_running() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let scores = h.state().models.scores.clone();
+    assert_eq!(scores.len(), 2, "{:?}", h.state().message);
+    // The worklist never left its case while scoring.
+    assert_eq!(h.state().worklist.as_ref().unwrap().current, 0);
+    let by_disagreement =
+        heartloc::app::order_cases(2, &scores, heartloc::app::CaseOrder::Disagreement);
+    let d = |i: usize| scores[&i].disagreement_mm;
+    assert!(d(by_disagreement[0]) >= d(by_disagreement[1]));
+    // The phantom (case 0, "a_phantom") has a heart; both methods find one.
+    assert!(scores[&0].disagreement_mm.is_finite(), "{scores:?}");
+    h.get_by_label("disagreement").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().models.order,
+        heartloc::app::CaseOrder::Disagreement
+    );
+}
