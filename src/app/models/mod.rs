@@ -106,10 +106,15 @@ impl Predictions {
         }
     }
 
+    /// The segmentation's box around the heart (LPS mm), if it found one.
+    pub fn heart_box(&self) -> Option<(DVec3, DVec3)> {
+        self.get(Method::Segmentation).and_then(|f| f.bbox_lps)
+    }
+
     /// The box to frame the heart in: centre and extent (mm). The segmentation's box, else a
     /// typical adult heart around the first centre; at least 40 mm a side, with a 30% margin.
     pub fn heart_frame(&self) -> Option<(DVec3, DVec3)> {
-        let (lo, hi) = match self.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
+        let (lo, hi) = match self.heart_box() {
             Some(b) => b,
             None => {
                 let f = self.findings.first()?;

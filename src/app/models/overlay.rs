@@ -188,7 +188,7 @@ fn paint_slice_findings(
     p: &Predictions,
 ) {
     if o.bbox {
-        if let Some((lo, hi)) = p.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
+        if let Some((lo, hi)) = p.heart_box() {
             if slice_cuts_box(frame.grid, frame.plane, frame.crosshair, lo, hi) {
                 let color = method_color(Method::Segmentation).gamma_multiply(0.8);
                 painter.rect_stroke(
@@ -238,7 +238,7 @@ pub fn paint_volume(
     p: &Predictions,
 ) {
     if o.bbox {
-        if let Some((lo, hi)) = p.get(Method::Segmentation).and_then(|f| f.bbox_lps) {
+        if let Some((lo, hi)) = p.heart_box() {
             let corner = |c: usize| {
                 DVec3::new(
                     if c & 1 == 0 { lo.x } else { hi.x },
