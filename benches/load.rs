@@ -4,7 +4,8 @@
 //! `heartloc info` against a SimpleITK (GDCM) series read, with heartloc's peak memory.
 //!
 //! Run: `cargo bench --bench load` (optional references: `pip install nibabel SimpleITK`);
-//! `cargo bench --bench load -- dicom` for the DICOM part only.
+//! `cargo bench --bench load -- dicom` for the DICOM part only, `-- markups` for a 100k-point
+//! Slicer markups file.
 //! The file is a synthetic CT-like phantom with noise, so it compresses like real CT does.
 
 use std::process::Command;
@@ -128,8 +129,50 @@ fn dicom_series(dir: &std::path::Path) {
     }
 }
 
+/// A 100 000-point markups file: read, turned into landmarks, one point moved and saved back
+/// into the same document, against Python's `json.load` of the same file.
+fn markups(dir: &std::path::Path) {
+    use heartloc::io::markups::{self, ControlPoint, PositionStatus};
+    let path = dir.join("many.mrk.json");
+    let points: Vec<ControlPoint> = (0..100_000)
+        .map(|i| ControlPoint {
+            label: format!("p-{i}"),
+            description: String::new(),
+            position_lps: Some([i as f64 * 0.1, -(i as f64) * 0.2, 3.5]),
+            status: PositionStatus::Defined,
+        })
+        .collect();
+    markups::write(&path, &points).expect("write markups");
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let read = markups::read_file(&path).expect("read");
+        let set = heartloc::annotation::LandmarkSet::from_markups(&read.points).expect("labels");
+        let mut pts = set.to_points();
+        pts[0].position_lps = Some([1.0, 2.0, 3.0]);
+        markups::write_into(&path, &read, &pts).expect("save");
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let ours = median(&times);
+    println!(
+        "heartloc   100k-point markups: read + landmarks + save {ours:7.3} s (median of {RUNS})"
+    );
+    let code = "import json\ndef load(p): return json.load(open(p))";
+    match python_median(code, &path.to_string_lossy()) {
+        Ok(t) => println!(
+            "python     100k-point markups: json.load only          {t:7.3} s   ratio heartloc/json = {:.2}",
+            ours / t
+        ),
+        Err(e) => println!("python json not measured ({e})"),
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
+    if std::env::args().any(|a| a == "markups") {
+        markups(dir.path());
+        return;
+    }
     if std::env::args().any(|a| a == "dicom") {
         dicom_series(dir.path());
         return;
@@ -171,4 +214,5 @@ fn main() {
         }
     }
     dicom_series(dir.path());
+    markups(dir.path());
 }

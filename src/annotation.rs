@@ -19,6 +19,20 @@ pub enum Status {
     Skipped,
 }
 
+impl Status {
+    /// The status of a markups control point (Slicer's preview counts as defined, missing as
+    /// skipped).
+    pub fn of_point(p: &ControlPoint) -> Status {
+        match (p.status, p.position_lps) {
+            (PositionStatus::Defined | PositionStatus::Preview, Some(x)) => {
+                Status::Defined(DVec3::from_array(x))
+            }
+            (PositionStatus::Missing, _) => Status::Skipped,
+            _ => Status::Undefined,
+        }
+    }
+}
+
 /// "undefined", "defined", "skipped": the one wording of the panel, the CSV export and the
 /// reports (markups files use Slicer's words, see [`PositionStatus`]).
 impl std::fmt::Display for Status {
@@ -36,6 +50,14 @@ pub struct Landmark {
     pub name: String,
     pub status: Status,
     pub note: String,
+}
+
+/// The slot a control point belongs to: its label, `unnamed` when it has none.
+fn slot_name(p: &ControlPoint) -> &str {
+    match p.label.trim() {
+        "" => "unnamed",
+        l => l,
+    }
 }
 
 impl Landmark {
@@ -100,25 +122,60 @@ impl LandmarkSet {
     }
 
     /// From markups control points (labels become slot names; default slots always exist).
+    /// A label given twice keeps its last point: use [`LandmarkSet::from_markups`] for files.
     pub fn from_points(points: &[ControlPoint]) -> Self {
         let mut set = LandmarkSet::default();
+        let mut index: std::collections::HashMap<String, usize> = set
+            .landmarks
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.clone(), i))
+            .collect();
         for p in points {
-            let name = if p.label.trim().is_empty() {
-                "unnamed"
-            } else {
-                p.label.trim()
-            };
-            let slot = set.slot(name);
+            let name = slot_name(p);
+            let i = *index.entry(name.to_string()).or_insert_with(|| {
+                set.landmarks.push(Landmark::empty(name));
+                set.landmarks.len() - 1
+            });
+            let slot = &mut set.landmarks[i];
             slot.note = p.description.clone();
-            match (p.status, p.position_lps) {
-                (PositionStatus::Defined | PositionStatus::Preview, Some(x)) => {
-                    slot.status = Status::Defined(DVec3::from_array(x));
-                }
-                (PositionStatus::Missing, _) => slot.status = Status::Skipped,
-                _ => {}
+            match Status::of_point(p) {
+                Status::Undefined => {}
+                status => slot.status = status,
             }
         }
         set
+    }
+
+    /// From a file's control points, refusing a label given to several points (heartloc keeps
+    /// one landmark per label and never merges them silently).
+    pub fn from_markups(points: &[ControlPoint]) -> Result<Self, String> {
+        let mut seen = std::collections::HashMap::new();
+        for p in points {
+            *seen.entry(slot_name(p)).or_insert(0usize) += 1;
+        }
+        let mut dups: Vec<String> = seen
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(l, n)| format!("\"{l}\" ({n} points)"))
+            .collect();
+        if dups.is_empty() {
+            return Ok(Self::from_points(points));
+        }
+        dups.sort();
+        Err(format!(
+            "labels on more than one point: {}; heartloc keeps one landmark per label, so rename \
+             them (e.g. in Slicer) before annotating here",
+            dups.join(", ")
+        ))
+    }
+
+    /// A landmarks file: its set (labels checked, see [`LandmarkSet::from_markups`]) and notes on
+    /// what it holds besides points.
+    pub fn read(path: &std::path::Path) -> Result<(Self, Vec<String>), crate::io::FileError> {
+        let m = crate::io::markups::read_file(path)?;
+        let set = Self::from_markups(&m.points).map_err(|e| crate::io::FileError::new(path, e))?;
+        Ok((set, m.notes))
     }
 
     /// As markups control points (undefined slots are kept, so the slot list round-trips).

@@ -416,8 +416,18 @@ fn worklist(a: WorklistArgs) -> anyhow::Result<ExitCode> {
         w.cases.len()
     );
     if let Some(csv) = a.export_csv {
-        let rows = w.export_csv(&csv)?;
-        println!("wrote {rows} rows to {}", csv.display());
+        let export = w.export_csv(&csv)?;
+        println!("wrote {} rows to {}", export.rows, csv.display());
+        for n in &export.notes {
+            eprintln!("note: {n}");
+        }
+        for p in &export.problems {
+            eprintln!("problem: {p}");
+        }
+        if !export.problems.is_empty() {
+            // The CSV holds every readable point; the exit status says not everything was.
+            return Ok(ExitCode::FAILURE);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::annotation::LandmarkSet;
+use crate::annotation::{LandmarkSet, Status};
+use crate::io::markups::ControlPoint;
 use crate::io::{markups, FileError};
 
 /// Name of the file a case's landmarks are saved to when kept next to the case.
@@ -74,9 +75,10 @@ pub struct Case {
     pub image: PathBuf,
     /// Where this case's landmarks are saved.
     pub landmarks: PathBuf,
-    /// An existing markups file in the case folder (e.g. `heart.mrk.json`) that seeds the
-    /// landmarks until the case has its own file. Never written.
-    pub seed: Option<PathBuf>,
+    /// The other markups files in the case folder (e.g. `heart.mrk.json`; Slicer saves one file
+    /// per markup), whose points together seed the landmarks until the case has its own file.
+    /// Never written.
+    pub seeds: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +103,16 @@ impl std::fmt::Display for CaseStatus {
 pub struct CaseSummary {
     pub status: CaseStatus,
     pub defined: usize,
+}
+
+/// What a CSV export wrote and what it could not.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Export {
+    pub rows: usize,
+    /// Cases not (fully) exported as landmarks: unreadable files, repeated labels.
+    pub problems: Vec<String>,
+    /// What the files hold besides points (other markup types), kept and not exported.
+    pub notes: Vec<String>,
 }
 
 pub struct Worklist {
@@ -151,14 +163,14 @@ impl Worklist {
                             .with_file_name(format!("{}.mrk.json", crate::io::nifti::stem(&image))),
                     },
                 };
-                let seed = case_dir
+                let seeds = case_dir
                     .as_deref()
-                    .and_then(|d| first_markups(d, &landmarks));
+                    .map_or(Vec::new(), |d| other_markups(d, &landmarks));
                 Case {
                     name,
                     image,
                     landmarks,
-                    seed,
+                    seeds,
                 }
             })
             .collect();
@@ -215,23 +227,45 @@ impl Worklist {
         )
     }
 
-    /// The case's saved landmarks, else its seed file, else empty default slots.
-    pub fn load_landmarks(&self, i: usize) -> Result<LandmarkSet, FileError> {
+    /// The control points of a case: of its own file, else of all its seed files (none: empty),
+    /// with notes on what the files hold besides points.
+    pub fn case_points(&self, i: usize) -> Result<(Vec<ControlPoint>, Vec<String>), FileError> {
         let case = &self.cases[i];
-        let path = if case.landmarks.is_file() {
-            Some(&case.landmarks)
+        let files = if case.landmarks.is_file() {
+            std::slice::from_ref(&case.landmarks)
         } else {
-            case.seed.as_ref()
+            &case.seeds[..]
         };
-        match path {
-            Some(p) => Ok(LandmarkSet::from_points(&markups::read(p)?)),
-            None => Ok(LandmarkSet::default()),
+        let (mut points, mut notes) = (Vec::new(), Vec::new());
+        for f in files {
+            let m = markups::read_file(f)?;
+            points.extend(m.points);
+            notes.extend(m.notes.into_iter().map(|n| format!("{}: {n}", f.display())));
         }
+        Ok((points, notes))
     }
 
-    /// Save a case's landmarks (atomically) and refresh its row.
+    /// The case's saved landmarks, else its seed files', else empty default slots. A label on
+    /// several points is refused (see [`LandmarkSet::from_markups`]).
+    pub fn load_landmarks(&self, i: usize) -> Result<LandmarkSet, FileError> {
+        let (points, _) = self.case_points(i)?;
+        LandmarkSet::from_markups(&points).map_err(|e| {
+            let case = &self.cases[i];
+            let at = if case.landmarks.is_file() || case.seeds.is_empty() {
+                case.landmarks.clone()
+            } else {
+                case.seeds[0]
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf()
+            };
+            FileError::new(at, e)
+        })
+    }
+
+    /// Save a case's landmarks (durably, keeping what else its file holds) and refresh its row.
     pub fn save_landmarks(&mut self, i: usize, set: &LandmarkSet) -> Result<(), FileError> {
-        markups::write(&self.cases[i].landmarks, &set.to_points())?;
+        markups::save(&self.cases[i].landmarks, &set.to_points())?;
         self.summaries[i] = self.summarise(i);
         Ok(())
     }
@@ -262,26 +296,43 @@ impl Worklist {
         crate::io::durable::write_atomic(&self.state_path, text.as_bytes())
     }
 
-    /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status.
-    pub fn export_csv(&self, path: &Path) -> Result<usize, FileError> {
+    /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status. A case
+    /// whose files cannot be read, or whose labels repeat (then every point is written as it
+    /// is), is named in the report's problems; it never stops the others.
+    pub fn export_csv(&self, path: &Path) -> Result<Export, FileError> {
         let mut rows = Vec::new();
-        for i in 0..self.cases.len() {
-            let set = self.load_landmarks(i)?;
-            for l in &set.landmarks {
-                let xyz = l
-                    .position_lps()
-                    .map_or([String::new(), String::new(), String::new()], |p| {
-                        [p.x, p.y, p.z].map(|v| format!("{v:.3}"))
-                    });
+        let (mut problems, mut notes) = (Vec::new(), Vec::new());
+        for (i, case) in self.cases.iter().enumerate() {
+            let (points, notes_of) = match self.case_points(i) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(format!("case {}: {e}", case.name));
+                    continue;
+                }
+            };
+            let case_notes = notes_of
+                .into_iter()
+                .map(|n| format!("case {}: {n}", case.name));
+            notes.extend(case_notes);
+            let landmarks: Vec<(String, Status)> = match LandmarkSet::from_markups(&points) {
+                Ok(set) => set
+                    .landmarks
+                    .into_iter()
+                    .map(|l| (l.name, l.status))
+                    .collect(),
+                Err(e) => {
+                    problems.push(format!("case {}: {e}; every point exported", case.name));
+                    let row = |p: &ControlPoint| (p.label.clone(), Status::of_point(p));
+                    points.iter().map(row).collect()
+                }
+            };
+            for (name, status) in landmarks {
+                let xyz = match status {
+                    Status::Defined(p) => [p.x, p.y, p.z].map(|v| format!("{v:.3}")),
+                    _ => [String::new(), String::new(), String::new()],
+                };
                 let [x, y, z] = xyz;
-                rows.push([
-                    self.cases[i].name.clone(),
-                    l.name.clone(),
-                    x,
-                    y,
-                    z,
-                    l.status.to_string(),
-                ]);
+                rows.push([case.name.clone(), name, x, y, z, status.to_string()]);
             }
         }
         let header = [
@@ -290,7 +341,11 @@ impl Worklist {
         let text = crate::io::table::to_csv(&header, &rows)
             .map_err(|e| FileError::new(path, format!("cannot encode CSV: {e}")))?;
         crate::io::durable::write_atomic(path, text.as_bytes())?;
-        Ok(rows.len())
+        Ok(Export {
+            rows: rows.len(),
+            problems,
+            notes,
+        })
     }
 }
 
@@ -324,14 +379,17 @@ fn case_image(dir: &Path) -> Option<PathBuf> {
         .then(|| dir.to_path_buf())
 }
 
-fn first_markups(dir: &Path, own: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
+/// Every `*.mrk.json` in a case folder but its own landmarks file, by name.
+fn other_markups(dir: &Path, own: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".mrk.json") && p != own)
         .collect();
     found.sort();
-    found.into_iter().next()
+    found
 }
 
 /// (name, image, case folder when the case is a folder) for each case.
@@ -431,7 +489,9 @@ mod tests {
         assert_eq!(again.load_landmarks(0).unwrap(), set);
 
         let csv = tmp.path().join("out.csv");
-        assert_eq!(again.export_csv(&csv).unwrap(), 6);
+        let export = again.export_csv(&csv).unwrap();
+        assert_eq!(export.rows, 6);
+        assert!(export.problems.is_empty(), "{:?}", export.problems);
         let text = std::fs::read_to_string(csv).unwrap();
         assert!(
             text.contains("a_case,aortic-valve,1.000,2.000,3.000,defined"),

@@ -214,7 +214,16 @@ impl HeartlocApp {
         let Some(w) = &self.worklist else { return };
         if let Some(path) = self.dialog.save_file("landmarks.csv", "csv") {
             self.message = Some(match w.export_csv(&path) {
-                Ok(n) => format!("exported {n} rows to {}", path.display()),
+                Ok(e) if e.problems.is_empty() => {
+                    format!("exported {} rows to {}", e.rows, path.display())
+                }
+                Ok(e) => format!(
+                    "exported {} rows to {}; {} problem(s): {}",
+                    e.rows,
+                    path.display(),
+                    e.problems.len(),
+                    e.problems.join("; ")
+                ),
                 Err(e) => e.to_string(),
             });
         }

@@ -239,8 +239,8 @@ impl LandmarksState {
         }
     }
 
-    /// Save after every change (atomically: temporary file, fsync, rename). An error says
-    /// what was not saved.
+    /// Save after every change (durably, keeping what else the file holds, see
+    /// [`markups::save`]). An error says what was not saved.
     pub fn autosave(&mut self, worklist: Option<&mut Worklist>) -> Result<(), String> {
         if self.annotation.revision == self.saved_revision || self.drag.is_some() {
             return Ok(());
@@ -255,7 +255,7 @@ impl LandmarksState {
                         .map_err(|e| crate::io::FileError::io(dir, "cannot create folder", e)),
                     None => Ok(()),
                 }
-                .and_then(|()| markups::write(p, &self.annotation.set.to_points()))
+                .and_then(|()| markups::save(p, &self.annotation.set.to_points()))
             }
             LandmarkTarget::Case(i) => match worklist {
                 Some(w) => w.save_landmarks(*i, &self.annotation.set),

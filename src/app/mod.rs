@@ -15,7 +15,6 @@ use eframe::egui::{self, Color32, Rect};
 use glam::DVec3;
 
 use crate::annotation::LandmarkSet;
-use crate::io::markups;
 use crate::render::{GpuVolume, Renderer};
 use crate::slice_view::{
     DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
@@ -246,7 +245,13 @@ impl HeartlocApp {
         let is_demo = doc.source().is_none();
         self.doc = Some(doc);
         self.needs_fit = true;
-        let loaded = self.read_landmarks(&target).map(|set| (set, target));
+        let loaded = self.read_landmarks(&target);
+        if let Ok((_, notes)) = &loaded {
+            if let Some(n) = notes.first() {
+                self.message = Some(format!("landmarks: {n}"));
+            }
+        }
+        let loaded = loaded.map(|(set, _)| (set, target));
         if let Some(m) = self.landmarks.reset(loaded.map_err(|e| e.to_string())) {
             self.message = Some(m);
         }
@@ -257,17 +262,19 @@ impl HeartlocApp {
         }
     }
 
-    /// The landmarks saved at `target` (none yet: the default slots).
-    fn read_landmarks(&self, target: &LandmarkTarget) -> Result<LandmarkSet, crate::io::FileError> {
+    /// The landmarks saved at `target` (none yet: the default slots), and notes on what else
+    /// the file holds.
+    fn read_landmarks(
+        &self,
+        target: &LandmarkTarget,
+    ) -> Result<(LandmarkSet, Vec<String>), crate::io::FileError> {
         match target {
-            LandmarkTarget::File(p) if p.is_file() => {
-                markups::read(p).map(|pts| LandmarkSet::from_points(&pts))
-            }
-            LandmarkTarget::Case(i) => self
-                .worklist
-                .as_ref()
-                .map_or(Ok(LandmarkSet::default()), |w| w.load_landmarks(*i)),
-            _ => Ok(LandmarkSet::default()),
+            LandmarkTarget::File(p) if p.is_file() => LandmarkSet::read(p),
+            LandmarkTarget::Case(i) => match &self.worklist {
+                Some(w) => w.load_landmarks(*i).map(|set| (set, Vec::new())),
+                None => Ok((LandmarkSet::default(), Vec::new())),
+            },
+            _ => Ok((LandmarkSet::default(), Vec::new())),
         }
     }
 

@@ -1,13 +1,22 @@
-//! 3D Slicer markups JSON (`.mrk.json`, schema v1.0.3, `"type": "Fiducial"`).
+//! 3D Slicer markups JSON (`.mrk.json`, schema v1.0.3).
 //!
-//! Read: `coordinateSystem` LPS or RAS (RAS is converted to LPS here), every fiducial markup in
-//! the file, unknown fields ignored. Write: one Fiducial markup in LPS mm, written to a temporary
-//! file, flushed to disk and renamed over the target, so a crash at any moment leaves either
-//! the previous or the new complete file.
+//! Read ([`read_file`]): every control point of every point list (`"type": "Fiducial"`),
+//! `coordinateSystem` LPS or RAS (RAS converted to LPS here), unplaced points (`"position": ""`,
+//! as Slicer writes them) kept with their status; markups of other types (Line, Angle, Curve,
+//! Plane, ROI) are kept in the document and named in [`Markups::notes`].
+//!
+//! Write: into the document that was read, so a file that came from Slicer keeps everything
+//! heartloc does not model (other markups, display, measurements, locks, ids, orientations):
+//! points are matched by label and only their label, description, position and status change;
+//! new points get the next id after `lastUsedControlPointNumber`, which is kept up to date.
+//! A new file is a point list in LPS mm as Slicer 5 writes one. Every write is durable
+//! (temporary file, fsync, rename): a crash leaves the previous or the new complete file.
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
 
 use super::FileError;
 use crate::volume::MAX_ORIGIN_MM;
@@ -60,55 +69,232 @@ impl PositionStatus {
     }
 }
 
-/// Read every control point of every Fiducial markup in a file.
+/// A markups file: its JSON document, and the control points of its point lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Markups {
+    /// The document as read (for a new file, an empty list of markups).
+    doc: Value,
+    /// Every control point of every point list, in file order, LPS mm.
+    pub points: Vec<ControlPoint>,
+    /// What was read but is not a point (other markup types), one line each.
+    pub notes: Vec<String>,
+}
+
+impl Default for Markups {
+    fn default() -> Self {
+        Markups {
+            doc: json!({ "@schema": SCHEMA, "markups": [] }),
+            points: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Read every control point of every point list in a file.
 pub fn read(path: &Path) -> Result<Vec<ControlPoint>, FileError> {
-    let err = |m: String| FileError::new(path, m);
+    read_file(path).map(|m| m.points)
+}
+
+/// Read a markups file, keeping its whole document for writing back.
+pub fn read_file(path: &Path) -> Result<Markups, FileError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| FileError::io(path, "cannot read markups", e))?;
-    let doc: Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+    parse(&text).map_err(|e| FileError::new(path, e))
+}
+
+/// `x` and `y` factor of a markup's coordinate system relative to LPS.
+fn flip_of(markup: &Value) -> Result<f64, String> {
+    match markup
+        .get("coordinateSystem")
+        .and_then(Value::as_str)
+        .unwrap_or("LPS")
+    {
+        "LPS" => Ok(1.0),
+        "RAS" => Ok(-1.0),
+        other => Err(format!("unknown coordinateSystem {other:?}")),
+    }
+}
+
+fn is_point_list(markup: &Value) -> bool {
+    markup.get("type").and_then(Value::as_str) == Some("Fiducial")
+}
+
+/// A markups document from its text.
+pub fn parse(text: &str) -> Result<Markups, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let markups = doc
         .get("markups")
         .and_then(Value::as_array)
-        .ok_or_else(|| err("not a Slicer markups file: no \"markups\" list".into()))?;
-    let mut points = Vec::new();
+        .ok_or("not a Slicer markups file: no \"markups\" list")?;
+    let (mut points, mut notes) = (Vec::new(), Vec::new());
     for (m, markup) in markups.iter().enumerate() {
-        let kind = markup.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "Fiducial" {
-            continue; // lines, curves, planes: not landmarks
+        if !is_point_list(markup) {
+            let kind = markup.get("type").and_then(Value::as_str).unwrap_or("?");
+            let name = markup.get("name").and_then(Value::as_str).unwrap_or("");
+            notes.push(format!(
+                "markup {m} ({kind}{}) is not a point list: kept in the file, not read",
+                if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" \"{name}\"")
+                }
+            ));
+            continue;
         }
-        let system = markup
-            .get("coordinateSystem")
-            .and_then(Value::as_str)
-            .unwrap_or("LPS");
-        let flip = match system {
-            "LPS" => 1.0,
-            "RAS" => -1.0,
-            other => {
-                return Err(err(format!(
-                    "markup {m}: unknown coordinateSystem {other:?}"
-                )))
-            }
-        };
+        let flip = flip_of(markup).map_err(|e| format!("markup {m}: {e}"))?;
         let units = markup
             .get("coordinateUnits")
             .and_then(Value::as_str)
             .unwrap_or("mm");
         if units != "mm" {
-            return Err(err(format!(
+            return Err(format!(
                 "markup {m}: coordinateUnits {units:?}, expected \"mm\""
-            )));
+            ));
         }
         let Some(cps) = markup.get("controlPoints").and_then(Value::as_array) else {
             continue;
         };
         for (i, cp) in cps.iter().enumerate() {
-            points.push(
-                control_point(cp, flip).map_err(|e| err(format!("markup {m} point {i}: {e}")))?,
-            );
+            points.push(control_point(cp, flip).map_err(|e| format!("markup {m} point {i}: {e}"))?);
         }
     }
-    Ok(points)
+    Ok(Markups { doc, points, notes })
+}
+
+impl Markups {
+    /// Labels that more than one control point carries, with their counts.
+    pub fn duplicate_labels(&self) -> Vec<(String, usize)> {
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for p in &self.points {
+            *count.entry(p.label.as_str()).or_default() += 1;
+        }
+        let mut dups: Vec<(String, usize)> = count
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(l, n)| (l.to_string(), n))
+            .collect();
+        dups.sort();
+        dups
+    }
+
+    /// The document with `points` written in: a point whose label is already in the file is
+    /// updated in place (label, description, position, status; everything else kept), the
+    /// others are appended to the first point list (one is made when there is none).
+    pub fn with_points(&self, points: &[ControlPoint]) -> Value {
+        let mut doc = self.doc.clone();
+        let mut todo: Vec<Option<&ControlPoint>> = points.iter().map(Some).collect();
+        let by_label: HashMap<&str, usize> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.label.as_str(), i))
+            .collect();
+        let Some(markups) = doc.get_mut("markups").and_then(Value::as_array_mut) else {
+            return doc;
+        };
+        for markup in markups.iter_mut().filter(|m| is_point_list(m)) {
+            let flip = flip_of(markup).unwrap_or(1.0);
+            let cps = markup
+                .get_mut("controlPoints")
+                .and_then(Value::as_array_mut);
+            for cp in cps.into_iter().flatten() {
+                let label = cp.get("label").and_then(Value::as_str).unwrap_or("");
+                if let Some(p) = by_label.get(label).and_then(|&i| todo[i].take()) {
+                    // Unchanged points keep their text as it was.
+                    if control_point(cp, flip).as_ref() != Ok(p) {
+                        set_point(cp, p, flip);
+                    }
+                }
+            }
+        }
+        let rest: Vec<&ControlPoint> = todo.into_iter().flatten().collect();
+        if !rest.is_empty() {
+            if !markups.iter().any(is_point_list) {
+                markups.push(new_point_list());
+            }
+            if let Some(markup) = markups.iter_mut().find(|m| is_point_list(m)) {
+                append_points(markup, &rest);
+            }
+        }
+        doc
+    }
+}
+
+/// A point list as Slicer 5 writes one, without points.
+fn new_point_list() -> Value {
+    json!({
+        "type": "Fiducial",
+        "coordinateSystem": "LPS",
+        "coordinateUnits": "mm",
+        "locked": false,
+        "fixedNumberOfControlPoints": false,
+        "labelFormat": "%N-%d",
+        "lastUsedControlPointNumber": 0,
+        "controlPoints": [],
+        "measurements": [],
+    })
+}
+
+/// Append `points` with fresh ids after the list's `lastUsedControlPointNumber` (and after every
+/// numeric id already there), and keep that number up to date.
+fn append_points(markup: &mut Value, points: &[&ControlPoint]) {
+    let flip = flip_of(markup).unwrap_or(1.0);
+    let Some(obj) = markup.as_object_mut() else {
+        return;
+    };
+    let cps = obj.entry("controlPoints").or_insert_with(|| json!([]));
+    if !cps.is_array() {
+        *cps = json!([]);
+    }
+    let highest_id = cps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|cp| cp.get("id")?.as_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let mut last = highest_id.max(
+        obj.get("lastUsedControlPointNumber")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    );
+    let mut added = Vec::with_capacity(points.len());
+    for p in points {
+        last += 1;
+        let mut cp = json!({
+            "id": last.to_string(),
+            "label": "",
+            "description": "",
+            "associatedNodeID": "",
+            "position": "",
+            "orientation": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0],
+            "selected": true,
+            "locked": false,
+            "visibility": true,
+            "positionStatus": "undefined",
+        });
+        set_point(&mut cp, p, flip);
+        added.push(cp);
+    }
+    if let Some(list) = obj.get_mut("controlPoints").and_then(Value::as_array_mut) {
+        list.extend(added);
+    }
+    obj.insert("lastUsedControlPointNumber".into(), json!(last));
+}
+
+/// Write heartloc's fields of `p` into a control point (coordinates in the markup's system).
+fn set_point(cp: &mut Value, p: &ControlPoint, flip: f64) {
+    let Some(o) = cp.as_object_mut() else { return };
+    let set = |o: &mut Map<String, Value>, k: &str, v: Value| {
+        o.insert(k.to_string(), v);
+    };
+    set(o, "label", json!(p.label));
+    set(o, "description", json!(p.description));
+    let position = p
+        .position_lps
+        .filter(|_| p.status.has_position())
+        .map_or(json!(""), |[x, y, z]| json!([x * flip, y * flip, z]));
+    set(o, "position", position);
+    set(o, "positionStatus", json!(p.status.as_str()));
 }
 
 /// One control point of a markup whose coordinates are multiplied by `flip` in x and y (-1
@@ -162,36 +348,36 @@ fn control_point(cp: &Value, flip: f64) -> Result<ControlPoint, String> {
     })
 }
 
-/// The JSON text of a markups file holding `points` (LPS mm).
+/// The JSON text of a new markups file holding `points` (LPS mm).
 pub fn to_json(points: &[ControlPoint]) -> String {
-    let cps: Vec<Value> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            json!({
-                "id": (i + 1).to_string(),
-                "label": p.label,
-                "description": p.description,
-                "position": p.position_lps.map_or(json!([]), |x| json!(x)),
-                "positionStatus": p.status.as_str(),
-            })
-        })
-        .collect();
-    let doc = json!({
-        "@schema": SCHEMA,
-        "markups": [{
-            "type": "Fiducial",
-            "coordinateSystem": "LPS",
-            "coordinateUnits": "mm",
-            "controlPoints": cps,
-        }]
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    serde_json::to_string_pretty(&Markups::default().with_points(points)).unwrap_or_default()
 }
 
-/// Write `points` atomically (temporary file, fsync, rename).
+/// Write `points` as a new file (replacing whatever is at `path`), durably.
 pub fn write(path: &Path, points: &[ControlPoint]) -> Result<(), FileError> {
     super::durable::write_atomic(path, to_json(points).as_bytes())
+}
+
+/// Save `points` at `path`, keeping everything else an existing file there holds (see the
+/// module doc). A file that exists but cannot be read is never overwritten.
+pub fn save(path: &Path, points: &[ControlPoint]) -> Result<(), FileError> {
+    let existing = if path.is_file() {
+        read_file(path)?
+    } else {
+        Markups::default()
+    };
+    write_into(path, &existing, points)
+}
+
+/// Write `points` into `markups` (what was read from `path`, or a new document) and save it
+/// at `path`, durably; everything else the document holds is kept.
+pub fn write_into(
+    path: &Path,
+    markups: &Markups,
+    points: &[ControlPoint],
+) -> Result<(), FileError> {
+    let text = serde_json::to_string_pretty(&markups.with_points(points)).unwrap_or_default();
+    super::durable::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -277,5 +463,62 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn edits_keep_the_rest_of_a_slicer_document_and_new_points_get_fresh_ids() {
+        let text = r#"{"@schema": "x", "markups": [
+            {"type": "Line", "name": "L", "controlPoints": [{"id": "1", "label": "L-1"}]},
+            {"type": "Fiducial", "coordinateSystem": "RAS", "lastUsedControlPointNumber": 7,
+             "display": {"color": [1, 0, 0]}, "measurements": [{"name": "m"}],
+             "controlPoints": [
+                {"id": "7", "label": "apex", "position": [10.0, 20.0, 30.0], "locked": true,
+                 "orientation": [1, 0, 0, 0, 1, 0, 0, 0, 1], "positionStatus": "defined"}]}]}"#;
+        let m = parse(text).unwrap();
+        assert_eq!(m.points[0].position_lps, Some([-10.0, -20.0, 30.0]));
+        assert_eq!(m.notes.len(), 1, "the Line is named: {:?}", m.notes);
+        let mut points = m.points.clone();
+        points[0].position_lps = Some([-11.0, -20.0, 30.0]);
+        points.push(point("aortic-valve", None, PositionStatus::Undefined));
+        let out = m.with_points(&points);
+        let before: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            out["markups"][0], before["markups"][0],
+            "other markups untouched"
+        );
+        let (a, b) = (&before["markups"][1], &out["markups"][1]);
+        for key in ["display", "measurements", "coordinateSystem"] {
+            assert_eq!(a[key], b[key], "{key}");
+        }
+        let apex = &b["controlPoints"][0];
+        assert_eq!(
+            apex["position"],
+            json!([11.0, 20.0, 30.0]),
+            "written back in RAS"
+        );
+        for key in ["id", "locked", "orientation"] {
+            assert_eq!(apex[key], a["controlPoints"][0][key], "{key}");
+        }
+        let new = &b["controlPoints"][1];
+        assert_eq!(
+            (new["id"].as_str(), new["position"].as_str()),
+            (Some("8"), Some(""))
+        );
+        assert_eq!(b["lastUsedControlPointNumber"], json!(8));
+        // And it reads back as written.
+        assert_eq!(parse(&out.to_string()).unwrap().points, points);
+    }
+
+    #[test]
+    fn a_new_file_is_one_point_list_and_labels_that_repeat_are_counted() {
+        let pts = vec![
+            point("a", Some([1.0, 2.0, 3.0]), PositionStatus::Defined),
+            point("a", None, PositionStatus::Missing),
+        ];
+        let m = parse(&to_json(&pts)).unwrap();
+        assert_eq!(m.points, pts);
+        assert_eq!(m.duplicate_labels(), vec![("a".to_string(), 2)]);
+        let doc: Value = serde_json::from_str(&to_json(&pts)).unwrap();
+        assert_eq!(doc["markups"][0]["lastUsedControlPointNumber"], json!(2));
     }
 }
