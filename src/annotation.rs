@@ -229,6 +229,15 @@ impl Annotation {
         self.edit(|s| s.slot(name).status = Status::Defined(position_lps));
     }
 
+    /// Place with a note saying where the point came from (an accepted prediction).
+    pub fn place_with_note(&mut self, name: &str, position_lps: DVec3, note: &str) {
+        self.edit(|s| {
+            let l = s.slot(name);
+            l.status = Status::Defined(position_lps);
+            l.note = note.to_string();
+        });
+    }
+
     /// Back to undefined (the Delete key).
     pub fn delete(&mut self, name: &str) {
         self.edit(|s| {

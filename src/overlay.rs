@@ -311,11 +311,7 @@ mod tests {
     }
 
     fn axial_view() -> SliceView {
-        SliceView {
-            plane: Plane::Axial,
-            center_mm: DVec3::new(9.5, 9.5, 9.5),
-            mm_per_px: 1.0,
-        }
+        SliceView::new(Plane::Axial, DVec3::new(9.5, 9.5, 9.5), 1.0)
     }
 
     #[test]

@@ -502,7 +502,7 @@ impl PaneCallback {
                 crosshair,
                 window,
             } => {
-                let (r, d, _) = view.plane.axes();
+                let (r, d, _) = view.axes();
                 // `origin` is the world point at the pane's top-left corner; the shader adds
                 // per-pixel steps to fragment positions (pixel centres).
                 let origin = view.world_from_screen(DVec2::ZERO, size_pt, *crosshair);

@@ -6,6 +6,7 @@ mod common;
 
 use common::gui::*;
 use eframe::egui;
+use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use glam::DVec3;
 use heartloc::app::{HeartlocApp, NoDialog, Source};
@@ -39,8 +40,8 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     assert!((placed.z - marker.z).abs() < 1e-9);
     assert_eq!(
         h.state().crosshair,
-        marker,
-        "placing does not move the crosshair"
+        placed,
+        "after a placement every view moves to the point"
     );
 
     // Drag it 30 points to screen right: patient left (+x) in the axial view.
@@ -215,4 +216,94 @@ fn landmarks_of_a_dicom_folder_go_to_the_user_folder_by_series_never_into_the_ex
     }
     let h = harness(Source::Path(copy));
     assert_eq!(heart_center(&h), Some(placed));
+}
+
+#[test]
+fn an_aortic_valve_placed_in_a_turned_plane_lands_where_its_pixel_maps_and_nudges_and_undoes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, marker) = marker_volume(tmp.path());
+    let mut h = harness(Source::Path(path.clone()));
+    h.state_mut().crosshair = marker;
+    h.state_mut().window = Window::new(0.0, 1000.0);
+    h.run_steps(2);
+    // Turn the planes 15° about the axial normal ("]" three times over the axial pane).
+    let axial = h.state().pane_rects()[0];
+    h.hover_at(axial.center());
+    h.run_steps(1);
+    for _ in 0..3 {
+        h.key_press(egui::Key::CloseBracket);
+        h.run_steps(1);
+    }
+    let coronal = h.state().views[1];
+    let turned = coronal
+        .rotation
+        .angle_between(glam::DQuat::IDENTITY)
+        .to_degrees();
+    assert!((turned - 15.0).abs() < 1e-6, "turned {turned}°");
+    assert!((coronal.normal().dot(DVec3::Y) - 15f64.to_radians().cos()).abs() < 1e-9);
+    // Arm aortic-valve (key 1) and click a pixel of the turned coronal pane.
+    let rect = h.state().pane_rects()[1];
+    let at = rect.center() + egui::vec2(23.0, -17.0);
+    let size = glam::DVec2::new(f64::from(rect.width()), f64::from(rect.height()));
+    let rel = glam::DVec2::new(f64::from(at.x - rect.min.x), f64::from(at.y - rect.min.y));
+    let want = coronal.world_from_screen(rel, size, h.state().crosshair);
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num1);
+    h.run_steps(1);
+    click(&mut h, at);
+    let valve = |h: &Harness<'static, HeartlocApp>| {
+        h.state()
+            .landmarks
+            .annotation
+            .set
+            .get("aortic-valve")
+            .and_then(|l| l.position_lps())
+    };
+    let placed = valve(&h).expect("placed");
+    // Within half a voxel (2 mm) of where the oblique pixel maps; saved so.
+    assert!(
+        placed.distance(want) < 1.0,
+        "placed {placed}, pixel maps to {want}"
+    );
+    assert_eq!(h.state().crosshair, placed, "every view moves to the point");
+    let saved = |p: &std::path::Path| {
+        heartloc::io::markups::read(p)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.label == "aortic-valve")
+            .and_then(|c| c.position_lps)
+            .map(DVec3::from_array)
+    };
+    let file = heartloc::app::landmarks_beside(&path);
+    assert!(saved(&file).expect("saved").distance(placed) < 1e-9);
+    // Its marker is drawn where the turned plane shows it.
+    let img = h.render().expect("render");
+    let shown = coronal.screen_from_world(placed, size);
+    let spot = egui::Rect::from_center_size(
+        rect.min + egui::vec2(shown.x as f32, shown.y as f32),
+        egui::vec2(20.0, 20.0),
+    );
+    let red = count_color(&img, spot, egui::Color32::from_rgb(255, 80, 80));
+    assert!(red >= 10, "{red} marker pixels around {spot:?}");
+    // Alt+Right nudges it 0.5 mm along the turned pane's screen-right; undo puts it back.
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowRight);
+    h.run_steps(2);
+    let (r, _, _) = coronal.axes();
+    let nudged = valve(&h).expect("still placed");
+    assert!(
+        (nudged - (placed + r * 0.5)).length() < 1e-9,
+        "{nudged} vs {placed}"
+    );
+    assert!(saved(&file).unwrap().distance(nudged) < 1e-9);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(valve(&h), Some(placed));
+    assert!(saved(&file).unwrap().distance(placed) < 1e-9);
+    // Back to the patient axes with the controls' button.
+    h.get_by_label("Patient axes").click();
+    h.run_steps(2);
+    assert_eq!(h.state().views[1].rotation, glam::DQuat::IDENTITY);
 }

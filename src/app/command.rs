@@ -8,16 +8,19 @@ use glam::{DVec2, DVec3};
 
 use super::document::Source;
 use super::keys::KeyAction;
-use super::landmarks::{LandmarkEdit, LandmarkTarget};
+use super::landmarks::{LandmarkEdit, LandmarkTarget, Pointer};
 use super::models::{CaseOrder, News, OverlaySettings};
 use super::panes::{to_d, PaneAction, SliceFrame};
 use super::{HeartlocApp, Hover};
 use crate::ml::preprocess::Method;
 use crate::slice_view::{
-    step_slice, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
+    step_slice, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
 };
 use crate::volume::Interpolation;
 use crate::worklist::{CaseStatus, Worklist};
+
+/// The landmark the heart models locate: their answers are offered for this slot only.
+pub const MODELS_LANDMARK: &str = "heart-center";
 
 /// What to ask the file dialog for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +53,8 @@ pub enum Command {
     SetDvr(DvrPreset),
     SetIso(f64),
     ResetViews,
+    /// Turn the three slice planes to this rotation (identity: the patient axes).
+    SetRotation(glam::DQuat),
     /// Centre every view on a point.
     GoTo(DVec3),
     Landmark(LandmarkEdit),
@@ -81,7 +86,10 @@ impl Command {
             KeyAction::AcceptHeatmap => Command::AcceptPrediction(Method::Heatmap),
             KeyAction::AcceptSegmentation => Command::AcceptPrediction(Method::Segmentation),
             KeyAction::FrameHeart => Command::FrameHeart,
-            KeyAction::Slice(_) | KeyAction::Maximise => return None,
+            KeyAction::Slice(_)
+            | KeyAction::Maximise
+            | KeyAction::Turn(_)
+            | KeyAction::Nudge { .. } => return None,
         })
     }
 }
@@ -105,6 +113,7 @@ impl HeartlocApp {
             Command::SetMode(m) => self.settings.mode = m,
             Command::SetDvr(p) => self.settings.dvr = p,
             Command::SetIso(iso) => self.iso = iso,
+            Command::SetRotation(q) => self.set_rotation(q),
             Command::ResetViews => {
                 if let Some(doc) = &self.doc {
                     self.needs_fit = true;
@@ -258,15 +267,26 @@ impl HeartlocApp {
         }
     }
 
-    /// Put the predicted centre of `method` into the active landmark slot (an ordinary,
+    /// Put the predicted centre of `method` into the slot the models were trained for
+    /// ([`MODELS_LANDMARK`]), never another, with a note naming the model (an ordinary,
     /// undoable edit, saved like any other).
     pub fn accept_prediction(&mut self, method: Method) {
         let found = self.models.predictions.as_ref().and_then(|p| p.get(method));
-        let Some(at) = found.map(|f| f.center_lps) else {
+        let Some(f) = found else {
             self.message = Some(format!("no {} prediction to accept", method.name()));
             return;
         };
-        self.landmarks.place_active(at);
+        let weights = match &self.models.weights {
+            Some(d) => format!("weights {}", d.display()),
+            None => "shipped weights".to_string(),
+        };
+        let note = format!(
+            "heartloc {} model ({weights}), confidence {:.2}",
+            method.name(),
+            f.confidence
+        );
+        let at = f.center_lps;
+        self.landmarks.accept(MODELS_LANDMARK, at, &note);
         self.crosshair = at;
     }
 
@@ -286,7 +306,7 @@ impl HeartlocApp {
             } else {
                 DVec2::splat(400.0)
             };
-            *view = SliceView::framing(view.plane, centre, extent, size);
+            *view = view.framing(centre, extent, size);
         }
         self.camera.target = centre;
         self.camera.distance_mm = extent.length() * 2.0;
@@ -310,7 +330,15 @@ impl HeartlocApp {
     /// Move the crosshair by whole slices along a pane's normal.
     pub fn step(&mut self, plane: Plane, steps: f64) {
         if let Some(doc) = &self.doc {
-            self.crosshair = step_slice(&doc.volume.grid, plane, self.crosshair, steps);
+            let normal = self.views[Pane::of_plane(plane).index()].normal();
+            self.crosshair = step_slice(&doc.volume.grid, normal, self.crosshair, steps);
+        }
+    }
+
+    /// Turn the three slice planes together (they stay orthogonal and linked).
+    pub fn set_rotation(&mut self, rotation: glam::DQuat) {
+        for v in &mut self.views {
+            v.rotation = rotation.normalize();
         }
     }
 
@@ -347,11 +375,23 @@ impl HeartlocApp {
             }
             PaneAction::Pointer { at, click } => {
                 let world = frame.world(at);
-                if !self.landmarks.pointer(world, click) {
-                    self.crosshair = world;
+                match self.landmarks.pointer(world, click) {
+                    // After a placement every view moves to the point.
+                    Pointer::Placed | Pointer::Free => self.crosshair = world,
+                    Pointer::Dragged | Pointer::Waiting => {}
                 }
             }
             PaneAction::Release => self.landmarks.release(),
+            PaneAction::Turn(deg) => {
+                let turn = glam::DQuat::from_axis_angle(frame.view.normal(), deg.to_radians());
+                self.set_rotation(turn * frame.view.rotation);
+            }
+            PaneAction::Nudge(by) => {
+                let (r, d, _) = frame.view.axes();
+                if let Some(at) = self.landmarks.nudge_active(r * by.x + d * by.y) {
+                    self.crosshair = at;
+                }
+            }
             PaneAction::Hover(at) => {
                 let world = frame.world(at);
                 let volume = self.doc.as_ref().map(|d| d.volume.clone());

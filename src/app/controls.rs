@@ -7,7 +7,9 @@ use eframe::egui::{self, Color32};
 use super::command::{Command, Pick};
 use super::document::Document;
 use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
-use crate::slice_view::{DvrPreset, Plane, VolumeMode, Window, WindowPreset};
+use crate::slice_view::{
+    normal_along, voxel_planes, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
+};
 
 pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
     let mut out = Vec::new();
@@ -106,14 +108,47 @@ fn slices_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec
         (0, Plane::Sagittal),
     ] {
         let mut x = app.crosshair[axis];
-        let slider =
-            egui::Slider::new(&mut x, lo[axis]..=hi[axis]).text(format!("{} slice", plane.name()));
+        // Always two decimals shown (the value itself is not rounded): a crosshair that moves
+        // by a fraction does not change the panel's width, which would shift the panes.
+        let slider = egui::Slider::new(&mut x, lo[axis]..=hi[axis])
+            .custom_formatter(|v, _| format!("{v:.2}"))
+            .text(format!("{} slice", plane.name()));
         if ui.add(slider).changed() {
             let mut c = app.crosshair;
             c[axis] = x;
             out.push(Command::SetCrosshair(c));
         }
     }
+    planes_ui(ui, app, doc, out);
+}
+
+/// How the three planes are turned: patient axes, the volume's own voxel planes, or the axial
+/// normal along the aortic valve → heart centre line ([ and ] turn them in a pane).
+fn planes_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    let set = &app.landmarks.annotation.set;
+    let at = |name: &str| set.get(name).and_then(|l| l.position_lps());
+    let axis = at("aortic-valve").zip(at("heart-center"));
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Planes");
+        if ui.button("Patient axes").clicked() {
+            out.push(Command::SetRotation(glam::DQuat::IDENTITY));
+        }
+        if ui
+            .button("Voxel planes")
+            .on_hover_text("The volume's own slices (e.g. short-axis MR)")
+            .clicked()
+        {
+            out.push(Command::SetRotation(voxel_planes(&doc.volume.grid)));
+        }
+        let line = ui
+            .add_enabled(axis.is_some(), egui::Button::new("Valve to centre"))
+            .on_hover_text("Axial normal along the aortic-valve to heart-center line");
+        if line.clicked() {
+            if let Some(q) = axis.and_then(|(a, b)| normal_along(a, b)) {
+                out.push(Command::SetRotation(q));
+            }
+        }
+    });
 }
 
 /// Mode, DVR transfer preset, iso level, reset.

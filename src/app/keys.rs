@@ -24,6 +24,15 @@ pub enum KeyAction {
     Slice(i8),
     /// Maximise the pane under the pointer (or show all panes again).
     Maximise,
+    /// Turn the three planes about the normal of the pane under the pointer (degrees).
+    Turn(i8),
+    /// Move the active landmark along the pane's screen axes (right, down), 0.5 mm a step or
+    /// 2 mm when `coarse`.
+    Nudge {
+        right: i8,
+        down: i8,
+        coarse: bool,
+    },
 }
 
 /// Whether a modifier must be held, must not be, or does not matter.
@@ -59,6 +68,10 @@ const ANY: Mods = Mods {
 };
 const NO_COMMAND: Mods = Mods {
     command: Need::No,
+    ..ANY
+};
+const NO_ALT: Mods = Mods {
+    alt: Need::No,
     ..ANY
 };
 const PLAIN: Mods = Mods {
@@ -199,14 +212,14 @@ const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: &[Key::ArrowUp, Key::PageUp],
-        mods: ANY,
+        mods: NO_ALT,
         scope: Scope::Pane,
         action: KeyAction::Slice(1),
         help: "Up/Down or PgUp/PgDn: slice",
     },
     Binding {
         keys: &[Key::ArrowDown, Key::PageDown],
-        mods: ANY,
+        mods: NO_ALT,
         scope: Scope::Pane,
         action: KeyAction::Slice(-1),
         help: "",
@@ -217,6 +230,140 @@ const BINDINGS: &[Binding] = &[
         scope: Scope::Pane,
         action: KeyAction::Maximise,
         help: "M: maximise pane",
+    },
+    Binding {
+        keys: &[Key::OpenBracket],
+        mods: ANY,
+        scope: Scope::Pane,
+        action: KeyAction::Turn(-5),
+        help: "[ / ]: turn the planes 5° about this pane's normal (oblique)",
+    },
+    Binding {
+        keys: &[Key::CloseBracket],
+        mods: ANY,
+        scope: Scope::Pane,
+        action: KeyAction::Turn(5),
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowLeft],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::No,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: -1,
+            down: 0,
+            coarse: false,
+        },
+        help: "Alt+arrows: nudge the active landmark 0.5 mm (Shift: 2 mm)",
+    },
+    Binding {
+        keys: &[Key::ArrowLeft],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::Yes,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: -1,
+            down: 0,
+            coarse: true,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowRight],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::No,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 1,
+            down: 0,
+            coarse: false,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowRight],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::Yes,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 1,
+            down: 0,
+            coarse: true,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowUp],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::No,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 0,
+            down: -1,
+            coarse: false,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowUp],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::Yes,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 0,
+            down: -1,
+            coarse: true,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowDown],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::No,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 0,
+            down: 1,
+            coarse: false,
+        },
+        help: "",
+    },
+    Binding {
+        keys: &[Key::ArrowDown],
+        mods: Mods {
+            command: Need::Any,
+            shift: Need::Yes,
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right: 0,
+            down: 1,
+            coarse: true,
+        },
+        help: "",
     },
 ];
 
@@ -315,15 +462,26 @@ mod tests {
             pressed(&input(Key::PageDown, none), Scope::Pane),
             vec![KeyAction::Slice(-1)]
         );
+        let nudge = |m| pressed(&input(Key::ArrowUp, m), Scope::Pane);
+        let up = |coarse| KeyAction::Nudge {
+            right: 0,
+            down: -1,
+            coarse,
+        };
+        assert_eq!(nudge(egui::Modifiers::ALT), vec![up(false)]);
+        assert_eq!(
+            nudge(egui::Modifiers::ALT | egui::Modifiers::SHIFT),
+            vec![up(true)]
+        );
+        assert_eq!(nudge(none), vec![KeyAction::Slice(1)]);
     }
 
     #[test]
     fn help_comes_from_the_table() {
-        assert_eq!(
-            pane_help(),
+        assert!(pane_help().starts_with(
             "Left: crosshair · wheel: slice · Ctrl+wheel: zoom · middle: pan · right: \
              window/level · Up/Down or PgUp/PgDn: slice · M: maximise pane"
-        );
+        ));
         for b in BINDINGS.iter().filter(|b| !b.help.is_empty()) {
             assert!(window_help().contains(b.help) || pane_help().contains(b.help));
         }

@@ -91,6 +91,19 @@ pub fn landmarks_beside(image: &Path) -> PathBuf {
     image.with_file_name(format!("{}.mrk.json", crate::io::nifti::stem(image)))
 }
 
+/// What a left click or drag did to the landmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pointer {
+    /// A grabbed landmark moved.
+    Dragged,
+    /// The armed slot was placed.
+    Placed,
+    /// Armed, waiting for a click (a drag does nothing).
+    Waiting,
+    /// Nothing of the landmarks: the crosshair moves.
+    Free,
+}
+
 /// An edit or mode change of the landmarks, made by a key or the panel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LandmarkEdit {
@@ -217,19 +230,36 @@ impl LandmarksState {
     }
 
     /// A left click or drag at world point `world`: moves a grabbed landmark, or places the
-    /// armed slot on a click. `false` when neither (the crosshair moves instead).
-    pub fn pointer(&mut self, world: DVec3, click: bool) -> bool {
+    /// armed slot on a click.
+    pub fn pointer(&mut self, world: DVec3, click: bool) -> Pointer {
         if let Some((name, _)) = &self.drag {
             let name = name.clone();
             self.annotation.drag_to(&name, world);
+            Pointer::Dragged
+        } else if self.armed && click {
+            self.place_active(world);
+            Pointer::Placed
         } else if self.armed {
-            if click {
-                self.place_active(world);
-            }
+            Pointer::Waiting
         } else {
-            return false;
+            Pointer::Free
         }
-        true
+    }
+
+    /// Move the active landmark by `by` (mm), an undoable edit; its new place, if it is
+    /// defined.
+    pub fn nudge_active(&mut self, by: DVec3) -> Option<DVec3> {
+        let at = self.annotation.set.get(&self.active_slot)?.position_lps()? + by;
+        let slot = self.active_slot.clone();
+        self.annotation.place(&slot, at);
+        Some(at)
+    }
+
+    /// Put an accepted prediction into `slot` (made active) with a note on where it came from.
+    pub fn accept(&mut self, slot: &str, at: DVec3, note: &str) {
+        self.annotation.place_with_note(slot, at, note);
+        self.active_slot = slot.to_string();
+        self.armed = false;
     }
 
     /// The left button was released: a drag becomes one undo step.

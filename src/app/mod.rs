@@ -147,11 +147,7 @@ impl HeartlocApp {
         HeartlocApp {
             settings,
             doc: None,
-            views: Plane::ALL.map(|plane| SliceView {
-                plane,
-                center_mm: DVec3::ZERO,
-                mm_per_px: 1.0,
-            }),
+            views: Plane::ALL.map(|plane| SliceView::new(plane, DVec3::ZERO, 1.0)),
             camera: OrbitCamera {
                 target: DVec3::ZERO,
                 yaw: 0.0,
@@ -455,7 +451,7 @@ impl HeartlocApp {
         if self.needs_fit && rects.iter().all(|r| r.width() > 10.0 || !r.is_positive()) {
             for (view, rect) in self.views.iter_mut().zip(rects) {
                 let r = if rect.is_positive() { rect } else { full };
-                *view = SliceView::fit(view.plane, &volume.grid, panes::to_d(r.size()));
+                *view = view.fit(&volume.grid, panes::to_d(r.size()));
             }
             self.needs_fit = false;
         }

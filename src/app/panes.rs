@@ -76,7 +76,7 @@ impl SliceFrame<'_> {
     }
 
     pub fn nearness(&self, world: DVec3) -> Nearness {
-        nearness(self.grid, self.plane, self.crosshair, world)
+        nearness(self.grid, self.view.normal(), self.crosshair, world)
     }
 }
 
@@ -123,6 +123,10 @@ pub enum PaneAction {
     Release,
     /// The pointer is over this point.
     Hover(DVec2),
+    /// Turn the three planes about this pane's normal (degrees).
+    Turn(f64),
+    /// Move the active landmark by this much along the pane's screen axes (mm).
+    Nudge(DVec2),
 }
 
 impl PaneAction {
@@ -188,6 +192,16 @@ fn hover_actions(ui: &egui::Ui, response: &egui::Response, slices: bool) -> Vec<
             match k {
                 KeyAction::Slice(s) if slices => out.push(PaneAction::Slice(f64::from(s))),
                 KeyAction::Maximise => out.push(PaneAction::ToggleMaximized),
+                KeyAction::Turn(deg) if slices => out.push(PaneAction::Turn(f64::from(deg))),
+                KeyAction::Nudge {
+                    right,
+                    down,
+                    coarse,
+                } if slices => {
+                    let mm = if coarse { 2.0 } else { 0.5 };
+                    let by = DVec2::new(f64::from(right), f64::from(down)) * mm;
+                    out.push(PaneAction::Nudge(by));
+                }
                 _ => {}
             }
         }
@@ -278,7 +292,7 @@ pub fn paint_crosshair(painter: &egui::Painter, frame: &SliceFrame) {
 /// Orientation letters, the title with the slice position, the scale bar and the frame.
 pub fn paint_slice_decorations(painter: &egui::Painter, frame: &SliceFrame) {
     let (rect, plane, view) = (frame.rect, frame.plane, frame.view);
-    let [l, r, t, b] = plane.edge_letters();
+    let [l, r, t, b] = view.edge_letters();
     let font = egui::FontId::proportional(15.0);
     let yellow = Color32::from_rgb(255, 235, 120);
     for (pos, align, s) in [
@@ -305,12 +319,21 @@ pub fn paint_slice_decorations(painter: &egui::Painter, frame: &SliceFrame) {
     ] {
         painter.text(pos, align, s, font.clone(), yellow);
     }
-    let (_, _, n) = plane.axes();
+    let n = view.normal();
     let color = PANE_COLORS[frame.pane.index()];
+    let oblique = if view.rotation.angle_between(glam::DQuat::IDENTITY) > 1e-6 {
+        " (oblique)"
+    } else {
+        ""
+    };
     painter.text(
         rect.left_top() + Vec2::new(6.0, 4.0),
         egui::Align2::LEFT_TOP,
-        format!("{}  {:.1} mm", plane.name(), frame.crosshair.dot(n)),
+        format!(
+            "{}{oblique}  {:.1} mm",
+            plane.name(),
+            frame.crosshair.dot(n)
+        ),
         egui::FontId::proportional(13.0),
         color,
     );

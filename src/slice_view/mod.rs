@@ -7,7 +7,7 @@
 //! radiological convention: patient right on screen left (axial, coronal), anterior on screen
 //! left (sagittal), superior up.
 
-use glam::{DMat4, DVec2, DVec3};
+use glam::{DMat4, DQuat, DVec2, DVec3};
 
 use crate::volume::Grid;
 
@@ -55,10 +55,14 @@ impl Plane {
     }
 }
 
-/// One slice pane: which plane, where its centre is and how many mm a pixel covers.
+/// One slice pane: which plane, how the three planes are turned (oblique reformatting), where
+/// its centre is and how many mm a pixel covers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SliceView {
     pub plane: Plane,
+    /// World rotation of the patient-axis planes (identity: axial, coronal, sagittal as they
+    /// are). The three views share one, so they stay orthogonal and linked.
+    pub rotation: DQuat,
     /// World point shown at the pane centre (its through-plane part is ignored: the crosshair
     /// decides which slice is shown).
     pub center_mm: DVec3,
@@ -66,25 +70,46 @@ pub struct SliceView {
 }
 
 impl SliceView {
-    /// Frame the whole grid in a pane of `size_px`.
-    pub fn fit(plane: Plane, grid: &Grid, size_px: DVec2) -> Self {
+    /// A view of `plane` along the patient axes.
+    pub fn new(plane: Plane, center_mm: DVec3, mm_per_px: f64) -> Self {
+        SliceView {
+            plane,
+            rotation: DQuat::IDENTITY,
+            center_mm,
+            mm_per_px,
+        }
+    }
+
+    /// LPS unit vectors of screen-right, screen-down and the plane normal, turned by the
+    /// view's rotation.
+    pub fn axes(&self) -> (DVec3, DVec3, DVec3) {
+        let (r, d, n) = self.plane.axes();
+        (self.rotation * r, self.rotation * d, self.rotation * n)
+    }
+
+    pub fn normal(&self) -> DVec3 {
+        self.axes().2
+    }
+
+    /// Frame the whole grid (its box as seen along the view's axes) in a pane of `size_px`.
+    pub fn fit(self, grid: &Grid, size_px: DVec2) -> Self {
         let (lo, hi) = grid.world_bbox();
         let extent = hi - lo + DVec3::from_array(grid.spacing_mm());
-        let (r, d, _) = plane.axes();
+        let (r, d, _) = self.axes();
         let w = extent.dot(r.abs());
         let h = extent.dot(d.abs());
         let mm_per_px = (w / size_px.x.max(1.0)).max(h / size_px.y.max(1.0)) * 1.05;
         SliceView {
-            plane,
             center_mm: (lo + hi) * 0.5,
             mm_per_px: mm_per_px.max(1e-3),
+            ..self
         }
     }
 
     /// World point under pane pixel `pos_px` (from the pane's top-left), on the slice through
     /// `crosshair`.
     pub fn world_from_screen(&self, pos_px: DVec2, size_px: DVec2, crosshair: DVec3) -> DVec3 {
-        let (r, d, n) = self.plane.axes();
+        let (r, d, n) = self.axes();
         let c = self.center_mm + n * (crosshair - self.center_mm).dot(n);
         c + r * (pos_px.x - size_px.x * 0.5) * self.mm_per_px
             + d * (pos_px.y - size_px.y * 0.5) * self.mm_per_px
@@ -92,7 +117,7 @@ impl SliceView {
 
     /// Pane pixel of a world point (its through-plane part is dropped).
     pub fn screen_from_world(&self, world: DVec3, size_px: DVec2) -> DVec2 {
-        let (r, d, _) = self.plane.axes();
+        let (r, d, _) = self.axes();
         let rel = world - self.center_mm;
         DVec2::new(
             rel.dot(r) / self.mm_per_px + size_px.x * 0.5,
@@ -109,40 +134,82 @@ impl SliceView {
     }
 
     /// Frame a box of `extent_mm` (LPS) around `centre` in a pane of `size_px`.
-    pub fn framing(plane: Plane, centre: DVec3, extent_mm: DVec3, size_px: DVec2) -> Self {
-        let (r, d, _) = plane.axes();
+    pub fn framing(self, centre: DVec3, extent_mm: DVec3, size_px: DVec2) -> Self {
+        let (r, d, _) = self.axes();
         SliceView {
-            plane,
             center_mm: centre,
             mm_per_px: (extent_mm.dot(r.abs()) / size_px.x).max(extent_mm.dot(d.abs()) / size_px.y),
+            ..self
         }
     }
 
     /// Move the view by a drag of `delta_px` (content follows the pointer).
     pub fn pan(&mut self, delta_px: DVec2) {
-        let (r, d, _) = self.plane.axes();
+        let (r, d, _) = self.axes();
         self.center_mm -= (r * delta_px.x + d * delta_px.y) * self.mm_per_px;
+    }
+
+    /// Orientation letters at the left, right, top and bottom edges: the patient direction
+    /// each edge points to most (as [`Plane::edge_letters`] when not rotated).
+    pub fn edge_letters(&self) -> [&'static str; 4] {
+        let (r, d, _) = self.axes();
+        [-r, r, -d, d].map(direction_letter)
     }
 }
 
-/// Step between slices along a plane's normal: the spacing of the voxel axis most aligned
-/// with it (10 mm for ACDC's axial slices, 1.5 mm in-plane).
-pub fn slice_step_mm(grid: &Grid, plane: Plane) -> f64 {
-    let (_, _, n) = plane.axes();
+/// "L", "R", "P", "A", "S" or "I": the patient direction a world vector points to most.
+fn direction_letter(v: DVec3) -> &'static str {
+    let a = v.abs();
+    match (a.x >= a.y && a.x >= a.z, a.y >= a.z) {
+        (true, _) if v.x > 0.0 => "L",
+        (true, _) => "R",
+        (false, true) if v.y > 0.0 => "P",
+        (false, true) => "A",
+        _ if v.z > 0.0 => "S",
+        _ => "I",
+    }
+}
+
+/// Step between slices along a normal: the spacing of the voxel axis most aligned with it
+/// (10 mm for ACDC's axial slices, 1.5 mm in-plane).
+pub fn slice_step_mm(grid: &Grid, normal: DVec3) -> f64 {
     let spacing = grid.spacing_mm();
     let dirs = grid.directions();
     let best = (0..3)
-        .max_by(|&a, &b| dirs[a].dot(n).abs().total_cmp(&dirs[b].dot(n).abs()))
+        .max_by(|&a, &b| {
+            dirs[a]
+                .dot(normal)
+                .abs()
+                .total_cmp(&dirs[b].dot(normal).abs())
+        })
         .unwrap_or(2);
     spacing[best]
 }
 
-/// Move `crosshair` by `steps` slices along a plane's normal, kept inside the grid's box.
-pub fn step_slice(grid: &Grid, plane: Plane, crosshair: DVec3, steps: f64) -> DVec3 {
-    let (_, _, n) = plane.axes();
+/// Move `crosshair` by `steps` slices along `normal`, kept inside the grid's box.
+pub fn step_slice(grid: &Grid, normal: DVec3, crosshair: DVec3, steps: f64) -> DVec3 {
     let (lo, hi) = grid.world_bbox();
-    let moved = crosshair + n * steps * slice_step_mm(grid, plane);
+    let moved = crosshair + normal * steps * slice_step_mm(grid, normal);
     moved.clamp(lo, hi)
+}
+
+/// The rotation that shows a grid in its own voxel planes: the axial view on voxel axes i
+/// (screen right) and j (screen down), its normal along k (short-axis MR in its native plane).
+pub fn voxel_planes(grid: &Grid) -> DQuat {
+    let [i, j, _] = grid.directions();
+    let i = i.normalize_or_zero();
+    let j = (j - i * j.dot(i)).normalize_or_zero();
+    if i == DVec3::ZERO || j == DVec3::ZERO {
+        return DQuat::IDENTITY;
+    }
+    DQuat::from_mat3(&glam::DMat3::from_cols(i, j, i.cross(j))).normalize()
+}
+
+/// The rotation whose axial normal points from `a` to `b` (e.g. along the aortic root), turned
+/// as little as possible from the patient axes.
+pub fn normal_along(a: DVec3, b: DVec3) -> Option<DQuat> {
+    let dir = (b - a).try_normalize()?;
+    Some(DQuat::from_rotation_arc(DVec3::Z, dir))
 }
 
 /// The four panes of the viewer, in screen order (top-left, top-right, bottom-left,
@@ -216,11 +283,10 @@ pub enum Nearness {
 /// Points this close to a slice (mm) are drawn faded on it.
 pub const FADED_MM: f64 = 10.0;
 
-/// Where `point` lies relative to the `plane` slice through `crosshair` on `grid`.
-pub fn nearness(grid: &Grid, plane: Plane, crosshair: DVec3, point: DVec3) -> Nearness {
-    let (_, _, n) = plane.axes();
-    let d = (point - crosshair).dot(n).abs();
-    if d <= (slice_step_mm(grid, plane) * 0.5).max(0.5) {
+/// Where `point` lies relative to the slice with `normal` through `crosshair` on `grid`.
+pub fn nearness(grid: &Grid, normal: DVec3, crosshair: DVec3, point: DVec3) -> Nearness {
+    let d = (point - crosshair).dot(normal).abs();
+    if d <= (slice_step_mm(grid, normal) * 0.5).max(0.5) {
         Nearness::On
     } else if d <= FADED_MM {
         Nearness::Near
@@ -229,10 +295,10 @@ pub fn nearness(grid: &Grid, plane: Plane, crosshair: DVec3, point: DVec3) -> Ne
     }
 }
 
-/// Whether the `plane` slice through `crosshair` cuts the box `lo`–`hi` (within half a slice).
-pub fn slice_cuts_box(grid: &Grid, plane: Plane, crosshair: DVec3, lo: DVec3, hi: DVec3) -> bool {
-    let (_, _, n) = plane.axes();
-    let half = slice_step_mm(grid, plane) * 0.5;
+/// Whether the slice with normal `n` through `crosshair` cuts the box `lo`–`hi` (within half
+/// a slice).
+pub fn slice_cuts_box(grid: &Grid, n: DVec3, crosshair: DVec3, lo: DVec3, hi: DVec3) -> bool {
+    let half = slice_step_mm(grid, n) * 0.5;
     let d = crosshair.dot(n);
     let (a, b) = (lo.dot(n).min(hi.dot(n)), lo.dot(n).max(hi.dot(n)));
     d >= a - half && d <= b + half
@@ -413,11 +479,8 @@ mod tests {
         let size = DVec2::new(200.0, 200.0);
         let c = DVec3::new(50.0, 40.0, 50.0);
         for plane in Plane::ALL {
-            let v = SliceView {
-                plane,
-                center_mm: c,
-                mm_per_px: 1.0,
-            };
+            let v = SliceView::new(plane, c, 1.0);
+            assert_eq!(v.edge_letters(), plane.edge_letters());
             let center = v.screen_from_world(c, size);
             let left = v.screen_from_world(c + DVec3::X * 10.0, size);
             let anterior = v.screen_from_world(c - DVec3::Y * 10.0, size);
@@ -444,7 +507,7 @@ mod tests {
         let size = DVec2::new(300.0, 200.0);
         let cross = DVec3::new(10.0, 20.0, 30.0);
         for plane in Plane::ALL {
-            let mut v = SliceView::fit(plane, &grid(), size);
+            let mut v = SliceView::new(plane, DVec3::ZERO, 1.0).fit(&grid(), size);
             let px = DVec2::new(37.0, 151.0);
             let w = v.world_from_screen(px, size, cross);
             assert!((v.screen_from_world(w, size) - px).length() < 1e-9);
@@ -462,11 +525,11 @@ mod tests {
     #[test]
     fn slice_steps_follow_voxel_spacing() {
         let g = grid();
-        assert_eq!(slice_step_mm(&g, Plane::Axial), 2.5);
-        assert_eq!(slice_step_mm(&g, Plane::Coronal), 1.0);
-        let p = step_slice(&g, Plane::Axial, DVec3::new(5.0, 5.0, 5.0), 2.0);
+        assert_eq!(slice_step_mm(&g, DVec3::Z), 2.5);
+        assert_eq!(slice_step_mm(&g, DVec3::Y), 1.0);
+        let p = step_slice(&g, DVec3::Z, DVec3::new(5.0, 5.0, 5.0), 2.0);
         assert_eq!(p, DVec3::new(5.0, 5.0, 10.0));
-        let clamped = step_slice(&g, Plane::Axial, p, 1000.0);
+        let clamped = step_slice(&g, DVec3::Z, p, 1000.0);
         assert_eq!(clamped.z, 39.0 * 2.5);
     }
 
@@ -560,14 +623,14 @@ mod tests {
     fn nearness_uses_half_a_slice_then_the_faded_band() {
         let g = grid(); // 2.5 mm axial slices
         let c = DVec3::new(10.0, 10.0, 20.0);
-        let at = |dz: f64| nearness(&g, Plane::Axial, c, c + DVec3::new(30.0, -4.0, dz));
+        let at = |dz: f64| nearness(&g, DVec3::Z, c, c + DVec3::new(30.0, -4.0, dz));
         assert_eq!(at(1.2), Nearness::On);
         assert_eq!(at(-1.3), Nearness::Near);
         assert_eq!(at(10.0), Nearness::Near);
         assert_eq!(at(10.5), Nearness::Away);
         let (lo, hi) = (DVec3::new(0.0, 0.0, 25.0), DVec3::new(5.0, 5.0, 30.0));
-        assert!(!slice_cuts_box(&g, Plane::Axial, c, lo, hi));
-        assert!(slice_cuts_box(&g, Plane::Axial, c + DVec3::Z * 4.0, lo, hi));
+        assert!(!slice_cuts_box(&g, DVec3::Z, c, lo, hi));
+        assert!(slice_cuts_box(&g, DVec3::Z, c + DVec3::Z * 4.0, lo, hi));
         let items = [("a", DVec2::new(0.0, 0.0)), ("b", DVec2::new(5.0, 0.0))];
         assert_eq!(hit_test(items, DVec2::new(3.0, 0.0), 8.0), Some("b"));
         assert_eq!(hit_test(items, DVec2::new(30.0, 0.0), 8.0), None);
@@ -581,5 +644,50 @@ mod tests {
         assert!((c - size * 0.5).length() < 1e-6);
         let behind = cam.eye() + (cam.eye() - cam.target);
         assert!(cam.screen_from_world(behind, size).is_none());
+    }
+
+    #[test]
+    fn turned_planes_stay_orthogonal_and_map_screen_and_world_both_ways() {
+        let turn = DQuat::from_axis_angle(DVec3::new(1.0, 2.0, 0.5).normalize(), 0.7);
+        let size = DVec2::new(300.0, 200.0);
+        let c = DVec3::new(5.0, -3.0, 12.0);
+        let views = Plane::ALL.map(|p| SliceView {
+            rotation: turn,
+            ..SliceView::new(p, c, 0.8)
+        });
+        let normals = views.map(|v| v.normal());
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            assert!(
+                normals[a].dot(normals[b]).abs() < 1e-12,
+                "planes stay orthogonal"
+            );
+        }
+        for v in views {
+            let px = DVec2::new(37.25, 151.5);
+            let w = v.world_from_screen(px, size, c);
+            assert!(
+                (w - c).dot(v.normal()).abs() < 1e-9,
+                "on the slice through c"
+            );
+            assert!((v.screen_from_world(w, size) - px).length() < 1e-9);
+        }
+        // Along the aortic-valve → heart-centre line: the axial normal follows it.
+        let (a, b) = (DVec3::new(0.0, 0.0, 0.0), DVec3::new(30.0, -20.0, -40.0));
+        let q = normal_along(a, b).unwrap();
+        let axial = SliceView {
+            rotation: q,
+            ..SliceView::new(Plane::Axial, a, 1.0)
+        };
+        assert!((axial.normal() - (b - a).normalize()).length() < 1e-12);
+        assert!(normal_along(a, a).is_none());
+        // A grid's own planes: the axial view's normal is its k axis.
+        let m = DMat4::from_rotation_y(0.4) * DMat4::from_scale(DVec3::new(1.5, 1.5, 8.0));
+        let g = Grid::new([10, 10, 10], m);
+        let own = SliceView {
+            rotation: voxel_planes(&g),
+            ..SliceView::new(Plane::Axial, c, 1.0)
+        };
+        assert!((own.normal() - g.directions()[2].normalize()).length() < 1e-9);
+        assert!((slice_step_mm(&g, own.normal()) - 8.0).abs() < 1e-9);
     }
 }

@@ -189,7 +189,7 @@ fn paint_slice_findings(
 ) {
     if o.bbox {
         if let Some((lo, hi)) = p.heart_box() {
-            if slice_cuts_box(frame.grid, frame.plane, frame.crosshair, lo, hi) {
+            if slice_cuts_box(frame.grid, frame.view.normal(), frame.crosshair, lo, hi) {
                 let color = method_color(Method::Segmentation).gamma_multiply(0.8);
                 painter.rect_stroke(
                     Rect::from_two_pos(frame.screen(lo), frame.screen(hi)),

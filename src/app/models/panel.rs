@@ -82,7 +82,7 @@ fn overlay_switches_ui(ui: &mut egui::Ui, o: &mut OverlaySettings) {
 
 /// One block per method, then their disagreement, the phantom's truth and errors.
 fn findings_ui(ui: &mut egui::Ui, app: &HeartlocApp, p: &Predictions, out: &mut Vec<Command>) {
-    let slot = &app.landmarks.active_slot;
+    let slot = crate::app::command::MODELS_LANDMARK;
     for f in &p.findings {
         let c = f.center_lps;
         ui.colored_label(
