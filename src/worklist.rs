@@ -198,10 +198,12 @@ impl Worklist {
         let set = self.load_landmarks(i).unwrap_or_default();
         let own = self.cases[i].landmarks.is_file();
         CaseSummary {
-            status: if self.skipped.contains(&self.cases[i].name) {
-                CaseStatus::Skipped
-            } else if own && set.is_complete() {
+            // Derived from the landmarks first: a skipped case whose landmarks were placed
+            // after all is done.
+            status: if own && set.is_complete() {
                 CaseStatus::Done
+            } else if self.skipped.contains(&self.cases[i].name) {
+                CaseStatus::Skipped
             } else {
                 CaseStatus::ToDo
             },
@@ -482,6 +484,10 @@ mod tests {
         w.set_skipped(2, true).unwrap();
         w.go_to(1).unwrap();
         assert_eq!(w.counts(), (1, 1, 1));
+        // A skipped case whose landmarks are then placed counts as done.
+        w.set_skipped(0, true).unwrap();
+        assert_eq!(w.summary(0).status, CaseStatus::Done);
+        w.set_skipped(0, false).unwrap();
 
         let again = Worklist::open(tmp.path(), None).unwrap();
         assert_eq!(again.current, 1, "resumes at the case it was on");

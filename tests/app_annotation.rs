@@ -307,3 +307,42 @@ fn an_aortic_valve_placed_in_a_turned_plane_lands_where_its_pixel_maps_and_nudge
     h.run_steps(2);
     assert_eq!(h.state().views[1].rotation, glam::DQuat::IDENTITY);
 }
+
+#[test]
+fn the_worklist_list_follows_the_current_case_and_skip_case_moves_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = heartloc::phantom::chest_ct([16, 16, 8], 8.0).0;
+    for i in 0..30 {
+        let d = tmp.path().join(format!("case_{i:02}"));
+        std::fs::create_dir_all(&d).unwrap();
+        heartloc::io::nifti::write(&d.join("image.nii.gz"), &vol).unwrap();
+    }
+    let launch = heartloc::app::Launch {
+        worklist: Some(tmp.path().to_path_buf()),
+        out: Some(tmp.path().join("labels")),
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1100.0, 1500.0])
+        .wgpu()
+        .build_eframe(move |cc| HeartlocApp::launch(cc, launch, Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    let ctx = h.ctx.clone();
+    h.state_mut().open_case(25, &ctx);
+    wait_loaded(&mut h);
+    let list_top = h.get_by_label("Score all cases").rect().bottom();
+    let row = h.get_by_label("case_25  to do  (0)").rect();
+    assert!(
+        row.center().y > list_top && row.center().y < list_top + 190.0,
+        "current row at {row:?}, list from {list_top}"
+    );
+    // Skip case marks it skipped and opens the next one.
+    h.get_by_label("Skip case").click();
+    wait_loaded(&mut h);
+    let w = h.state().worklist.as_ref().unwrap();
+    assert_eq!(w.current, 26);
+    assert_eq!(
+        w.summary(25).status,
+        heartloc::worklist::CaseStatus::Skipped
+    );
+}

@@ -22,6 +22,9 @@ use crate::worklist::{CaseStatus, Worklist};
 /// The landmark the heart models locate: their answers are offered for this slot only.
 pub const MODELS_LANDMARK: &str = "heart-center";
 
+/// A heart-center this far from every prediction (mm) is flagged.
+pub const FAR_MM: f64 = 30.0;
+
 /// What to ask the file dialog for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pick {
@@ -103,7 +106,7 @@ impl HeartlocApp {
             Command::OpenWorklist(source, out) => self.open_worklist(&source, out.as_deref(), ctx),
             Command::OpenCase(i) => self.open_case(i, ctx),
             Command::StepCase(delta) => self.step_case(delta, ctx),
-            Command::ToggleCaseSkipped => self.toggle_case_skipped(),
+            Command::ToggleCaseSkipped => self.toggle_case_skipped(ctx),
             Command::ExportCsv => self.export_csv(),
             Command::Screenshot(pane) => self.screenshot(pane, ctx),
             Command::SetMaximized(m) => self.settings.maximized = m,
@@ -209,13 +212,17 @@ impl HeartlocApp {
         }
     }
 
-    fn toggle_case_skipped(&mut self) {
-        if let Some(w) = self.worklist.as_mut() {
-            let current = w.current;
-            let skipped = w.summary(current).status == CaseStatus::Skipped;
-            if let Err(e) = w.set_skipped(current, !skipped) {
-                self.message = Some(e.to_string());
-            }
+    /// Skip the current case and go on to the next (or take the skip back).
+    fn toggle_case_skipped(&mut self, ctx: &egui::Context) {
+        let Some(w) = self.worklist.as_mut() else {
+            return;
+        };
+        let current = w.current;
+        let skipped = w.summary(current).status == CaseStatus::Skipped;
+        match w.set_skipped(current, !skipped) {
+            Err(e) => self.message = Some(e.to_string()),
+            Ok(()) if !skipped => self.step_case(1, ctx),
+            Ok(()) => {}
         }
     }
 
@@ -335,6 +342,28 @@ impl HeartlocApp {
         }
     }
 
+    /// A heart-center placed more than [`FAR_MM`] from every prediction gets a visible warning
+    /// (a slip of the hand, or a model that failed: either way worth a second look).
+    fn warn_if_far_from_predictions(&mut self, at: glam::DVec3) {
+        if self.landmarks.active_slot != MODELS_LANDMARK {
+            return;
+        }
+        let Some(p) = &self.models.predictions else {
+            return;
+        };
+        let nearest = p
+            .findings
+            .iter()
+            .map(|f| f.center_lps.distance(at))
+            .fold(f64::INFINITY, f64::min);
+        if nearest.is_finite() && nearest > FAR_MM {
+            self.message = Some(format!(
+                "check this point: {nearest:.0} mm from the nearest model prediction \
+                 (more than {FAR_MM:.0} mm)"
+            ));
+        }
+    }
+
     /// Turn the three slice planes together (they stay orthogonal and linked).
     pub fn set_rotation(&mut self, rotation: glam::DQuat) {
         for v in &mut self.views {
@@ -377,7 +406,11 @@ impl HeartlocApp {
                 let world = frame.world(at);
                 match self.landmarks.pointer(world, click) {
                     // After a placement every view moves to the point.
-                    Pointer::Placed | Pointer::Free => self.crosshair = world,
+                    Pointer::Placed => {
+                        self.crosshair = world;
+                        self.warn_if_far_from_predictions(world);
+                    }
+                    Pointer::Free => self.crosshair = world,
                     Pointer::Dragged | Pointer::Waiting => {}
                 }
             }
