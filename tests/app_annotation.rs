@@ -346,3 +346,33 @@ fn the_worklist_list_follows_the_current_case_and_skip_case_moves_on() {
         heartloc::worklist::CaseStatus::Skipped
     );
 }
+
+#[test]
+fn typed_coordinates_move_the_active_landmark_as_one_undoable_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, marker) = marker_volume(tmp.path());
+    let mut h = harness_sized(Source::Path(path.clone()), 1300.0);
+    h.state_mut().crosshair = marker;
+    h.run_steps(2);
+    let at = h.state().pane_rects()[0].center();
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    h.run_steps(3);
+    assert_eq!(
+        heart_center(&h),
+        Some(placed),
+        "showing the fields changes nothing"
+    );
+    // Set a new superior coordinate in the S field (as a screen reader or typed value does).
+    h.get_by_label("S (LPS mm)").set_value_accesskit(12.5);
+    h.run_steps(3);
+    let typed = heart_center(&h).expect("still placed");
+    assert_eq!(typed, DVec3::new(placed.x, placed.y, 12.5));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(heart_center(&h), Some(placed));
+}

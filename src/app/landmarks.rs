@@ -115,6 +115,8 @@ pub enum LandmarkEdit {
     Skip,
     Delete,
     SetNote(String),
+    /// Put the active slot at this LPS point (typed coordinates).
+    SetPosition(DVec3),
     AddSlot(String),
     Undo,
     Redo,
@@ -191,6 +193,7 @@ impl LandmarksState {
             LandmarkEdit::Skip => self.annotation.skip(&slot),
             LandmarkEdit::Delete => self.annotation.delete(&slot),
             LandmarkEdit::SetNote(note) => self.annotation.set_note(&slot, &note),
+            LandmarkEdit::SetPosition(p) => self.annotation.place(&slot, p),
             LandmarkEdit::AddSlot(name) => {
                 self.annotation.add_slot(&name);
                 self.active_slot = name;
@@ -362,6 +365,9 @@ pub fn panel_ui(ui: &mut egui::Ui, lm: &LandmarksState, where_saved: &str) -> Ve
         }
     });
     let active = lm.annotation.set.get(&lm.active_slot);
+    if let Some(p) = active.and_then(|l| l.position_lps()) {
+        coordinates_ui(ui, p, &mut out);
+    }
     let mut note = active.map(|l| l.note.clone()).unwrap_or_default();
     let field = ui.add(egui::TextEdit::singleline(&mut note).hint_text("note"));
     if field.lost_focus() {
@@ -370,6 +376,30 @@ pub fn panel_ui(ui: &mut egui::Ui, lm: &LandmarksState, where_saved: &str) -> Ve
     new_slot_ui(ui, &mut out);
     ui.small(where_saved);
     out
+}
+
+/// The active landmark's LPS coordinates, each a field to type a new value into (no dragging:
+/// one typed value is one undo step).
+fn coordinates_ui(ui: &mut egui::Ui, p: DVec3, out: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        let mut v = p.to_array();
+        let mut changed = false;
+        for (value, axis) in v.iter_mut().zip(["L", "P", "S"]) {
+            let field = egui::DragValue::new(value)
+                .speed(0.0)
+                .custom_formatter(|v, _| format!("{v:.2}"))
+                .update_while_editing(false)
+                .prefix(format!("{axis} "));
+            let r = ui.add(field).on_hover_text("LPS mm");
+            let name = format!("{axis} (LPS mm)");
+            r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::SpinButton, true, &name));
+            changed |= r.changed();
+        }
+        if changed {
+            let at = DVec3::from_array(v);
+            out.push(Command::Landmark(LandmarkEdit::SetPosition(at)));
+        }
+    });
 }
 
 /// The "new landmark" field and its Add button (the typed name is the field's own state).
