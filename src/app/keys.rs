@@ -107,6 +107,31 @@ const DIGITS: [Key; 9] = [
     Key::Num9,
 ];
 
+/// Alt+arrow (Shift: coarse) nudging the active landmark along the pane's axes.
+const fn nudge(
+    keys: &'static [Key],
+    right: i8,
+    down: i8,
+    coarse: bool,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        mods: Mods {
+            command: Need::Any,
+            shift: if coarse { Need::Yes } else { Need::No },
+            alt: Need::Yes,
+        },
+        scope: Scope::Pane,
+        action: KeyAction::Nudge {
+            right,
+            down,
+            coarse,
+        },
+        help,
+    }
+}
+
 /// Every shortcut. Slot keys 1..9 come from [`DIGITS`] and are listed once in the help.
 const BINDINGS: &[Binding] = &[
     Binding {
@@ -245,126 +270,20 @@ const BINDINGS: &[Binding] = &[
         action: KeyAction::Turn(5),
         help: "",
     },
-    Binding {
-        keys: &[Key::ArrowLeft],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::No,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: -1,
-            down: 0,
-            coarse: false,
-        },
-        help: "Alt+arrows: nudge the active landmark 0.5 mm (Shift: 2 mm)",
-    },
-    Binding {
-        keys: &[Key::ArrowLeft],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::Yes,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: -1,
-            down: 0,
-            coarse: true,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowRight],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::No,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 1,
-            down: 0,
-            coarse: false,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowRight],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::Yes,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 1,
-            down: 0,
-            coarse: true,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowUp],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::No,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 0,
-            down: -1,
-            coarse: false,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowUp],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::Yes,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 0,
-            down: -1,
-            coarse: true,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowDown],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::No,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 0,
-            down: 1,
-            coarse: false,
-        },
-        help: "",
-    },
-    Binding {
-        keys: &[Key::ArrowDown],
-        mods: Mods {
-            command: Need::Any,
-            shift: Need::Yes,
-            alt: Need::Yes,
-        },
-        scope: Scope::Pane,
-        action: KeyAction::Nudge {
-            right: 0,
-            down: 1,
-            coarse: true,
-        },
-        help: "",
-    },
+    nudge(
+        &[Key::ArrowLeft],
+        -1,
+        0,
+        false,
+        "Alt+arrows: nudge the active landmark 0.5 mm (Shift: 2 mm)",
+    ),
+    nudge(&[Key::ArrowLeft], -1, 0, true, ""),
+    nudge(&[Key::ArrowRight], 1, 0, false, ""),
+    nudge(&[Key::ArrowRight], 1, 0, true, ""),
+    nudge(&[Key::ArrowUp], 0, -1, false, ""),
+    nudge(&[Key::ArrowUp], 0, -1, true, ""),
+    nudge(&[Key::ArrowDown], 0, 1, false, ""),
+    nudge(&[Key::ArrowDown], 0, 1, true, ""),
 ];
 
 /// Mouse gestures, shown before the keys.
