@@ -356,6 +356,23 @@ mod tests {
     }
 
     #[test]
+    fn a_label_on_two_points_is_refused_and_named_never_merged() {
+        let point = |status, p| ControlPoint {
+            label: "a".into(),
+            description: String::new(),
+            position_lps: p,
+            status,
+        };
+        let pts = [
+            point(PositionStatus::Defined, Some([1.0, 2.0, 3.0])),
+            point(PositionStatus::Missing, None),
+        ];
+        let e = LandmarkSet::from_markups(&pts).unwrap_err();
+        assert!(e.contains("\"a\" (2 points)"), "{e}");
+        assert!(LandmarkSet::from_markups(&pts[..1]).is_ok());
+    }
+
+    #[test]
     fn markups_round_trip_with_user_slots_and_notes() {
         let mut a = Annotation::default();
         a.place("heart-center", DVec3::new(1.0, 2.0, 3.0));

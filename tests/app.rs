@@ -13,17 +13,13 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use glam::{DMat4, DVec2};
 use heartloc::app::{HeartlocApp, NoDialog, Source};
-use heartloc::slice_view::{Pane, Plane, VolumeMode, Window, WindowPreset};
+use heartloc::slice_view::{Pane, Plane, VolumeMode, WindowPreset};
 use heartloc::volume::{Grid, Volume, Voxels};
 
 #[test]
 fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
     let tmp = tempfile::tempdir().unwrap();
-    let (path, marker) = marker_volume(tmp.path());
-    let mut h = harness(Source::Path(path));
-    h.state_mut().crosshair = marker;
-    h.state_mut().window = Window::new(0.0, 1000.0);
-    h.run_steps(2);
+    let (mut h, _, marker) = marker_harness(tmp.path(), 760.0);
     let img = h.render().expect("render");
     let rects = h.state().pane_rects();
     for (i, plane) in Plane::ALL.iter().enumerate() {

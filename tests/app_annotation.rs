@@ -10,16 +10,11 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use glam::DVec3;
 use heartloc::app::{HeartlocApp, NoDialog, Source};
-use heartloc::slice_view::Window;
 
 #[test]
 fn place_move_undo_redo_save_and_reopen_a_landmark() {
     let tmp = tempfile::tempdir().unwrap();
-    let (path, marker) = marker_volume(tmp.path());
-    let mut h = harness(Source::Path(path.clone()));
-    h.state_mut().crosshair = marker;
-    h.state_mut().window = Window::new(0.0, 1000.0);
-    h.run_steps(2);
+    let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
     // Find the marker on screen from the pixels alone, then place heart-center there (key 2).
     let img = h.render().expect("render");
     let axial = h.state().pane_rects()[0];
@@ -221,11 +216,7 @@ fn landmarks_of_a_dicom_folder_go_to_the_user_folder_by_series_never_into_the_ex
 #[test]
 fn an_aortic_valve_placed_in_a_turned_plane_lands_where_its_pixel_maps_and_nudges_and_undoes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (path, marker) = marker_volume(tmp.path());
-    let mut h = harness(Source::Path(path.clone()));
-    h.state_mut().crosshair = marker;
-    h.state_mut().window = Window::new(0.0, 1000.0);
-    h.run_steps(2);
+    let (mut h, path, _) = marker_harness(tmp.path(), 760.0);
     // Turn the planes 15° about the axial normal ("]" three times over the axial pane).
     let axial = h.state().pane_rects()[0];
     h.hover_at(axial.center());
@@ -350,10 +341,7 @@ fn the_worklist_list_follows_the_current_case_and_skip_case_moves_on() {
 #[test]
 fn typed_coordinates_move_the_active_landmark_as_one_undoable_edit() {
     let tmp = tempfile::tempdir().unwrap();
-    let (path, marker) = marker_volume(tmp.path());
-    let mut h = harness_sized(Source::Path(path.clone()), 1300.0);
-    h.state_mut().crosshair = marker;
-    h.run_steps(2);
+    let (mut h, _, _) = marker_harness(tmp.path(), 1300.0);
     let at = h.state().pane_rects()[0].center();
     h.hover_at(at);
     h.run_steps(1);

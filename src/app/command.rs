@@ -391,7 +391,7 @@ impl HeartlocApp {
         };
         match action {
             PaneAction::Zoom { factor, at } => self.views[i].zoom_about(factor, at, frame.size()),
-            PaneAction::Slice(s) => self.step(frame.plane, s),
+            PaneAction::Slice(s) => self.step(frame.view.plane, s),
             PaneAction::ToggleMaximized => self.toggle_maximized(frame.pane),
             PaneAction::Pan(d) => self.views[i].pan(d),
             PaneAction::DragWindow(d) => self.window = self.window.dragged(d),

@@ -484,7 +484,6 @@ impl HeartlocApp {
         let i = pane.index();
         let frame = |app: &Self| SliceFrame {
             pane,
-            plane: app.views[i].plane,
             rect,
             view: app.views[i],
             crosshair: app.crosshair,

@@ -52,7 +52,6 @@ pub fn layout(full: Rect, maximized: Option<Pane>) -> [Rect; 4] {
 /// One slice pane's geometry this frame: screen ↔ world and what is on the slice.
 pub struct SliceFrame<'a> {
     pub pane: Pane,
-    pub plane: Plane,
     pub rect: Rect,
     pub view: SliceView,
     pub crosshair: DVec3,
@@ -278,7 +277,7 @@ pub fn paint_slice_image(ui: &egui::Ui, frame: &SliceFrame, gpu: &Arc<GpuVolume>
 /// Crosshair lines in the colours of the other two planes.
 pub fn paint_crosshair(painter: &egui::Painter, frame: &SliceFrame) {
     let c = frame.screen(frame.crosshair);
-    let (vertical_plane, horizontal_plane) = match frame.plane {
+    let (vertical_plane, horizontal_plane) = match frame.view.plane {
         Plane::Axial => (2, 1),
         Plane::Coronal => (2, 0),
         Plane::Sagittal => (1, 0),
@@ -291,7 +290,7 @@ pub fn paint_crosshair(painter: &egui::Painter, frame: &SliceFrame) {
 
 /// Orientation letters, the title with the slice position, the scale bar and the frame.
 pub fn paint_slice_decorations(painter: &egui::Painter, frame: &SliceFrame) {
-    let (rect, plane, view) = (frame.rect, frame.plane, frame.view);
+    let (rect, plane, view) = (frame.rect, frame.view.plane, frame.view);
     let [l, r, t, b] = view.edge_letters();
     let font = egui::FontId::proportional(15.0);
     let yellow = Color32::from_rgb(255, 235, 120);

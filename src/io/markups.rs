@@ -162,21 +162,6 @@ pub fn parse(text: &str) -> Result<Markups, String> {
 }
 
 impl Markups {
-    /// Labels that more than one control point carries, with their counts.
-    pub fn duplicate_labels(&self) -> Vec<(String, usize)> {
-        let mut count: HashMap<&str, usize> = HashMap::new();
-        for p in &self.points {
-            *count.entry(p.label.as_str()).or_default() += 1;
-        }
-        let mut dups: Vec<(String, usize)> = count
-            .into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(l, n)| (l.to_string(), n))
-            .collect();
-        dups.sort();
-        dups
-    }
-
     /// The document with `points` written in: a point whose label is already in the file is
     /// updated in place (label, description, position, status; everything else kept), the
     /// others are appended to the first point list (one is made when there is none).
@@ -510,14 +495,13 @@ mod tests {
     }
 
     #[test]
-    fn a_new_file_is_one_point_list_and_labels_that_repeat_are_counted() {
+    fn a_new_file_is_one_point_list_and_keeps_labels_that_repeat() {
         let pts = vec![
             point("a", Some([1.0, 2.0, 3.0]), PositionStatus::Defined),
             point("a", None, PositionStatus::Missing),
         ];
         let m = parse(&to_json(&pts)).unwrap();
         assert_eq!(m.points, pts);
-        assert_eq!(m.duplicate_labels(), vec![("a".to_string(), 2)]);
         let doc: Value = serde_json::from_str(&to_json(&pts)).unwrap();
         assert_eq!(doc["markups"][0]["lastUsedControlPointNumber"], json!(2));
     }

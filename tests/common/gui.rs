@@ -93,6 +93,20 @@ pub fn marker_volume(dir: &std::path::Path) -> (PathBuf, DVec3) {
     (path, marker)
 }
 
+/// The marker volume (see [`marker_volume`]) open in a window `height` points tall, the
+/// crosshair on the marker and a window that shows it: its path and the marker's LPS centre.
+pub fn marker_harness(
+    dir: &std::path::Path,
+    height: f32,
+) -> (Harness<'static, HeartlocApp>, PathBuf, DVec3) {
+    let (path, marker) = marker_volume(dir);
+    let mut h = harness_sized(Source::Path(path.clone()), height);
+    h.state_mut().crosshair = marker;
+    h.state_mut().window = heartloc::slice_view::Window::new(0.0, 1000.0);
+    h.run_steps(2);
+    (h, path, marker)
+}
+
 pub fn pane_stats(img: &image::RgbaImage, rect: egui::Rect) -> (f64, f64) {
     let r = rect.shrink(30.0);
     let mut v = Vec::new();
