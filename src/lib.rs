@@ -8,6 +8,7 @@ pub mod annotation;
 pub mod app;
 pub mod info;
 pub mod io;
+pub mod mesh;
 pub mod ml;
 pub mod overlay;
 pub mod phantom;

@@ -11,6 +11,7 @@ use heartloc::ml::preprocess::{Method, Recipe};
 
 mod cli {
     pub mod locate;
+    pub mod mesh;
 }
 
 #[derive(Parser)]
@@ -39,6 +40,9 @@ enum Command {
     Eval(EvalArgs),
     /// Find the heart in volumes (NIfTI files or DICOM series folders).
     Locate(LocateArgs),
+    /// Write a label map's structures as closed surfaces (one file each) in LPS mm, as 3D
+    /// Slicer reads them (`SPACE=LPS`).
+    Mesh(MeshArgs),
     /// Test helper: save landmarks to FILE over and over until killed.
     #[command(hide = true)]
     StressSave { file: PathBuf },
@@ -248,7 +252,7 @@ struct LocateArgs {
     phase: PhaseArg,
     /// Every phase of a cine (DICOM or 4D NIfTI): each phase's answers and a summary of
     /// the cycle (the centre's path and spread, the segmented heart's volume by phase).
-    #[arg(long, conflicts_with_all = ["mask_out", "mrk_out", "number"])]
+    #[arg(long, conflicts_with_all = ["mask_out", "mesh_out", "mrk_out", "number"])]
     all_phases: bool,
     #[arg(long, value_enum, default_value_t = Methods::Both)]
     method: Methods,
@@ -259,6 +263,11 @@ struct LocateArgs {
     /// given).
     #[arg(long)]
     mask_out: Option<PathBuf>,
+    /// Write the segmented heart as a closed, smoothed surface in LPS mm (`SPACE=LPS`, as 3D
+    /// Slicer reads it): .stl, .ply or .obj (a folder of .stl files when several inputs or
+    /// --jsonl-out are given).
+    #[arg(long)]
+    mesh_out: Option<PathBuf>,
     /// Write the centres as Slicer markups (a folder when several inputs or --jsonl-out are
     /// given).
     #[arg(long)]
@@ -266,6 +275,38 @@ struct LocateArgs {
     /// Models from this folder instead of the shipped ones.
     #[arg(long)]
     weights: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct MeshArgs {
+    /// A label map (NIfTI or DICOM): each non-zero value is one structure.
+    labels: PathBuf,
+    /// Folder for the files, one per structure: <stem>-<value>-<name>.<format>.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value_t = MeshFormatArg::Stl)]
+    format: MeshFormatArg,
+    /// Only these label values (repeatable); all by default.
+    #[arg(long)]
+    label: Vec<u32>,
+}
+
+/// The model file formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum MeshFormatArg {
+    Stl,
+    Ply,
+    Obj,
+}
+
+impl MeshFormatArg {
+    fn name(self) -> &'static str {
+        match self {
+            MeshFormatArg::Stl => "stl",
+            MeshFormatArg::Ply => "ply",
+            MeshFormatArg::Obj => "obj",
+        }
+    }
 }
 
 /// Which phase of a time series (cine DICOM, 4D NIfTI) to read.
@@ -322,6 +363,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Train(a)) => train(*a),
         Some(Command::Eval(a)) => eval(a),
         Some(Command::Locate(a)) => locate(a),
+        Some(Command::Mesh(a)) => {
+            cli::mesh::run(&a.labels, &a.out, a.format.name(), &a.label).map(|_| ExitCode::SUCCESS)
+        }
         Some(Command::StressSave { file }) => stress_save(&file),
         #[cfg(feature = "gui")]
         Some(Command::View(a)) => heartloc::app::run(heartloc::app::Launch {
@@ -530,6 +574,18 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// `heartloc locate`: this shard's inputs through the models (see `cli::locate`).
 fn locate(a: LocateArgs) -> anyhow::Result<ExitCode> {
+    if a.method == Methods::Heatmap && (a.mask_out.is_some() || a.mesh_out.is_some()) {
+        anyhow::bail!(
+            "--mask-out and --mesh-out come from the segmentation: drop --method heatmap"
+        );
+    }
+    if let Some(path) = a
+        .mesh_out
+        .as_deref()
+        .filter(|_| a.inputs.len() == 1 && a.list.is_none() && a.jsonl_out.is_none())
+    {
+        heartloc::mesh::MeshFormat::of_path(path)?;
+    }
     let mut all = a.inputs;
     if let Some(list) = &a.list {
         all.extend(cli::locate::read_list(list)?);
@@ -553,6 +609,7 @@ fn locate(a: LocateArgs) -> anyhow::Result<ExitCode> {
         all_phases: a.all_phases,
         json: a.json,
         mask_out: a.mask_out,
+        mesh_out: a.mesh_out,
         mrk_out: a.mrk_out,
     };
     let models = heartloc::ml::model::load_models(&a.method.list(), a.weights.as_deref())?;

@@ -12,6 +12,7 @@ const RANKS: &[(&str, u8)] = &[
     ("phantom", 1),
     ("annotation", 2),
     ("info", 2),
+    ("mesh", 2),
     ("slice_view", 2),
     ("overlay", 3),
     ("worklist", 3),

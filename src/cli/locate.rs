@@ -1,13 +1,14 @@
 //! `heartloc locate`: inputs (arguments, a list file, a shard of them), the models on each
 //! volume (one phase, or every phase of a cine with `--all-phases`), text or JSON out, a
-//! durable JSON-lines log for batch runs, masks and markups.
+//! durable JSON-lines log for batch runs, masks, heart surfaces and markups.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use heartloc::io::{self, durable::JsonLines, markups::ControlPoint, OpenOptions};
+use heartloc::mesh::Mesh;
 use heartloc::ml::cycle::{self, PhaseAnswers};
-use heartloc::ml::model::{locate_all, Model};
+use heartloc::ml::model::{locate_all, Finding, Model};
 use heartloc::ml::preprocess::Method;
 use heartloc::volume::Volume;
 use serde_json::{json, Value};
@@ -18,6 +19,7 @@ pub struct Request {
     pub all_phases: bool,
     pub json: bool,
     pub mask_out: Option<PathBuf>,
+    pub mesh_out: Option<PathBuf>,
     pub mrk_out: Option<PathBuf>,
 }
 
@@ -53,7 +55,10 @@ pub fn run(
     mut log: Option<JsonLines>,
 ) -> anyhow::Result<ExitCode> {
     let many = inputs.len() > 1 || log.is_some();
-    for dir in [&req.mask_out, &req.mrk_out].into_iter().flatten() {
+    for dir in [&req.mask_out, &req.mesh_out, &req.mrk_out]
+        .into_iter()
+        .flatten()
+    {
         if many {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
@@ -93,11 +98,36 @@ pub fn run(
 fn one_phase(input: &Path, models: &[Model], req: &Request, many: bool) -> anyhow::Result<Value> {
     let (volume, _) = io::open(input, &req.open)?;
     let (results, points) = answers(input, models, &volume, req, |model, found| {
-        if let (Some(path), Method::Segmentation) = (&req.mask_out, found.method) {
+        if found.method != Method::Segmentation {
+            return Ok(None);
+        }
+        if let Some(path) = &req.mask_out {
             let out = output_for(path, input, many, ".heart.nii.gz");
             io::nifti::write(&out, &found.mask_on(&volume.grid, model.recipe.threshold))?;
         }
-        Ok(())
+        let Some(path) = &req.mesh_out else {
+            return Ok(None);
+        };
+        let out = output_for(path, input, many, ".heart.stl");
+        let mesh = Mesh::of_probabilities(&found.grid, &found.map, model.recipe.threshold as f32);
+        mesh.write(&out)?;
+        let summary = json!({
+            "path": out.display().to_string(),
+            "volume_ml": (mesh.volume_mm3() / 10.0).round() / 100.0,
+            "area_cm2": (mesh.area_mm2()).round() / 100.0,
+            "triangles": mesh.triangles.len(),
+        });
+        if !req.json {
+            println!(
+                "{}: heart surface {} ({:.0} ml, {:.0} cm², {} triangles, LPS mm)",
+                input.display(),
+                out.display(),
+                mesh.volume_mm3() / 1000.0,
+                mesh.area_mm2() / 100.0,
+                mesh.triangles.len()
+            );
+        }
+        Ok(Some(("mesh", summary)))
     })?;
     if let Some(path) = &req.mrk_out {
         heartloc::io::markups::write(&output_for(path, input, many, ".mrk.json"), &points)?;
@@ -119,7 +149,7 @@ fn every_phase(input: &Path, models: &[Model], req: &Request) -> anyhow::Result<
         open.phase = phases.len();
         let (volume, _) = io::open(input, &open)?;
         count = volume.phase.count();
-        let (results, _) = answers(input, models, &volume, req, |_, _| Ok(()))?;
+        let (results, _) = answers(input, models, &volume, req, |_, _| Ok(None))?;
         phases.push(PhaseAnswers {
             phase: volume.phase.index() + 1,
             results,
@@ -139,13 +169,14 @@ fn every_phase(input: &Path, models: &[Model], req: &Request) -> anyhow::Result<
 }
 
 /// Every model on `volume`: each answer's JSON (with the phase it came from) and a markups
-/// point; a text line per answer unless JSON was asked for. `each` runs on every answer.
+/// point; a text line per answer unless JSON was asked for. `each` runs on every answer and
+/// may add one field to its JSON (the mesh written, say).
 fn answers(
     input: &Path,
     models: &[Model],
     volume: &Volume,
     req: &Request,
-    mut each: impl FnMut(&Model, &heartloc::ml::model::Finding) -> anyhow::Result<()>,
+    mut each: impl FnMut(&Model, &Finding) -> anyhow::Result<Option<(&'static str, Value)>>,
 ) -> anyhow::Result<(Vec<Value>, Vec<ControlPoint>)> {
     let found_all = locate_all(models, volume, |_| true)
         .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
@@ -156,7 +187,7 @@ fn answers(
         let found = found.map_err(|e| {
             anyhow::anyhow!("{}: {}: {e}", input.display(), model.recipe.method.name())
         })?;
-        each(model, &found)?;
+        let extra = each(model, &found)?;
         points.push(ControlPoint {
             label: format!("heart-center-{}", found.method.name()),
             description: format!(
@@ -186,6 +217,9 @@ fn answers(
         }
         let mut r = found.to_json();
         r["phase"] = json!(phase.index() + 1);
+        if let Some((key, value)) = extra {
+            r[key] = value;
+        }
         results.push(r);
     }
     Ok((results, points))
