@@ -13,6 +13,10 @@ struct VolumeUniforms {
     window: vec4<f32>,
     // one texel in texture units (x, y, z), unused.
     texel: vec4<f32>,
+    // The box rendered (texture units; the whole volume is 0..1): min xyz, unused; max xyz,
+    // unused.
+    box_lo: vec4<f32>,
+    box_hi: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> u: VolumeUniforms;
@@ -30,11 +34,14 @@ fn windowed(v: f32) -> f32 {
 // Transfer functions: windowed value -> colour and opacity.
 fn transfer(t: f32) -> vec4<f32> {
     if (u.window.w < 0.5) {
-        // Cardiac CT: soft tissue faint red, contrast blood and bone bright ivory.
-        let tissue = smoothstep(0.15, 0.45, t) * 0.08;
-        let dense = smoothstep(0.45, 0.8, t);
-        let rgb = mix(vec3<f32>(0.75, 0.25, 0.2), vec3<f32>(1.0, 0.95, 0.85), dense);
-        return vec4<f32>(rgb, tissue + dense * 0.6);
+        // Cardiac CT over -100..700 HU: fat, lung, skin and muscle (< 60 HU) clear, myocardium
+        // (60-150) dark red and faint, contrast blood (150-450) bright red, bone (> 450) ivory.
+        let muscle = smoothstep(0.2, 0.275, t);
+        let blood = smoothstep(0.3125, 0.4375, t);
+        let bone = smoothstep(0.6875, 0.9375, t);
+        var rgb = mix(vec3<f32>(0.55, 0.12, 0.1), vec3<f32>(0.95, 0.3, 0.25), blood);
+        rgb = mix(rgb, vec3<f32>(0.95, 0.92, 0.85), bone);
+        return vec4<f32>(rgb, muscle * 0.04 + blood * 0.3 + bone * 0.4);
     }
     // MR: a warm ramp over the upper half of the window.
     let a = smoothstep(0.3, 0.9, t) * 0.35;
@@ -56,13 +63,13 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
     let far_h = u.world_from_clip * vec4<f32>(ndc, 1.0, 1.0);
     let near_w = near_h.xyz / near_h.w;
     let far_w = far_h.xyz / far_h.w;
-    // The ray in texture space, where the volume is the unit cube.
+    // The ray in texture space, where the volume is the unit cube; it is cut to the box.
     let o = (u.tex_from_world * vec4<f32>(near_w, 1.0)).xyz;
     let e = (u.tex_from_world * vec4<f32>(far_w, 1.0)).xyz;
     let dir = normalize(e - o);
     let inv = 1.0 / select(dir, vec3<f32>(1e-8), abs(dir) < vec3<f32>(1e-8));
-    let t0 = (vec3<f32>(0.0) - o) * inv;
-    let t1 = (vec3<f32>(1.0) - o) * inv;
+    let t0 = (u.box_lo.xyz - o) * inv;
+    let t1 = (u.box_hi.xyz - o) * inv;
     let tmin = max(max(min(t0.x, t1.x), min(t0.y, t1.y)), max(min(t0.z, t1.z), 0.0));
     let tmax = min(min(max(t0.x, t1.x), max(t0.y, t1.y)), max(t0.z, t1.z));
     if (tmax <= tmin) {
@@ -85,10 +92,17 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         var acc = vec4<f32>(0.0);
         // Opacity per unit length is defined for a step of 1/256 of the cube.
         let k = step * 256.0 * u.window.z;
+        // Headlight shading from the change along the ray (no extra samples): where the
+        // density rises toward the viewer's ray the surface faces the light.
+        var prev = windowed(sample_at(o + dir * tmin));
+        let gain = 0.03 / max(step, 1e-5);
         for (var i = 0u; i < n; i = i + 1u) {
-            let s = transfer(windowed(sample_at(o + dir * (tmin + f32(i) * step))));
+            let w = windowed(sample_at(o + dir * (tmin + f32(i) * step)));
+            let s = transfer(w);
+            let light = clamp(0.85 + (w - prev) * gain, 0.45, 1.4);
+            prev = w;
             let a = 1.0 - pow(1.0 - clamp(s.a, 0.0, 0.999), k);
-            acc = vec4<f32>(acc.rgb + (1.0 - acc.a) * a * s.rgb, acc.a + (1.0 - acc.a) * a);
+            acc = vec4<f32>(acc.rgb + (1.0 - acc.a) * a * s.rgb * light, acc.a + (1.0 - acc.a) * a);
             if (acc.a > 0.97) {
                 break;
             }

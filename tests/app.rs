@@ -12,8 +12,10 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use glam::{DMat4, DVec2};
-use heartloc::app::{HeartlocApp, NoDialog, Source};
-use heartloc::slice_view::{Pane, Plane, VolumeMode, WindowPreset};
+use heartloc::app::{HeartlocApp, Launch, NoDialog, Origin, Source};
+use heartloc::ml::model::{load_models, locate_all};
+use heartloc::ml::preprocess::Method;
+use heartloc::slice_view::{Crop, Pane, Plane, VolumeMode, WindowPreset};
 use heartloc::volume::{Grid, Volume, Voxels};
 
 #[test]
@@ -50,7 +52,7 @@ fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
 
 #[test]
 fn demo_opens_and_matches_its_snapshot() {
-    let mut h = harness(Source::Demo);
+    let mut h = harness(Source::Phantom);
     assert!(h.state().doc.as_ref().is_some_and(|d| d.source().is_none()));
     h.get_by_label("Synthetic phantom made in code — not patient data.");
     // The demo runs both models as it opens and shows what they found.
@@ -62,6 +64,68 @@ fn demo_opens_and_matches_its_snapshot() {
         .expect("demo predictions");
     assert_eq!(p.findings.len(), 2, "{:?}", p.errors);
     h.snapshot("demo_phantom");
+}
+
+#[test]
+fn with_nothing_named_the_app_opens_the_real_demo_ct_finds_its_heart_and_credits_it() {
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(|cc| HeartlocApp::launch(cc, Launch::default(), Box::new(NoDialog)));
+    wait_loaded(&mut h);
+    let doc = h.state().doc.as_ref().expect("the demo opened");
+    assert_eq!(doc.origin, Origin::Demo);
+    assert_eq!(doc.volume.dims(), [256, 216, 79]);
+    let volume = doc.volume.clone();
+    // Honest about what it is: real, credited, and without an expert label.
+    h.get_by_label_contains("No expert heart label exists for it");
+    // The models ran as it opened, on this very scan: the same answers as outside the app.
+    let found = h.state().models.predictions.as_ref().expect("predictions");
+    assert_eq!(found.findings.len(), 2, "{:?}", found.errors);
+    let models = load_models(&[Method::Segmentation, Method::Heatmap], None).unwrap();
+    let direct = locate_all(&models, &heartloc::io::demo::chest_ct().unwrap(), |_| true).unwrap();
+    for (app, alone) in found.findings.iter().zip(direct) {
+        let alone = alone.unwrap();
+        assert!(
+            app.center_lps.distance(alone.center_lps) < 0.01,
+            "{:?}",
+            app.method
+        );
+    }
+    // Both land in the heart: they agree, and the centre is soft tissue or contrast blood
+    // (not lung, fat or bone).
+    let [seg, heat] = [0, 1].map(|i| found.findings[i].center_lps);
+    assert!(seg.distance(heat) < 10.0, "methods {seg} vs {heat}");
+    let hu = volume
+        .sample_world(seg, heartloc::volume::Interpolation::Trilinear)
+        .unwrap();
+    assert!(
+        (0.0..600.0).contains(&hu),
+        "{hu} HU at the segmentation centre"
+    );
+    // The 3D view shows the heart alone: the segmented box with its margin.
+    assert_eq!(h.state().settings.crop, Crop::Heart);
+    let (lo, hi) = h.state().crop_lps().expect("a crop box");
+    assert!((lo.x..hi.x).contains(&seg.x) && (hi - lo).max_element() < 200.0);
+    let shots = std::env::var("HEARTLOC_SHOTS").ok().map(PathBuf::from);
+    if let Some(dir) = &shots {
+        h.render()
+            .expect("render")
+            .save(dir.join("demo-ct.png"))
+            .unwrap();
+    }
+    h.get_by_label("Help").click();
+    h.run_steps(2);
+    h.get_by_label("About heartloc").click();
+    h.run_steps(3);
+    h.get_by_label_contains("Pancreatic-CT-CBCT-SEG");
+    h.get_by_label_contains("Creative Commons Attribution 4.0");
+    if let Some(dir) = &shots {
+        h.render()
+            .expect("render")
+            .save(dir.join("demo-ct-about.png"))
+            .unwrap();
+    }
 }
 
 #[test]
@@ -164,7 +228,7 @@ fn a_broken_file_shows_a_message_and_the_app_keeps_working() {
     assert!(msg.contains("broken.nii.gz"), "{msg}");
     assert!(h.state().doc.is_none());
     let ctx = h.ctx.clone();
-    h.state_mut().open(Source::Demo, &ctx);
+    h.state_mut().open(Source::Phantom, &ctx);
     wait_loaded(&mut h);
     assert!(h.state().doc.is_some());
 }
@@ -178,7 +242,7 @@ fn screenshot_of_a_pane_is_saved_as_png_through_the_file_menu() {
         .with_size([1100.0, 760.0])
         .wgpu()
         .build_eframe(move |cc| {
-            HeartlocApp::new(cc, Source::Demo, Box::new(FixedDialog { save_to }))
+            HeartlocApp::new(cc, Source::Phantom, Box::new(FixedDialog { save_to }))
         });
     wait_loaded(&mut h);
     h.get_by_label("File").click();
@@ -216,7 +280,7 @@ fn without_a_file_dialog_a_screenshot_goes_to_the_default_folder_and_says_where(
     let mut h = Harness::builder()
         .with_size([1100.0, 760.0])
         .wgpu()
-        .build_eframe(|cc| HeartlocApp::new(cc, Source::Demo, Box::new(NoDialogAvailable)));
+        .build_eframe(|cc| HeartlocApp::new(cc, Source::Phantom, Box::new(NoDialogAvailable)));
     wait_loaded(&mut h);
     h.get_by_label("File").click();
     h.run_steps(2);
@@ -259,6 +323,8 @@ fn settings_round_trip_through_storage_format() {
             heat_opacity: 0.25,
             ..Default::default()
         },
+        crop: heartloc::slice_view::Crop::Heart,
+        crop_size_mm: 60.0,
     };
     let text = serde_json::to_string(&s).unwrap();
     let back: heartloc::app::Settings = serde_json::from_str(&text).unwrap();
@@ -268,6 +334,11 @@ fn settings_round_trip_through_storage_format() {
         (s.preset, s.mode, s.maximized)
     );
     assert_eq!(back.overlays, s.overlays);
+    // The crop is for the session only: the next scan opens whole.
+    assert_eq!(
+        (back.crop, back.crop_size_mm),
+        (heartloc::slice_view::Crop::Whole, 120.0)
+    );
     // Settings written by an older version with fewer fields still load.
     let old: heartloc::app::Settings = serde_json::from_str(r#"{"recent": []}"#).unwrap();
     assert_eq!(old.maximized, None);

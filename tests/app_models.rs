@@ -23,7 +23,7 @@ fn models_run_on_a_real_case_overlay_and_the_heatmap_centre_is_accepted_and_save
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("review.mrk.json");
     let image = data.join("ct-segthor/Patient_12/image.nii.gz");
-    let mut h = harness(Source::Demo);
+    let mut h = harness(Source::Phantom);
     let ctx = h.ctx.clone();
     h.state_mut()
         .open_with_landmarks(Source::Path(image), LandmarkTarget::File(out.clone()), &ctx);
@@ -108,7 +108,7 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
     let stale = h.state().models.next_request;
     assert_eq!(stale, before + 1, "R submitted a run for A");
     let ctx = h.ctx.clone();
-    h.state_mut().open(Source::Demo, &ctx);
+    h.state_mut().open(Source::Phantom, &ctx);
     h.state_mut().settings.overlays.run_on_open = false;
     wait_loaded(&mut h);
     // The demo runs its own models; whatever A produced is not among them.
@@ -223,7 +223,7 @@ fn scoring_a_worklist_runs_every_case_in_the_background_and_orders_them() {
     let (vol, _) = heartloc::phantom::chest_ct([96, 80, 72], 4.0);
     nifti::write(&cases.join("a_phantom.nii.gz"), &vol).unwrap();
     marker_volume(&cases);
-    let mut h = harness_sized(Source::Demo, 1500.0);
+    let mut h = harness_sized(Source::Phantom, 1500.0);
     let ctx = h.ctx.clone();
     let out = tmp.path().join("out");
     h.state_mut().open_worklist(&cases, Some(&out), &ctx);

@@ -1,5 +1,5 @@
 //! Every pipeline's WGSL (the shared vertex stage in `fullscreen.wgsl` followed by the
-//! pipeline's own file, as `render.rs` composes them) parses and validates with naga.
+//! pipeline's own file, as `render` composes them) parses and validates with naga.
 
 #[test]
 fn every_wgsl_pipeline_validates() {

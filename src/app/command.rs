@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use eframe::egui;
 use glam::{DVec2, DVec3};
 
-use super::document::Source;
+use super::document::{Origin, Source};
 use super::keys::KeyAction;
 use super::landmarks::{LandmarkEdit, LandmarkTarget, Pointer};
 use super::models::{CaseOrder, News, OverlaySettings};
@@ -14,7 +14,7 @@ use super::panes::{to_d, PaneAction, SliceFrame};
 use super::{HeartlocApp, Hover};
 use crate::ml::preprocess::Method;
 use crate::slice_view::{
-    step_slice, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
+    step_slice, Crop, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
 };
 use crate::volume::Interpolation;
 use crate::worklist::{CaseStatus, Worklist};
@@ -49,12 +49,17 @@ pub enum Command {
     /// Save a screenshot of the window (`None`) or of one pane.
     Screenshot(Option<Pane>),
     SetMaximized(Option<Pane>),
+    /// Open or close the About box (credits, the demo's attribution).
+    ShowAbout(bool),
     SetPreset(WindowPreset),
     SetWindow(Window),
     SetCrosshair(DVec3),
     SetMode(VolumeMode),
     SetDvr(DvrPreset),
     SetIso(f64),
+    /// What the 3D view renders of the volume, and the cube's side around the crosshair.
+    SetCrop(Crop),
+    SetCropSize(f64),
     ResetViews,
     /// Turn the three slice planes to this rotation (identity: the patient axes).
     SetRotation(glam::DQuat),
@@ -110,6 +115,12 @@ impl HeartlocApp {
             Command::ExportCsv => self.export_csv(),
             Command::Screenshot(pane) => self.screenshot(pane, ctx),
             Command::SetMaximized(m) => self.settings.maximized = m,
+            Command::ShowAbout(on) => self.about_open = on,
+            Command::SetCrop(c) => {
+                self.settings.crop = c;
+                self.aim_at_crop();
+            }
+            Command::SetCropSize(mm) => self.settings.crop_size_mm = mm.clamp(20.0, 400.0),
             Command::SetPreset(p) => self.set_preset(p),
             Command::SetWindow(w) => self.window = w,
             Command::SetCrosshair(c) => self.crosshair = c,
@@ -268,7 +279,15 @@ impl HeartlocApp {
     pub(super) fn take_news(&mut self, news: Vec<News>) {
         for n in news {
             match n {
-                News::Located(at) => self.crosshair = at,
+                News::Located(at) => {
+                    self.crosshair = at;
+                    // The built-in demo is there to show the heart: alone, in 3D.
+                    let demo = self.doc.as_ref().is_some_and(|d| d.origin == Origin::Demo);
+                    if demo && self.crop_lps_of(Crop::Heart).is_some() {
+                        self.settings.crop = Crop::Heart;
+                        self.aim_at_crop();
+                    }
+                }
                 News::Message(m) => self.message = Some(m),
             }
         }
@@ -295,6 +314,18 @@ impl HeartlocApp {
         let at = f.center_lps;
         self.landmarks.accept(MODELS_LANDMARK, at, &note);
         self.crosshair = at;
+    }
+
+    /// Turn the 3D camera to what the crop shows (the whole volume when not cropped).
+    fn aim_at_crop(&mut self) {
+        let fit = self.doc.as_ref().map(|d| OrbitCamera::fit(&d.volume.grid));
+        let (target, distance) = match (self.crop_lps(), fit) {
+            (Some((lo, hi)), _) => ((lo + hi) * 0.5, (hi - lo).length() * 1.9),
+            (None, Some(fit)) => (fit.target, fit.distance_mm),
+            (None, None) => return,
+        };
+        self.camera.target = target;
+        self.camera.distance_mm = distance;
     }
 
     /// Frame the slices and the 3D view on the located heart.

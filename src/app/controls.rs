@@ -5,10 +5,10 @@
 use eframe::egui::{self, Color32};
 
 use super::command::{Command, Pick};
-use super::document::Document;
+use super::document::{Document, Origin};
 use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
 use crate::slice_view::{
-    normal_along, voxel_planes, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
+    normal_along, voxel_planes, Crop, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
 };
 
 pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
@@ -42,10 +42,14 @@ pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
 fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
     ui.heading(&doc.name);
     if doc.source().is_none() {
-        ui.colored_label(
-            Color32::from_rgb(255, 200, 120),
-            "Synthetic phantom made in code — not patient data.",
-        );
+        let notice = match doc.origin {
+            Origin::Demo => {
+                "Real contrast chest CT (TCIA, CC BY 4.0; see Help > About). No expert heart label \
+                 exists for it: the models' answers here cannot be checked against one."
+            }
+            _ => "Synthetic phantom made in code — not patient data.",
+        };
+        ui.colored_label(Color32::from_rgb(255, 200, 120), notice);
         if let Some((source, out_dir)) = &app.settings.last_worklist {
             let name = source
                 .file_name()
@@ -65,6 +69,74 @@ fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut V
     ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
         .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
     ui.label("slices cut along world axes, radiological");
+}
+
+/// The isosurface level: in HU where the scale is known (−1000…2000), else over the robust
+/// range (1st to 99.5th percentile), so the useful levels fill the slider.
+fn iso_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec<Command>) {
+    let i = doc.intensity;
+    match i.hu_from_value.filter(|(s, _)| *s > 1e-12) {
+        Some((scale, offset)) => {
+            let mut hu = app.iso * scale + offset;
+            let slider = egui::Slider::new(&mut hu, -1000.0..=2000.0)
+                .text("Iso level (HU)")
+                .fixed_decimals(0);
+            if ui.add(slider).changed() {
+                out.push(Command::SetIso((hu - offset) / scale));
+            }
+        }
+        None => {
+            let mut iso = app.iso;
+            let slider = egui::Slider::new(&mut iso, i.p1..=i.p99_5)
+                .text("Iso level")
+                .clamping(egui::SliderClamping::Never);
+            if ui.add(slider).changed() {
+                out.push(Command::SetIso(iso));
+            }
+        }
+    }
+}
+
+/// What the 3D view renders: the whole volume, the heart alone (the segmentation's box with
+/// a margin) or a cube around the crosshair.
+fn crop_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
+    let s = &app.settings;
+    let has_heart = app
+        .models
+        .predictions
+        .as_ref()
+        .is_some_and(|p| p.heart_box().is_some());
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Show");
+        for c in Crop::ALL {
+            let enabled = c != Crop::Heart || has_heart;
+            let button = ui
+                .add_enabled(enabled, egui::Button::selectable(s.crop == c, c.name()))
+                .on_hover_text(match c {
+                    Crop::Whole => "The whole volume",
+                    Crop::Heart => "The segmented heart's box with a margin",
+                    Crop::Crosshair => "A cube around the crosshair",
+                })
+                .on_disabled_hover_text(
+                    "Run the models first: the heart's box comes from the segmentation.",
+                );
+            if button.clicked() {
+                out.push(Command::SetCrop(c));
+            }
+        }
+    });
+    if s.crop == Crop::Heart && !has_heart {
+        ui.small("No segmentation yet: showing the whole volume.");
+    }
+    if s.crop == Crop::Crosshair {
+        let mut size = s.crop_size_mm;
+        let slider = egui::Slider::new(&mut size, 20.0..=400.0)
+            .text("cube (mm)")
+            .fixed_decimals(0);
+        if ui.add(slider).changed() {
+            out.push(Command::SetCropSize(size));
+        }
+    }
 }
 
 /// Presets, what they mean for this volume, and level/width sliders.
@@ -173,15 +245,9 @@ fn volume_view_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mu
         });
     }
     if s.mode == VolumeMode::Isosurface {
-        let (lo, hi) = (doc.intensity.min, doc.intensity.max);
-        let mut iso = app.iso;
-        if ui
-            .add(egui::Slider::new(&mut iso, lo..=hi).text("Iso level"))
-            .changed()
-        {
-            out.push(Command::SetIso(iso));
-        }
+        iso_ui(ui, app, doc, out);
     }
+    crop_ui(ui, app, out);
     if ui.button("Reset views").clicked() {
         out.push(Command::ResetViews);
     }

@@ -17,15 +17,20 @@ use crate::volume::Volume;
 /// What to open.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
+    /// The real chest CT built into the binary (no expert label).
     Demo,
+    /// The synthetic phantom made in code (its heart centre known).
+    Phantom,
     Path(PathBuf),
 }
 
 /// Where an open volume came from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
+    /// The built-in real CT: no expert label exists for it.
+    Demo,
     /// The synthetic phantom, whose true heart centre is known (LPS mm).
-    Demo {
+    Phantom {
         heart_center_lps: DVec3,
     },
     File {
@@ -44,25 +49,26 @@ pub struct Document {
 }
 
 impl Document {
-    /// The file or folder it was read from (`None` for the demo).
+    /// The file or folder it was read from (`None` for the built-in demos).
     pub fn source(&self) -> Option<&Path> {
         match &self.origin {
             Origin::File { path, .. } => Some(path),
-            Origin::Demo { .. } => None,
+            Origin::Demo | Origin::Phantom { .. } => None,
         }
     }
 
     /// The demo phantom's true heart centre, to show how far the models are from it.
     pub fn truth(&self) -> Option<DVec3> {
         match self.origin {
-            Origin::Demo { heart_center_lps } => Some(heart_center_lps),
-            Origin::File { .. } => None,
+            Origin::Phantom { heart_center_lps } => Some(heart_center_lps),
+            Origin::Demo | Origin::File { .. } => None,
         }
     }
 
     pub fn format_name(&self) -> &'static str {
         match &self.origin {
-            Origin::Demo { .. } => "phantom",
+            Origin::Demo => "NIfTI-1 (built in)",
+            Origin::Phantom { .. } => "phantom",
             Origin::File { format, .. } => format.name(),
         }
     }
@@ -81,11 +87,15 @@ impl Document {
 fn load(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
     let (volume, name, origin) = match source {
         Source::Demo => {
+            let v = io::demo::chest_ct().map_err(|e| e.to_string())?;
+            (v, io::demo::NAME.to_string(), Origin::Demo)
+        }
+        Source::Phantom => {
             let (v, t) = crate::phantom::chest_ct([176, 144, 128], 2.5);
-            let origin = Origin::Demo {
+            let origin = Origin::Phantom {
                 heart_center_lps: t.heart_center_lps_mm,
             };
-            (v, "Demo (synthetic phantom)".to_string(), origin)
+            (v, "Demo phantom (synthetic)".to_string(), origin)
         }
         Source::Path(path) => {
             let (v, format) =
@@ -136,7 +146,8 @@ impl Loader {
         let id = self.next_id;
         self.next_id += 1;
         let what = match &source {
-            Source::Demo => "synthetic demo".to_string(),
+            Source::Demo => "the demo CT".to_string(),
+            Source::Phantom => "the synthetic phantom".to_string(),
             Source::Path(p) => p.display().to_string(),
         };
         let (tx, rx) = mpsc::sync_channel(1);

@@ -1,5 +1,6 @@
-//! The menu bar: File (open file, DICOM folder, worklist, demo, recent, screenshots) and View
-//! (maximise a pane), with the loading spinner. It reads the app and returns commands.
+//! The menu bar: File (open file, DICOM folder, worklist, demo CT or phantom, recent,
+//! screenshots), View (maximise a pane) and Help (the About box), with the loading spinner.
+//! It reads the app and returns commands.
 
 use eframe::egui;
 
@@ -22,6 +23,11 @@ pub fn menu_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
             }
             if ui.button("Show all panes").clicked() {
                 out.push(Command::SetMaximized(None));
+            }
+        });
+        ui.menu_button("Help", |ui| {
+            if ui.button("About heartloc").clicked() {
+                out.push(Command::ShowAbout(true));
             }
         });
         if let Some(what) = app.loader.loading() {
@@ -52,8 +58,11 @@ fn file_menu_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
             out.push(Command::OpenWorklist(source, out_dir));
         }
     }
-    if ui.button("Open demo").clicked() {
+    if ui.button("Open demo CT").clicked() {
         out.push(Command::Open(Source::Demo));
+    }
+    if ui.button("Open demo phantom").clicked() {
+        out.push(Command::Open(Source::Phantom));
     }
     ui.menu_button("Recent", |ui| {
         if app.settings.recent.is_empty() {
@@ -78,6 +87,28 @@ fn file_menu_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
             out.push(Command::Screenshot(Some(pane)));
         }
     }
+}
+
+/// The About box while it is open: what heartloc is and the demo scan's attribution (CC BY
+/// 4.0 asks for it wherever the scan ships).
+pub fn about_ui(ctx: &egui::Context, open: bool) -> Option<Command> {
+    let mut still_open = open;
+    egui::Window::new("About heartloc")
+        .open(&mut still_open)
+        .collapsible(false)
+        .default_width(520.0)
+        .show(ctx, |ui| {
+            ui.label(format!(
+                "heartloc {}: finds the heart in 3D CT and MRI.",
+                env!("CARGO_PKG_VERSION")
+            ));
+            ui.separator();
+            ui.strong("The built-in demo scan");
+            egui::ScrollArea::vertical()
+                .max_height(320.0)
+                .show(ui, |ui| ui.small(crate::io::demo::ATTRIBUTION));
+        });
+    (still_open != open).then_some(Command::ShowAbout(still_open))
 }
 
 /// "axial", "coronal", "sagittal", "3D": a pane in menu entries and screenshot names.

@@ -17,7 +17,8 @@ use glam::DVec3;
 use crate::annotation::LandmarkSet;
 use crate::render::{GpuVolume, Renderer};
 use crate::slice_view::{
-    DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
+    Crop, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
+    HEART_MARGIN_MM,
 };
 use crate::volume::Volume;
 use crate::worklist::Worklist;
@@ -58,6 +59,16 @@ pub struct Settings {
     /// The last worklist opened (source, output folder), offered for resuming.
     pub last_worklist: Option<(PathBuf, Option<PathBuf>)>,
     pub overlays: OverlaySettings,
+    /// What the 3D view renders of the volume, and the cube's side around the crosshair (mm);
+    /// for this session only (a crop remembered from a heart of another scan would surprise).
+    #[serde(skip)]
+    pub crop: Crop,
+    #[serde(skip, default = "default_crop_size_mm")]
+    pub crop_size_mm: f64,
+}
+
+fn default_crop_size_mm() -> f64 {
+    120.0
 }
 
 impl Default for Settings {
@@ -70,6 +81,8 @@ impl Default for Settings {
             dvr: DvrPreset::CardiacCt,
             last_worklist: None,
             overlays: OverlaySettings::default(),
+            crop: Crop::Whole,
+            crop_size_mm: default_crop_size_mm(),
         }
     }
 }
@@ -117,6 +130,8 @@ pub struct HeartlocApp {
     pub worklist: Option<Worklist>,
     /// The model worker, predictions, overlays and label map.
     pub models: models::ModelsState,
+    /// The About box is open.
+    pub about_open: bool,
 }
 
 impl HeartlocApp {
@@ -170,13 +185,14 @@ impl HeartlocApp {
             landmarks: LandmarksState::default(),
             worklist: None,
             models: Default::default(),
+            about_open: false,
         }
     }
 
     /// Start loading in the background; the answer replaces the shown volume when it arrives.
     pub fn open(&mut self, source: Source, ctx: &egui::Context) {
         let pending = match &source {
-            Source::Demo => PendingLandmarks::Known(LandmarkTarget::None),
+            Source::Demo | Source::Phantom => PendingLandmarks::Known(LandmarkTarget::None),
             Source::Path(p) => PendingLandmarks::for_path(p),
         };
         self.pending_landmarks = Some(pending);
@@ -324,6 +340,7 @@ impl eframe::App for HeartlocApp {
                     .show(ui, |ui| commands.extend(controls::controls_ui(ui, self)));
             });
         egui::CentralPanel::no_frame().show(ui, |ui| self.panes_ui(ui));
+        commands.extend(menu::about_ui(&ctx, self.about_open));
         for c in commands {
             self.apply(c, &ctx);
         }
@@ -514,9 +531,10 @@ impl HeartlocApp {
         let look = VolumeLook {
             mode: self.settings.mode,
             dvr: self.settings.dvr,
-            window: self.window,
+            window: self.volume_window(),
             iso: self.iso,
             interacting: self.interacting,
+            crop_lps: self.crop_lps(),
         };
         panes::paint_volume_image(ui, &frame, gpu, &look, self.crosshair);
         let painter = ui.painter_at(rect);
@@ -526,6 +544,40 @@ impl HeartlocApp {
         if self.landmarks.shown {
             landmarks::paint_volume(&painter, &frame, &self.landmarks);
         }
-        panes::paint_volume_decorations(&painter, rect, self.settings.mode);
+        panes::paint_volume_decorations(&painter, &frame, self.settings.mode);
+    }
+
+    /// The window the 3D view uses: a DVR preset's own HU range on CT with a known HU
+    /// scale, else the slice window.
+    fn volume_window(&self) -> Window {
+        let Some(doc) = &self.doc else {
+            return self.window;
+        };
+        match (self.settings.mode, self.settings.dvr.hu_window()) {
+            (VolumeMode::Dvr, Some((lo, hi))) => {
+                doc.intensity.window_hu(lo, hi).unwrap_or(self.window)
+            }
+            _ => self.window,
+        }
+    }
+
+    /// The LPS box the 3D view renders (`None`: all of the volume, also when "Heart only" has
+    /// no segmentation to go by yet).
+    pub fn crop_lps(&self) -> Option<(DVec3, DVec3)> {
+        self.crop_lps_of(self.settings.crop)
+    }
+
+    fn crop_lps_of(&self, crop: Crop) -> Option<(DVec3, DVec3)> {
+        match crop {
+            Crop::Whole => None,
+            Crop::Heart => {
+                let (lo, hi) = self.models.predictions.as_ref()?.heart_box()?;
+                Some((lo - HEART_MARGIN_MM, hi + HEART_MARGIN_MM))
+            }
+            Crop::Crosshair => {
+                let half = DVec3::splat(self.settings.crop_size_mm * 0.5);
+                Some((self.crosshair - half, self.crosshair + half))
+            }
+        }
     }
 }

@@ -364,6 +364,8 @@ pub struct VolumeLook {
     /// The user is dragging: coarser rays at a third of the resolution keep the view
     /// responsive without a GPU; the full-quality frame follows when they stop.
     pub interacting: bool,
+    /// Only this LPS box is rendered.
+    pub crop_lps: Option<(DVec3, DVec3)>,
 }
 
 /// The 3D image (the GPU callback) and the crosshair as a small 3D cross, each arm in its
@@ -383,6 +385,7 @@ pub fn paint_volume_image(
         dvr: look.dvr,
         step_voxels: if look.interacting { 2.0 } else { 1.0 },
         resolution_scale: if look.interacting { 0.33 } else { 1.0 },
+        crop_lps: look.crop_lps,
     };
     let painter = ui.painter_at(frame.rect);
     painter.add(render::pane_callback(
@@ -405,8 +408,10 @@ pub fn paint_volume_image(
     }
 }
 
-/// The 3D pane's title and frame.
-pub fn paint_volume_decorations(painter: &egui::Painter, rect: Rect, mode: VolumeMode) {
+/// The 3D pane's title, frame and orientation marker.
+pub fn paint_volume_decorations(painter: &egui::Painter, frame: &VolumeFrame, mode: VolumeMode) {
+    let rect = frame.rect;
+    paint_orientation_marker(painter, rect, &frame.camera);
     painter.text(
         rect.left_top() + Vec2::new(6.0, 4.0),
         egui::Align2::LEFT_TOP,
@@ -416,6 +421,34 @@ pub fn paint_volume_decorations(painter: &egui::Painter, rect: Rect, mode: Volum
     );
     let edge = Stroke::new(1.0, Color32::from_gray(60));
     painter.rect_stroke(rect, 0.0, edge, egui::StrokeKind::Inside);
+}
+
+/// Six arms in the 3D pane's lower-left corner, each lettered with the patient direction it
+/// points to (L/R/A/P/S/I), the far ones first and dimmer, so that the view's orientation reads
+/// at a glance whatever the camera.
+fn paint_orientation_marker(painter: &egui::Painter, rect: Rect, camera: &OrbitCamera) {
+    let centre = rect.left_bottom() + Vec2::new(42.0, -42.0);
+    let mut arms = camera.marker_arms();
+    arms.sort_by(|a, b| a.2.total_cmp(&b.2));
+    painter.circle_filled(centre, 34.0, Color32::from_black_alpha(120));
+    for (letter, dir, depth) in arms {
+        let tip = centre + Vec2::new(dir.x as f32, dir.y as f32) * 24.0;
+        let gray = if depth > 0.0 { 230 } else { 120 };
+        let color = match letter {
+            'L' | 'R' => PANE_COLORS[2],
+            'A' | 'P' => PANE_COLORS[1],
+            _ => PANE_COLORS[0],
+        }
+        .gamma_multiply(if depth > 0.0 { 1.0 } else { 0.5 });
+        painter.line_segment([centre, tip], Stroke::new(2.0, color));
+        painter.text(
+            centre + Vec2::new(dir.x as f32, dir.y as f32) * 31.0,
+            egui::Align2::CENTER_CENTER,
+            letter,
+            egui::FontId::proportional(11.0),
+            Color32::from_gray(gray),
+        );
+    }
 }
 
 /// The message drawn over the pane area when there is nothing to show.

@@ -4,6 +4,7 @@
 //! are checked against limits and against the bytes really present before anything is
 //! allocated for them.
 
+pub mod demo;
 pub mod dicom;
 pub mod durable;
 pub mod markups;

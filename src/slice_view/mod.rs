@@ -7,11 +7,15 @@
 //! radiological convention: patient right on screen left (axial, coronal), anterior on screen
 //! left (sagittal), superior up.
 
-use glam::{DMat4, DQuat, DVec2, DVec3};
+#[cfg(test)]
+use glam::DMat4;
+use glam::{DQuat, DVec2, DVec3};
 
 use crate::volume::Grid;
 
+mod camera;
 mod window;
+pub use camera::{Crop, DvrPreset, MarkerArm, OrbitCamera, VolumeMode, HEART_MARGIN_MM};
 pub use window::{Intensity, Window, WindowPreset};
 
 /// The three orthogonal slice planes.
@@ -318,142 +322,6 @@ pub fn hit_test<T>(
         .map(|(t, _)| t)
 }
 
-/// Volume-view rendering modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum VolumeMode {
-    Mip,
-    Dvr,
-    Isosurface,
-}
-
-impl VolumeMode {
-    pub const ALL: [VolumeMode; 3] = [VolumeMode::Mip, VolumeMode::Dvr, VolumeMode::Isosurface];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            VolumeMode::Mip => "MIP",
-            VolumeMode::Dvr => "DVR",
-            VolumeMode::Isosurface => "Isosurface",
-        }
-    }
-}
-
-/// Transfer-function presets of the DVR mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum DvrPreset {
-    /// Soft tissue faint red, contrast blood and bone bright.
-    CardiacCt,
-    /// A warm ramp over the upper half of the window.
-    Mr,
-}
-
-impl DvrPreset {
-    pub const ALL: [DvrPreset; 2] = [DvrPreset::CardiacCt, DvrPreset::Mr];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DvrPreset::CardiacCt => "Cardiac CT",
-            DvrPreset::Mr => "MR",
-        }
-    }
-}
-
-/// Orbit camera around a target, perspective, looking at the patient from the front by default.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OrbitCamera {
-    pub target: DVec3,
-    /// Rotation about the superior axis, radians (0 = from anterior).
-    pub yaw: f64,
-    /// Elevation, radians.
-    pub pitch: f64,
-    pub distance_mm: f64,
-}
-
-impl OrbitCamera {
-    pub fn fit(grid: &Grid) -> Self {
-        let (lo, hi) = grid.world_bbox();
-        OrbitCamera {
-            target: (lo + hi) * 0.5,
-            yaw: 0.0,
-            pitch: 0.15,
-            distance_mm: (hi - lo).length() * 1.9,
-        }
-    }
-
-    pub fn eye(&self) -> DVec3 {
-        // From anterior: the eye sits at -y (anterior) of the target, superior is up.
-        let dir = DVec3::new(
-            self.yaw.sin() * self.pitch.cos(),
-            -self.yaw.cos() * self.pitch.cos(),
-            self.pitch.sin(),
-        );
-        self.target + dir * self.distance_mm
-    }
-
-    /// Clip space (wgpu: depth 0..1) from LPS world.
-    pub fn clip_from_world(&self, aspect: f64) -> DMat4 {
-        perspective_rh(30f64.to_radians(), aspect.max(1e-3), 1.0, 1e5)
-            * look_at_rh(self.eye(), self.target, DVec3::Z)
-    }
-
-    pub fn orbit(&mut self, delta_px: DVec2) {
-        self.yaw -= delta_px.x * 0.01;
-        self.pitch = (self.pitch + delta_px.y * 0.01).clamp(-1.5, 1.5);
-    }
-
-    pub fn zoom(&mut self, factor: f64) {
-        self.distance_mm = (self.distance_mm / factor).clamp(10.0, 1e5);
-    }
-
-    pub fn pan(&mut self, delta_px: DVec2, viewport_height_px: f64) {
-        let forward = (self.target - self.eye()).normalize();
-        let right = forward.cross(DVec3::Z).normalize_or_zero();
-        let up = right.cross(forward);
-        let mm_per_px = 2.0 * self.distance_mm * (15f64.to_radians()).tan() / viewport_height_px;
-        self.target += (-right * delta_px.x + up * delta_px.y) * mm_per_px;
-    }
-}
-
-impl OrbitCamera {
-    /// Pane point (from the pane's top-left) of a world point, or `None` behind the camera.
-    pub fn screen_from_world(&self, world: DVec3, size_px: DVec2) -> Option<DVec2> {
-        let clip = self.clip_from_world(size_px.x / size_px.y.max(1.0)) * world.extend(1.0);
-        if clip.w <= 1e-6 {
-            return None;
-        }
-        let ndc = clip.truncate() / clip.w;
-        Some(DVec2::new(
-            (ndc.x + 1.0) * 0.5 * size_px.x,
-            (1.0 - ndc.y) * 0.5 * size_px.y,
-        ))
-    }
-}
-
-/// Right-handed view matrix: camera space from world, looking from `eye` at `target`.
-fn look_at_rh(eye: DVec3, target: DVec3, up: DVec3) -> DMat4 {
-    let f = (target - eye).normalize();
-    let s = f.cross(up).normalize();
-    let u = s.cross(f);
-    DMat4::from_cols(
-        glam::DVec4::new(s.x, u.x, -f.x, 0.0),
-        glam::DVec4::new(s.y, u.y, -f.y, 0.0),
-        glam::DVec4::new(s.z, u.z, -f.z, 0.0),
-        glam::DVec4::new(-s.dot(eye), -u.dot(eye), f.dot(eye), 1.0),
-    )
-}
-
-/// Right-handed perspective projection with wgpu's 0..1 depth range.
-fn perspective_rh(fov_y: f64, aspect: f64, near: f64, far: f64) -> DMat4 {
-    let h = 1.0 / (fov_y * 0.5).tan();
-    let r = far / (near - far);
-    DMat4::from_cols(
-        glam::DVec4::new(h / aspect, 0.0, 0.0, 0.0),
-        glam::DVec4::new(0.0, h, 0.0, 0.0),
-        glam::DVec4::new(0.0, 0.0, r, -1.0),
-        glam::DVec4::new(0.0, 0.0, r * near, 0.0),
-    )
-}
-
 /// A "nice" scale-bar length (1, 2 or 5 × 10^n mm) close to a fifth of `pane_mm`.
 pub fn scale_bar_mm(pane_mm: f64) -> f64 {
     let target = (pane_mm / 5.0).max(1e-6);
@@ -570,22 +438,6 @@ mod tests {
     }
 
     #[test]
-    fn camera_starts_in_front_of_the_patient() {
-        let cam = OrbitCamera::fit(&grid());
-        assert!(cam.eye().y < cam.target.y, "eye is anterior");
-        let m = cam.clip_from_world(1.0);
-        let left = m.project_point3(cam.target + DVec3::X * 10.0);
-        assert!(
-            left.x > 0.0,
-            "patient left appears on screen right from the front"
-        );
-        let up = m.project_point3(cam.target + DVec3::Z * 10.0);
-        assert!(up.y > 0.0, "superior appears up");
-        let centre = m.project_point3(cam.target);
-        assert!(centre.truncate().length() < 1e-9 && centre.z > 0.0 && centre.z < 1.0);
-    }
-
-    #[test]
     fn scale_bars_are_round_numbers() {
         assert_eq!(scale_bar_mm(500.0), 100.0);
         assert_eq!(scale_bar_mm(240.0), 20.0);
@@ -634,16 +486,6 @@ mod tests {
         let items = [("a", DVec2::new(0.0, 0.0)), ("b", DVec2::new(5.0, 0.0))];
         assert_eq!(hit_test(items, DVec2::new(3.0, 0.0), 8.0), Some("b"));
         assert_eq!(hit_test(items, DVec2::new(30.0, 0.0), 8.0), None);
-    }
-
-    #[test]
-    fn camera_projects_its_target_to_the_pane_centre_and_hides_points_behind_it() {
-        let cam = OrbitCamera::fit(&grid());
-        let size = DVec2::new(300.0, 200.0);
-        let c = cam.screen_from_world(cam.target, size).unwrap();
-        assert!((c - size * 0.5).length() < 1e-6);
-        let behind = cam.eye() + (cam.eye() - cam.target);
-        assert!(cam.screen_from_world(behind, size).is_none());
     }
 
     #[test]

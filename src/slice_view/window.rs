@@ -97,6 +97,15 @@ pub struct Intensity {
 }
 
 impl Intensity {
+    /// The window from `lo_hu` to `hu_hi` HU in stored values, where the HU scale is known.
+    pub fn window_hu(&self, lo_hu: f64, hi_hu: f64) -> Option<Window> {
+        let (scale, offset) = self.hu_from_value.filter(|(s, _)| *s > 1e-12)?;
+        Some(Window::new(
+            (lo_hu - offset) / scale,
+            (hi_hu - offset) / scale,
+        ))
+    }
+
     pub fn of(volume: &Volume) -> Self {
         let (min, max) = volume.intensity_range();
         let p = volume.percentiles(&[1.0, 99.5]);

@@ -47,7 +47,22 @@ pub fn read(path: &Path) -> Result<Volume, FileError> {
 
 /// Read volume `phase` (0-based) of a `.nii`/`.nii.gz`; a 3D file has only phase 0.
 pub fn read_phase(path: &Path, phase: usize) -> Result<Volume, FileError> {
-    let (mut reader, stream) = open_stream(path)?;
+    let file = File::open(path).map_err(|e| FileError::io(path, "cannot open", e))?;
+    read_from(path, file, phase)
+}
+
+/// Read the first volume of a NIfTI file held in memory (the embedded demo); `name` stands
+/// for its path in messages.
+pub fn read_bytes(name: &Path, bytes: &'static [u8]) -> Result<Volume, FileError> {
+    read_from(name, std::io::Cursor::new(bytes), 0)
+}
+
+fn read_from<R: Read + Seek + 'static>(
+    path: &Path,
+    source: R,
+    phase: usize,
+) -> Result<Volume, FileError> {
+    let (mut reader, stream) = open_stream(path, source)?;
     match read_stream(path, &mut reader, &stream, phase) {
         Err(e) if stream.gz => {
             // Whatever went wrong inside a gzip file, a failed CRC-32/ISIZE check is the real
@@ -72,12 +87,15 @@ struct Stream {
     gz_isize: Option<u64>,
 }
 
-fn open_stream(path: &Path) -> Result<(Box<dyn Read>, Stream), FileError> {
-    let mut file = File::open(path).map_err(|e| FileError::io(path, "cannot open", e))?;
+fn open_stream<R: Read + Seek + 'static>(
+    path: &Path,
+    mut file: R,
+) -> Result<(Box<dyn Read>, Stream), FileError> {
     let file_len = file
-        .metadata()
-        .map_err(|e| FileError::io(path, "cannot read file size", e))?
-        .len();
+        .seek(SeekFrom::End(0))
+        .map_err(|e| FileError::io(path, "cannot read file size", e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| FileError::io(path, "cannot seek", e))?;
     let mut magic = [0u8; 2];
     let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
     let gz_isize = if gz && file_len >= 18 {

@@ -13,74 +13,8 @@ use eframe::egui_wgpu::{self, wgpu};
 use glam::{DMat4, DVec2, DVec3};
 
 use crate::slice_view::{DvrPreset, OrbitCamera, Pane, SliceView, VolumeMode, Window};
-use crate::volume::Volume;
-
-/// A volume ready for upload: normalised half floats and the texture's placement in the world.
-pub struct GpuVolume {
-    /// Changes whenever the shown volume changes; the texture is uploaded once per id.
-    pub id: u64,
-    pub dims: [u32; 3],
-    texels: Vec<half::f16>,
-    /// Stored value → normalised texture value: `(v - lo) / (hi - lo)`.
-    pub value_lo: f64,
-    pub value_hi: f64,
-    /// LPS mm → texture coordinates (0..1 across the voxel extents).
-    pub tex_from_world: DMat4,
-    /// Set when the volume had to be downsampled to fit the GPU.
-    pub notice: Option<String>,
-}
-
-impl GpuVolume {
-    /// Prepare `volume` for a GPU whose 3D textures may be at most `max_dim` texels per side.
-    pub fn new(id: u64, volume: &Volume, max_dim: u32) -> Self {
-        let dims = volume.dims();
-        let largest = *dims.iter().max().unwrap_or(&1) as u32;
-        let factor = largest.div_ceil(max_dim.max(1)).max(1) as usize;
-        let out_dims = dims.map(|d| d.div_ceil(factor));
-        let (lo, hi) = volume.intensity_range();
-        let (lo, hi) = (f64::from(lo), f64::from(hi).max(f64::from(lo) + 1e-6));
-        let scale = 1.0 / (hi - lo);
-        let mut texels = Vec::with_capacity(out_dims.iter().product());
-        for k in 0..out_dims[2] {
-            for j in 0..out_dims[1] {
-                for i in 0..out_dims[0] {
-                    let v = volume.at(
-                        (i * factor).min(dims[0] - 1),
-                        (j * factor).min(dims[1] - 1),
-                        (k * factor).min(dims[2] - 1),
-                    );
-                    texels.push(half::f16::from_f64((f64::from(v) - lo) * scale));
-                }
-            }
-        }
-        // Texture coordinate of voxel centre i (of the downsampled grid) is (i + 0.5) / n.
-        let world_from_small =
-            volume.world_from_voxel() * DMat4::from_scale(DVec3::splat(factor as f64));
-        let n = DVec3::new(out_dims[0] as f64, out_dims[1] as f64, out_dims[2] as f64);
-        let tex_from_small =
-            DMat4::from_scale(n.recip()) * DMat4::from_translation(DVec3::splat(0.5));
-        let notice = (factor > 1).then(|| {
-            format!(
-                "volume {}×{}×{} exceeds the GPU's 3D texture limit ({max_dim}); shown downsampled ×{factor}",
-                dims[0], dims[1], dims[2]
-            )
-        });
-        GpuVolume {
-            id,
-            dims: out_dims.map(|d| d as u32),
-            texels,
-            value_lo: lo,
-            value_hi: hi,
-            tex_from_world: tex_from_small * world_from_small.inverse(),
-            notice,
-        }
-    }
-
-    /// A stored value as a normalised texture value.
-    pub fn normalise(&self, v: f64) -> f32 {
-        ((v - self.value_lo) / (self.value_hi - self.value_lo)) as f32
-    }
-}
+mod texture;
+pub use texture::GpuVolume;
 
 /// Keep in sync with `SliceUniforms` in shaders/slice.wgsl.
 #[repr(C)]
@@ -105,10 +39,12 @@ struct VolumeUniforms {
     params: [f32; 4],
     window: [f32; 4],
     texel: [f32; 4],
+    box_lo: [f32; 4],
+    box_hi: [f32; 4],
 }
-const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 192);
+const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 224);
 
-const UNIFORM_BYTES: u64 = 192;
+const UNIFORM_BYTES: u64 = 224;
 
 /// Keep in sync with `BlitUniforms` in shaders/blit.wgsl.
 #[repr(C)]
@@ -119,16 +55,16 @@ struct BlitUniforms {
 
 // Each pipeline's WGSL is the shared vertex stage followed by its own file.
 pub const BLIT_WGSL: &str = concat!(
-    include_str!("../shaders/fullscreen.wgsl"),
-    include_str!("../shaders/blit.wgsl")
+    include_str!("../../shaders/fullscreen.wgsl"),
+    include_str!("../../shaders/blit.wgsl")
 );
 pub const SLICE_WGSL: &str = concat!(
-    include_str!("../shaders/fullscreen.wgsl"),
-    include_str!("../shaders/slice.wgsl")
+    include_str!("../../shaders/fullscreen.wgsl"),
+    include_str!("../../shaders/slice.wgsl")
 );
 pub const VOLUME_WGSL: &str = concat!(
-    include_str!("../shaders/fullscreen.wgsl"),
-    include_str!("../shaders/volume.wgsl")
+    include_str!("../../shaders/fullscreen.wgsl"),
+    include_str!("../../shaders/volume.wgsl")
 );
 
 /// Pipelines and GPU state, kept in egui's callback resources.
@@ -452,6 +388,8 @@ pub enum PaneDraw {
         /// Rendered at this fraction of the pane's resolution, then upscaled (smaller while
         /// interacting, to stay responsive on a software rasteriser).
         resolution_scale: f64,
+        /// Only this LPS box (min, max) is rendered; `None`: the whole volume.
+        crop_lps: Option<(DVec3, DVec3)>,
     },
 }
 
@@ -528,8 +466,10 @@ impl PaneCallback {
                 iso,
                 dvr,
                 step_voxels,
+                crop_lps,
                 ..
             } => {
+                let (box_lo, box_hi) = vol.tex_box(*crop_lps);
                 let max_dim = f64::from(*vol.dims.iter().max().unwrap_or(&1));
                 let u = VolumeUniforms {
                     world_from_clip: mat(camera
@@ -559,6 +499,8 @@ impl PaneCallback {
                         1.0 / vol.dims[2] as f32,
                         0.0,
                     ],
+                    box_lo: box_lo.extend(0.0).to_array(),
+                    box_hi: box_hi.extend(0.0).to_array(),
                 };
                 bytemuck::bytes_of(&u).to_vec()
             }
@@ -660,37 +602,5 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
         render_pass.set_pipeline(pipeline);
         render_pass.set_bind_group(0, group, &[]);
         render_pass.draw(0..3, 0..1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::volume::{Grid, Voxels};
-
-    #[test]
-    fn oversized_volumes_are_downsampled_with_a_notice_and_keep_their_world_placement() {
-        let m = DMat4::from_scale(DVec3::new(0.5, 0.7, 2.0))
-            * DMat4::from_translation(DVec3::new(-10.0, 3.0, 1.0));
-        let vals: Vec<f32> = (0..100 * 40 * 9).map(|x| x as f32).collect();
-        let vol = Volume::new(Grid::new([100, 40, 9], m), Voxels::F32(vals));
-        let fits = GpuVolume::new(1, &vol, 128);
-        assert!(fits.notice.is_none());
-        assert_eq!(fits.dims, [100, 40, 9]);
-        let small = GpuVolume::new(2, &vol, 32);
-        assert_eq!(small.dims, [25, 10, 3]);
-        assert!(small
-            .notice
-            .as_deref()
-            .is_some_and(|n| n.contains("downsampled ×4")));
-        // Voxel (0,0,0)'s centre is at the first texel's centre in both.
-        let p = vol.grid.world_from_index(DVec3::ZERO);
-        let tc_full = fits.tex_from_world.transform_point3(p);
-        assert!((tc_full - DVec3::new(0.5 / 100.0, 0.5 / 40.0, 0.5 / 9.0)).length() < 1e-9);
-        let tc_small = small.tex_from_world.transform_point3(p);
-        assert!((tc_small - DVec3::new(0.5 / 25.0, 0.5 / 10.0, 0.5 / 3.0)).length() < 1e-9);
-        // Values are normalised to 0..1 over the volume's range.
-        assert_eq!(fits.normalise(0.0), 0.0);
-        assert_eq!(fits.normalise(f64::from(100 * 40 * 9 - 1)), 1.0);
     }
 }
