@@ -299,12 +299,12 @@ enum MeshFormatArg {
     Obj,
 }
 
-impl MeshFormatArg {
-    fn name(self) -> &'static str {
-        match self {
-            MeshFormatArg::Stl => "stl",
-            MeshFormatArg::Ply => "ply",
-            MeshFormatArg::Obj => "obj",
+impl From<MeshFormatArg> for heartloc::mesh::MeshFormat {
+    fn from(f: MeshFormatArg) -> Self {
+        match f {
+            MeshFormatArg::Stl => Self::Stl,
+            MeshFormatArg::Ply => Self::Ply,
+            MeshFormatArg::Obj => Self::Obj,
         }
     }
 }
@@ -364,7 +364,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Eval(a)) => eval(a),
         Some(Command::Locate(a)) => locate(a),
         Some(Command::Mesh(a)) => {
-            cli::mesh::run(&a.labels, &a.out, a.format.name(), &a.label).map(|_| ExitCode::SUCCESS)
+            cli::mesh::run(&a.labels, &a.out, a.format.into(), &a.label).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::StressSave { file }) => stress_save(&file),
         #[cfg(feature = "gui")]

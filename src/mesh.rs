@@ -37,6 +37,14 @@ pub enum MeshFormat {
 }
 
 impl MeshFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            MeshFormat::Stl => "stl",
+            MeshFormat::Ply => "ply",
+            MeshFormat::Obj => "obj",
+        }
+    }
+
     pub fn of_path(path: &Path) -> Result<MeshFormat, FileError> {
         let ext = path
             .extension()
@@ -367,6 +375,22 @@ pub fn label_values(labels: &Volume) -> Result<Vec<u32>, String> {
         ));
     }
     Ok(seen.into_iter().collect())
+}
+
+/// The file name of one structure's surface: `<stem>-<value>-<name>.<extension>`, the name's
+/// characters other than ASCII letters, digits and `-` replaced by `_`.
+pub fn structure_file_name(stem: &str, value: u32, name: &str, extension: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{stem}-{value}-{safe}.{extension}")
 }
 
 /// Builds the surface one tetrahedron at a time, sharing the vertex of each lattice edge.

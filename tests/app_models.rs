@@ -253,3 +253,72 @@ fn scoring_a_worklist_runs_every_case_in_the_background_and_orders_them() {
         heartloc::app::CaseOrder::Disagreement
     );
 }
+
+#[test]
+fn file_export_writes_the_segmented_heart_and_each_labelled_structure_as_closed_models() {
+    use heartloc::ml::preprocess::Method;
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let case = data.join("ct-segthor/Patient_12");
+    let tmp = tempfile::tempdir().unwrap();
+    let save_to = tmp.path().join("p12-heart.obj");
+    let chosen = save_to.clone();
+    let image = case.join("image.nii.gz");
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            heartloc::app::HeartlocApp::new(
+                cc,
+                Source::Path(image),
+                Box::new(FixedDialog { save_to }),
+            )
+        });
+    wait_loaded(&mut h);
+    let ctx = h.ctx.clone();
+    h.state_mut().run_models(&ctx);
+    wait_models(&mut h);
+    h.state_mut().open_labels(case.join("labels.nii.gz"));
+    for _ in 0..500 {
+        h.step();
+        if h.state().models.labels.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Export 3D model…").click();
+    h.run_steps(3);
+    let message = h.state().message.clone().unwrap_or_default();
+    assert!(message.starts_with("saved 3D models"), "{message}");
+    let centre = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .and_then(|p| p.get(Method::Segmentation))
+        .unwrap()
+        .center_lps;
+    let heart = common::read_indexed(&chosen);
+    assert_eq!(heart.open_edges(), 0);
+    let off = heart.centroid().unwrap().distance(centre);
+    assert!(
+        off < 3.0,
+        "model centroid {off} mm from the segmentation centre"
+    );
+    // Beside it, one model per structure of the label map, named from the manifest.
+    let labels = h.state().models.labels.as_ref().unwrap();
+    for (value, name) in [(1, "esophagus"), (2, "heart"), (3, "trachea"), (4, "aorta")] {
+        let path = tmp.path().join(format!("p12-{value}-{name}.obj"));
+        let mesh = common::read_indexed(&path);
+        assert_eq!(mesh.open_edges(), 0, "{name}");
+        let n = (0..labels.volume.voxels.len())
+            .filter(|&i| labels.volume.voxels.get(i) == value as f32)
+            .count();
+        let voxels = n as f64 * labels.volume.spacing_mm().iter().product::<f64>();
+        let ratio = mesh.volume_mm3() / voxels;
+        assert!((0.85..1.1).contains(&ratio), "{name}: volume ratio {ratio}");
+    }
+}

@@ -46,6 +46,8 @@ pub enum Command {
     StepCase(isize),
     ToggleCaseSkipped,
     ExportCsv,
+    /// Ask where, then write the segmented heart and the label map's structures as 3D models.
+    ExportModel,
     /// Save a screenshot of the window (`None`) or of one pane.
     Screenshot(Option<Pane>),
     SetMaximized(Option<Pane>),
@@ -113,6 +115,7 @@ impl HeartlocApp {
             Command::StepCase(delta) => self.step_case(delta, ctx),
             Command::ToggleCaseSkipped => self.toggle_case_skipped(ctx),
             Command::ExportCsv => self.export_csv(),
+            Command::ExportModel => self.export_model(),
             Command::Screenshot(pane) => self.screenshot(pane, ctx),
             Command::SetMaximized(m) => self.settings.maximized = m,
             Command::ShowAbout(on) => self.about_open = on,

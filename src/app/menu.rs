@@ -1,5 +1,5 @@
-//! The menu bar: File (open file, DICOM folder, worklist, demo CT or phantom, recent,
-//! screenshots), View (maximise a pane) and Help (the About box), with the loading spinner.
+//! The menu bar: File (open file, DICOM folder, worklist, demo CT or phantom, recent, export a
+//! 3D model, screenshots), View (maximise a pane) and Help (the About box), with the loading spinner.
 //! It reads the app and returns commands.
 
 use eframe::egui;
@@ -75,6 +75,14 @@ fn file_menu_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
         }
     });
     ui.separator();
+    let export = egui::Button::new("Export 3D model…");
+    if ui
+        .add_enabled(app.can_export_model(), export)
+        .on_disabled_hover_text("Run the models (R) or open a label map first.")
+        .clicked()
+    {
+        out.push(Command::ExportModel);
+    }
     if ui.button("Save screenshot (window)…").clicked() {
         out.push(Command::Screenshot(None));
     }

@@ -27,6 +27,7 @@ pub mod command;
 mod controls;
 mod dialog;
 mod document;
+mod export;
 pub mod keys;
 mod landmarks;
 mod launch;

@@ -4,12 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use heartloc::io::{self, OpenOptions};
-use heartloc::mesh::{label_values, Mesh};
+use heartloc::mesh::{label_values, structure_file_name, Mesh, MeshFormat};
 use heartloc::overlay::LabelTable;
 
 /// Write `<out>/<stem>-<value>-<name>.<format>` for each chosen structure (all when `only`
 /// is empty); print each one's volume and area. Returns the files written.
-pub fn run(labels: &Path, out: &Path, format: &str, only: &[u32]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn run(
+    labels: &Path,
+    out: &Path,
+    format: MeshFormat,
+    only: &[u32],
+) -> anyhow::Result<Vec<PathBuf>> {
     let (volume, _) = io::open(labels, &OpenOptions::default())?;
     let present =
         label_values(&volume).map_err(|e| anyhow::anyhow!("{}: {e}", labels.display()))?;
@@ -34,17 +39,7 @@ pub fn run(labels: &Path, out: &Path, format: &str, only: &[u32]) -> anyhow::Res
         .filter(|v| only.is_empty() || only.contains(v))
     {
         let name = table.name(value);
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = out.join(format!("{stem}-{value}-{safe}.{format}"));
+        let path = out.join(structure_file_name(&stem, value, &name, format.extension()));
         let mesh = Mesh::of_label(&volume, value);
         if mesh.triangles.is_empty() {
             println!(

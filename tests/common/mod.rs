@@ -1,7 +1,11 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use glam::DVec3;
+use heartloc::mesh::Mesh;
 
 #[cfg(feature = "gui")]
 pub mod gui;
@@ -125,4 +129,89 @@ pub fn flipped_and_permuted(vol: &heartloc::volume::Volume) -> heartloc::volume:
         Grid::new([nx, nz, ny], vol.world_from_voxel() * old_from_new),
         Voxels::F32(vals),
     )
+}
+
+/// Triangles (three LPS points each) from a binary STL, after checking its header and length.
+pub fn read_stl(path: &Path) -> Vec<[DVec3; 3]> {
+    let b = std::fs::read(path).unwrap();
+    let header = String::from_utf8_lossy(&b[..80]).to_string();
+    assert!(header.contains("SPACE=LPS"), "{header}");
+    let n = u32::from_le_bytes(b[80..84].try_into().unwrap()) as usize;
+    assert_eq!(b.len(), 84 + 50 * n, "STL length");
+    let f = |o: usize| f32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as f64;
+    (0..n)
+        .map(|t| {
+            let base = 84 + 50 * t + 12;
+            std::array::from_fn(|v| {
+                let o = base + 12 * v;
+                DVec3::new(f(o), f(o + 4), f(o + 8))
+            })
+        })
+        .collect()
+}
+
+/// The same surface as an indexed mesh, vertices welded where their coordinates are equal.
+pub fn welded(triangles: &[[DVec3; 3]]) -> Mesh {
+    let mut index: HashMap<[u64; 3], u32> = HashMap::new();
+    let mut mesh = Mesh::default();
+    for t in triangles {
+        let ids = t.map(|p| {
+            let key = p.to_array().map(f64::to_bits);
+            *index.entry(key).or_insert_with(|| {
+                mesh.vertices.push(p);
+                mesh.vertices.len() as u32 - 1
+            })
+        });
+        mesh.triangles.push(ids);
+    }
+    mesh
+}
+
+/// An indexed mesh from a PLY (binary little endian, as written) or OBJ file.
+pub fn read_indexed(path: &Path) -> Mesh {
+    let b = std::fs::read(path).unwrap();
+    let mut mesh = Mesh::default();
+    if path.extension().unwrap() == "obj" {
+        let text = String::from_utf8(b).unwrap();
+        assert!(text.starts_with("# SPACE=LPS"), "{}", &text[..40]);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.first() {
+                Some(&"v") => mesh.vertices.push(DVec3::new(
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                )),
+                Some(&"f") => mesh
+                    .triangles
+                    .push([1, 2, 3].map(|i| f[i].parse::<u32>().unwrap() - 1)),
+                _ => {}
+            }
+        }
+        return mesh;
+    }
+    let end = b.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
+    let header = String::from_utf8_lossy(&b[..end]).to_string();
+    assert!(header.contains("comment SPACE=LPS"), "{header}");
+    let count = |name: &str| -> usize {
+        let line = header.lines().find(|l| l.starts_with(name)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (nv, nf) = (count("element vertex"), count("element face"));
+    let f = |o: usize| f32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as f64;
+    for v in 0..nv {
+        let o = end + 12 * v;
+        mesh.vertices.push(DVec3::new(f(o), f(o + 4), f(o + 8)));
+    }
+    let faces = end + 12 * nv;
+    assert_eq!(b.len(), faces + 13 * nf, "PLY length");
+    for t in 0..nf {
+        let o = faces + 13 * t;
+        assert_eq!(b[o], 3);
+        mesh.triangles.push(std::array::from_fn(|i| {
+            let p = o + 1 + 4 * i;
+            u32::from_le_bytes(b[p..p + 4].try_into().unwrap())
+        }));
+    }
+    mesh
 }
