@@ -1,6 +1,7 @@
 // Volume view: ray marching through a 3D texture. Modes: 0 = MIP, 1 = DVR (front-to-back
 // compositing with early ray termination), 2 = isosurface (first hit, bisection refinement,
-// gradient shading). Keep VolumeUniforms in sync with `VolumeUniforms` in src/render.rs.
+// gradient shading), 3 = structures (first texel of a shown structure slot, in its colour,
+// shaded by the slot's own gradient). Keep VolumeUniforms in sync with `VolumeUniforms` in src/render.rs.
 
 struct VolumeUniforms {
     world_from_clip: mat4x4<f32>,
@@ -17,11 +18,25 @@ struct VolumeUniforms {
     // unused.
     box_lo: vec4<f32>,
     box_hi: vec4<f32>,
+    // Colour of each structure slot (1..15); alpha 1 where the slot is shown.
+    palette: array<vec4<f32>, 16>,
 };
 
 @group(0) @binding(0) var<uniform> u: VolumeUniforms;
 @group(0) @binding(1) var volume_tex: texture_3d<f32>;
 @group(0) @binding(2) var volume_sampler: sampler;
+@group(0) @binding(3) var structures_tex: texture_3d<u32>;
+
+// The structure slot of the texel around texture point `p` (nearest).
+fn slot_at(p: vec3<f32>) -> u32 {
+    let dims = vec3<i32>(textureDimensions(structures_tex));
+    let i = clamp(vec3<i32>(floor(p * vec3<f32>(dims))), vec3<i32>(0), dims - vec3<i32>(1));
+    return textureLoad(structures_tex, i, 0).r;
+}
+
+fn shown(slot: u32) -> bool {
+    return slot > 0u && slot < 16u && u.palette[slot].a > 0.5;
+}
 
 fn sample_at(p: vec3<f32>) -> f32 {
     return textureSampleLevel(volume_tex, volume_sampler, p, 0.0).r;
@@ -108,6 +123,40 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
             }
         }
         return to_target(acc.rgb + (1.0 - acc.a) * background);
+    }
+
+    if (mode == 3u) {
+        var hit_slot = 0u;
+        var hit_t = 0.0;
+        for (var i = 0u; i < n; i = i + 1u) {
+            let t = tmin + f32(i) * step;
+            let slot = slot_at(o + dir * t);
+            if (shown(slot)) {
+                hit_slot = slot;
+                hit_t = t;
+                break;
+            }
+        }
+        if (hit_slot == 0u) {
+            return to_target(background);
+        }
+        // The slot's indicator differenced over two texels each way: a smooth enough normal
+        // for blocky label maps, computed once per pixel.
+        let p = o + dir * hit_t;
+        let d = u.texel.xyz * 2.0;
+        let inside = vec3<f32>(
+            f32(slot_at(p + vec3<f32>(d.x, 0.0, 0.0)) == hit_slot) - f32(slot_at(p - vec3<f32>(d.x, 0.0, 0.0)) == hit_slot),
+            f32(slot_at(p + vec3<f32>(0.0, d.y, 0.0)) == hit_slot) - f32(slot_at(p - vec3<f32>(0.0, d.y, 0.0)) == hit_slot),
+            f32(slot_at(p + vec3<f32>(0.0, 0.0, d.z)) == hit_slot) - f32(slot_at(p - vec3<f32>(0.0, 0.0, d.z)) == hit_slot),
+        );
+        let m = mat3x3<f32>(u.tex_from_world[0].xyz, u.tex_from_world[1].xyz, u.tex_from_world[2].xyz);
+        let g = transpose(m) * inside;
+        let view_dir = normalize(far_w - near_w);
+        var diffuse = 0.8;
+        if (length(g) > 1e-6) {
+            diffuse = abs(dot(normalize(g), view_dir));
+        }
+        return to_target(u.palette[hit_slot].rgb * (0.3 + 0.7 * diffuse));
     }
 
     // Isosurface: march to the first sample above the level, then refine and shade once,

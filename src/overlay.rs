@@ -10,6 +10,46 @@ use glam::{DVec2, DVec3};
 use crate::slice_view::SliceView;
 use crate::volume::{Interpolation, Volume};
 
+/// Slots of the 3D view's structure texture: 0 is nothing, slot `s` in 1..[`MASK_SLOT`] the
+/// `s`-th structure of the label map, [`MASK_SLOT`] the segmentation where no structure is.
+pub const MASK_SLOT: u8 = 15;
+
+/// The structure slot of every texel of a `dims` texture whose texel centres lie at
+/// `world_from_texel` (LPS mm): the label map's value there (nearest) when it is one of
+/// `values` (the first 14 shown), else the segmentation mask's (probabilities at or above its
+/// threshold, trilinear), else 0. Slices are filled on every core.
+pub fn structure_texels(
+    dims: [u32; 3],
+    world_from_texel: glam::DMat4,
+    labels: Option<(&Volume, &[u32])>,
+    mask: Option<(&Volume, f32)>,
+) -> Vec<u8> {
+    use rayon::prelude::*;
+    let [nx, ny, nz] = dims.map(|n| n as usize);
+    let mut out = vec![0u8; nx * ny * nz];
+    out.par_chunks_mut((nx * ny).max(1))
+        .enumerate()
+        .for_each(|(k, slice)| {
+            for (idx, slot) in slice.iter_mut().enumerate() {
+                let (i, j) = (idx % nx, idx / nx);
+                let p = world_from_texel.transform_point3(DVec3::new(i as f64, j as f64, k as f64));
+                let label = labels.and_then(|(v, values)| {
+                    let value = v.sample_world(p, Interpolation::Nearest)? as u32;
+                    let s = values.iter().position(|&x| x == value)?;
+                    (s + 1 < MASK_SLOT as usize).then_some(s as u8 + 1)
+                });
+                let masked = || {
+                    mask.is_some_and(|(m, threshold)| {
+                        m.sample_world(p, Interpolation::Trilinear)
+                            .is_some_and(|x| x >= threshold)
+                    })
+                };
+                *slot = label.unwrap_or(if masked() { MASK_SLOT } else { 0 });
+            }
+        });
+    out
+}
+
 /// How a layer is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Paint {
@@ -273,17 +313,20 @@ fn labels_column(csv: &str, case: &str) -> Option<String> {
         .map(|r| r.get(li).to_string())
 }
 
-/// Conventional colours for the structures of the shared data sets.
+/// Conventional colours for the structures of the shared data sets, kept apart where they
+/// touch (heart brown-red and aorta bright red; myocardium tan between the red left and the
+/// blue right cavities). Names match with `-` and `_` read as spaces.
 fn anatomy_color(name: &str) -> Option<[u8; 3]> {
-    let n = name.to_ascii_lowercase();
+    let n = format!(" {} ", name.to_ascii_lowercase().replace(['-', '_'], " "));
+    let has = |w: &str| n.contains(w);
     Some(match () {
-        _ if n.contains("heart") => [216, 101, 79],
-        _ if n.contains("aorta") => [224, 97, 76],
-        _ if n.contains("esophag") || n.contains("oesophag") => [211, 171, 143],
-        _ if n.contains("trachea") => [182, 228, 255],
-        _ if n.contains("myocard") => [206, 110, 84],
-        _ if n.contains("lv") || n.contains("left ventricle") => [230, 80, 80],
-        _ if n.contains("rv") || n.contains("right ventricle") => [80, 120, 230],
+        _ if has("myocard") => [214, 150, 84],
+        _ if has("left ventric") || has(" lv ") => [230, 70, 70],
+        _ if has("right ventric") || has(" rv ") => [80, 120, 230],
+        _ if has("heart") => [196, 121, 79],
+        _ if has("aort") => [232, 48, 48],
+        _ if has("esophag") || has("oesophag") => [211, 171, 143],
+        _ if has("trachea") => [182, 228, 255],
         _ => return None,
     })
 }
@@ -294,6 +337,28 @@ mod tests {
     use crate::slice_view::Plane;
     use crate::volume::{Grid, Voxels};
     use glam::DMat4;
+
+    #[test]
+    fn structures_that_touch_get_colours_apart() {
+        let t = LabelTable::from_pairs(
+            "1=esophagus 2=heart 3=trachea 4=aorta 5=left-ventricle-cavity \
+             6=left_ventricle_myocardium 7=right-ventricle-cavity",
+        );
+        let far = |a: u32, b: u32| {
+            let (x, y) = (t.color(a), t.color(b));
+            (0..3)
+                .map(|i| (f64::from(x[i]) - f64::from(y[i])).abs())
+                .sum::<f64>()
+        };
+        assert!(
+            far(2, 4) > 80.0,
+            "heart {:?} vs aorta {:?}",
+            t.color(2),
+            t.color(4)
+        );
+        assert!(far(5, 6) > 80.0 && far(6, 7) > 80.0 && far(5, 7) > 80.0);
+        assert_eq!(t.name(6), "left ventricle myocardium");
+    }
 
     fn cube_labels() -> Volume {
         // 20³ at 1 mm, label 2 in the block 5..15, label 1 elsewhere in x < 3.
@@ -334,7 +399,7 @@ mod tests {
         assert_eq!(r.size, [20, 20]);
         // The pane's centre is the block: heart colour, opaque.
         let at = |x: usize, y: usize| r.rgba[x + 20 * y];
-        assert_eq!(at(10, 10), [216, 101, 79, 255]);
+        assert_eq!(at(10, 10), [196, 121, 79, 255]);
         // Radiological display: patient left (+x) is on the screen's right, so x < 3 (right
         // side of the patient) is on the screen's left.
         assert_eq!(&at(0, 1)[..3], &table.color(1));

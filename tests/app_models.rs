@@ -322,3 +322,84 @@ fn file_export_writes_the_segmented_heart_and_each_labelled_structure_as_closed_
         assert!((0.85..1.1).contains(&ratio), "{name}: volume ratio {ratio}");
     }
 }
+
+#[test]
+fn a_label_map_shows_in_3d_by_structure_with_names_and_each_can_be_hidden() {
+    use heartloc::app::Command;
+    use heartloc::slice_view::{Pane, VolumeMode};
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let case = data.join("ct-segthor/Patient_12");
+    let mut h = harness(Source::Path(case.join("image.nii.gz")));
+    h.state_mut().open_labels(case.join("labels.nii.gz"));
+    for _ in 0..500 {
+        h.step();
+        if h.state().models.labels.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(Command::SetMode(VolumeMode::Labels), &ctx);
+    h.state_mut()
+        .apply(Command::SetMaximized(Some(Pane::Volume)), &ctx);
+    h.run_steps(3);
+    let colour = |v: u32| {
+        let [r, g, b] = h.state().models.labels.as_ref().unwrap().table.color(v);
+        egui::Color32::from_rgb(r, g, b)
+    };
+    let (heart, aorta) = (colour(2), colour(4));
+    let img = h.render().expect("render");
+    let pane = h.state().pane_rects()[3];
+    // Heart and aorta are both reds: told apart by a close hue match.
+    let count = |img: &image::RgbaImage, c| count_hue(img, pane, c, 0.99);
+    let (heart_px, aorta_px) = (count(&img, heart), count(&img, aorta));
+    assert!(
+        heart_px > 2000 && aorta_px > 300,
+        "heart {heart_px}, aorta {aorta_px} px"
+    );
+    if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
+        img.save(std::path::Path::new(&dir).join("labels-3d.png"))
+            .unwrap();
+    }
+    // Each structure is switched in its legend row; hidden, the heart is gone from 3D (the
+    // oesophagus, a paler tan of the heart's hue, hidden too so that it cannot stand in).
+    h.state_mut().apply(Command::ShowStructure(1, false), &ctx);
+    h.state_mut().apply(Command::ShowStructure(2, false), &ctx);
+    h.run_steps(2);
+    let img = h.render().expect("render");
+    let hidden = count(&img, heart);
+    assert!(
+        hidden * 10 < heart_px,
+        "{heart_px} → {hidden} heart px once hidden"
+    );
+    assert!(
+        count(&img, aorta) >= aorta_px,
+        "the aorta stays (and shows more)"
+    );
+    // Hovering a slice names the structure under the pointer.
+    h.state_mut().apply(Command::SetMaximized(None), &ctx);
+    h.run_steps(2);
+    let centre = DVec3::from_array(
+        common::manifest(&data)
+            .into_iter()
+            .find(|c| c.case == "ct-segthor/Patient_12")
+            .unwrap()
+            .heart_center_lps_mm,
+    );
+    h.state_mut().crosshair = centre;
+    h.run_steps(2);
+    let axial = h.state().pane_rects()[0];
+    h.hover_at(axial.center());
+    h.run_steps(2);
+    let hover = h.state().hover.clone().expect("hover readout");
+    assert_eq!(
+        hover.structure.as_deref(),
+        Some("heart"),
+        "at {:?}",
+        hover.world
+    );
+    h.get_by_label("heart");
+}

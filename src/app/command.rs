@@ -62,6 +62,8 @@ pub enum Command {
     /// What the 3D view renders of the volume, and the cube's side around the crosshair.
     SetCrop(Crop),
     SetCropSize(f64),
+    /// Show or hide one label value's structure in the 3D Labels mode.
+    ShowStructure(u32, bool),
     ResetViews,
     /// Turn the three slice planes to this rotation (identity: the patient axes).
     SetRotation(glam::DQuat),
@@ -122,6 +124,13 @@ impl HeartlocApp {
             Command::SetCrop(c) => {
                 self.settings.crop = c;
                 self.aim_at_crop();
+            }
+            Command::ShowStructure(value, shown) => {
+                let hidden = &mut self.models.hidden_structures;
+                hidden.retain(|v| *v != value);
+                if !shown {
+                    hidden.push(value);
+                }
             }
             Command::SetCropSize(mm) => self.settings.crop_size_mm = mm.clamp(20.0, 400.0),
             Command::SetPreset(p) => self.set_preset(p),
@@ -462,10 +471,15 @@ impl HeartlocApp {
             PaneAction::Hover(at) => {
                 let world = frame.world(at);
                 let volume = self.doc.as_ref().map(|d| d.volume.clone());
+                let structure = self.models.labels.as_ref().and_then(|l| {
+                    let value = l.volume.sample_world(world, Interpolation::Nearest)? as u32;
+                    (value > 0).then(|| l.table.name(value))
+                });
                 self.hover = volume.map(|v| Hover {
                     world,
                     ijk: v.voxel_from_world().transform_point3(world),
                     value: v.sample_world(world, Interpolation::Trilinear),
+                    structure,
                 });
             }
         }

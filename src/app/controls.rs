@@ -247,6 +247,18 @@ fn volume_view_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mu
     if s.mode == VolumeMode::Isosurface {
         iso_ui(ui, app, doc, out);
     }
+    if s.mode == VolumeMode::Labels {
+        let has_mask = app
+            .models
+            .predictions
+            .as_ref()
+            .is_some_and(|p| p.mask.is_some());
+        ui.small(match (app.models.labels.is_some(), has_mask) {
+            (false, false) => "Labels: open a label map or run the models to see structures.",
+            (true, _) => "Structures of the label map (switch each in its legend); the segmentation where the mask overlay is on.",
+            (false, true) => "The segmentation, where the mask overlay is on.",
+        });
+    }
     crop_ui(ui, app, out);
     if ui.button("Reset views").clicked() {
         out.push(Command::ResetViews);

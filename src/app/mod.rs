@@ -92,11 +92,13 @@ const SETTINGS_KEY: &str = "heartloc-settings";
 const MAX_RECENT: usize = 10;
 
 /// A readout of the point under the cursor.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Hover {
     pub world: DVec3,
     pub ijk: DVec3,
     pub value: Option<f32>,
+    /// The open label map's structure there, by name.
+    pub structure: Option<String>,
 }
 
 /// A screenshot asked of eframe: where it arrives, where it goes, which part is kept.
@@ -427,13 +429,16 @@ impl HeartlocApp {
 
     fn status_ui(&self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            match self.hover {
+            match &self.hover {
                 Some(h) => {
                     let value = h.value.map_or("–".to_string(), |v| format!("{v:.1}"));
                     ui.label(format!(
                         "voxel ({:.1}, {:.1}, {:.1})   LPS ({:.1}, {:.1}, {:.1}) mm   value {value}",
                         h.ijk.x, h.ijk.y, h.ijk.z, h.world.x, h.world.y, h.world.z,
                     ));
+                    if let Some(name) = &h.structure {
+                        ui.strong(name);
+                    }
                 }
                 None => {
                     let c = self.crosshair;
@@ -536,6 +541,11 @@ impl HeartlocApp {
             iso: self.iso,
             interacting: self.interacting,
             crop_lps: self.crop_lps(),
+            structures: if self.settings.mode == VolumeMode::Labels {
+                models::overlay::structures_3d(&mut self.models, gpu, &self.settings.overlays)
+            } else {
+                None
+            },
         };
         panes::paint_volume_image(ui, &frame, gpu, &look, self.crosshair);
         let painter = ui.painter_at(rect);

@@ -366,6 +366,8 @@ pub struct VolumeLook {
     pub interacting: bool,
     /// Only this LPS box is rendered.
     pub crop_lps: Option<(DVec3, DVec3)>,
+    /// The Labels mode's structures and palette.
+    pub structures: Option<Box<crate::render::StructureDraw>>,
 }
 
 /// The 3D image (the GPU callback) and the crosshair as a small 3D cross, each arm in its
@@ -386,6 +388,7 @@ pub fn paint_volume_image(
         step_voxels: if look.interacting { 2.0 } else { 1.0 },
         resolution_scale: if look.interacting { 0.33 } else { 1.0 },
         crop_lps: look.crop_lps,
+        structures: look.structures.clone(),
     };
     let painter = ui.painter_at(frame.rect);
     painter.add(render::pane_callback(

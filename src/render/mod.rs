@@ -14,7 +14,7 @@ use glam::{DMat4, DVec2, DVec3};
 
 use crate::slice_view::{DvrPreset, OrbitCamera, Pane, SliceView, VolumeMode, Window};
 mod texture;
-pub use texture::GpuVolume;
+pub use texture::{GpuStructures, GpuVolume};
 
 /// Keep in sync with `SliceUniforms` in shaders/slice.wgsl.
 #[repr(C)]
@@ -41,10 +41,11 @@ struct VolumeUniforms {
     texel: [f32; 4],
     box_lo: [f32; 4],
     box_hi: [f32; 4],
+    palette: [[f32; 4]; 16],
 }
-const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 224);
+const _: () = assert!(std::mem::size_of::<VolumeUniforms>() == 480);
 
-const UNIFORM_BYTES: u64 = 224;
+const UNIFORM_BYTES: u64 = 480;
 
 /// Keep in sync with `BlitUniforms` in shaders/blit.wgsl.
 #[repr(C)]
@@ -79,6 +80,8 @@ pub struct Renderer {
     sampler: wgpu::Sampler,
     srgb_target: bool,
     texture: Option<(u64, wgpu::TextureView)>,
+    /// The structure slots of the Labels mode (key 0: none, a 1×1×1 texture of slot 0).
+    structures: (u64, wgpu::TextureView),
     panes: HashMap<u32, PaneUniforms>,
 }
 
@@ -92,7 +95,8 @@ struct Offscreen {
 
 struct PaneUniforms {
     buffer: wgpu::Buffer,
-    bind_group: Option<(u64, wgpu::BindGroup)>,
+    /// Built for (volume id, structures key).
+    bind_group: Option<((u64, u64), wgpu::BindGroup)>,
 }
 
 impl Renderer {
@@ -110,6 +114,7 @@ impl Renderer {
         let layout = bind_group_layout(device, "heartloc volume", wgpu::TextureViewDimension::D3);
         let blit_layout =
             bind_group_layout(device, "heartloc blit", wgpu::TextureViewDimension::D2);
+        let no_structures = structures_texture(device, None);
         let pipeline_layout = |l: &wgpu::BindGroupLayout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("heartloc"),
@@ -140,8 +145,27 @@ impl Renderer {
             sampler,
             srgb_target: target.is_srgb(),
             texture: None,
+            structures: (0, no_structures),
             panes: HashMap::new(),
         }
+    }
+
+    /// Upload the Labels mode's structure slots when they changed (none: slot 0 everywhere).
+    fn upload_structures(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        structures: Option<&GpuStructures>,
+    ) {
+        let key = structures.map_or(0, |s| s.key);
+        if self.structures.0 == key {
+            return;
+        }
+        let view = match structures {
+            Some(s) => structures_texture(device, Some((queue, s))),
+            None => structures_texture(device, None),
+        };
+        self.structures = (key, view);
     }
 
     fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, volume: &GpuVolume) {
@@ -185,6 +209,7 @@ impl Renderer {
         let Some((volume_id, view)) = self.texture.as_ref() else {
             return;
         };
+        let key = (*volume_id, self.structures.0);
         let entry = self.panes.entry(pane).or_insert_with(|| PaneUniforms {
             buffer: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("heartloc pane uniforms"),
@@ -194,11 +219,7 @@ impl Renderer {
             }),
             bind_group: None,
         });
-        if entry
-            .bind_group
-            .as_ref()
-            .is_none_or(|(id, _)| id != volume_id)
-        {
+        if entry.bind_group.as_ref().is_none_or(|(k, _)| *k != key) {
             let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("heartloc pane"),
                 layout: &self.layout,
@@ -215,9 +236,13 @@ impl Renderer {
                         binding: 2,
                         resource: wgpu::BindingResource::Sampler(&self.sampler),
                     },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::TextureView(&self.structures.1),
+                    },
                 ],
             });
-            entry.bind_group = Some((*volume_id, group));
+            entry.bind_group = Some((key, group));
         }
         let mut padded = [0u8; UNIFORM_BYTES as usize];
         padded[..bytes.len()].copy_from_slice(bytes);
@@ -284,7 +309,7 @@ impl Renderer {
 }
 
 /// A uniform buffer, a texture (3D volume or 2D image) and a filtering sampler, seen by the
-/// fragment stage.
+/// fragment stage; for the 3D volume also the structure slots (unsigned, read by `textureLoad`).
 fn bind_group_layout(
     device: &wgpu::Device,
     label: &str,
@@ -296,31 +321,84 @@ fn bind_group_layout(
         ty,
         count: None,
     };
+    let structures = entry(
+        3,
+        wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Uint,
+            view_dimension: wgpu::TextureViewDimension::D3,
+            multisampled: false,
+        },
+    );
+    let mut entries = vec![
+        entry(
+            0,
+            wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+        ),
+        entry(
+            1,
+            wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                view_dimension: dim,
+                multisampled: false,
+            },
+        ),
+        entry(
+            2,
+            wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+        ),
+    ];
+    if dim == wgpu::TextureViewDimension::D3 {
+        entries.push(structures);
+    }
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(label),
-        entries: &[
-            entry(
-                0,
-                wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-            ),
-            entry(
-                1,
-                wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                    view_dimension: dim,
-                    multisampled: false,
-                },
-            ),
-            entry(
-                2,
-                wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
-            ),
-        ],
+        entries: &entries,
     })
+}
+
+/// An `R8Uint` 3D texture of structure slots (none: 1×1×1 of slot 0).
+fn structures_texture(
+    device: &wgpu::Device,
+    data: Option<(&wgpu::Queue, &GpuStructures)>,
+) -> wgpu::TextureView {
+    let dims = data.map_or([1, 1, 1], |(_, s)| s.dims);
+    let size = wgpu::Extent3d {
+        width: dims[0],
+        height: dims[1],
+        depth_or_array_layers: dims[2],
+    };
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("heartloc structures"),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D3,
+        format: wgpu::TextureFormat::R8Uint,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let zero = [0u8];
+    let (queue, texels) = match data {
+        Some((q, s)) => (Some(q), s.texels.as_slice()),
+        None => (None, &zero[..]),
+    };
+    if let Some(queue) = queue {
+        queue.write_texture(
+            texture.as_image_copy(),
+            texels,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(dims[0]),
+                rows_per_image: Some(dims[1]),
+            },
+            size,
+        );
+    }
+    texture.create_view(&wgpu::TextureViewDescriptor::default())
 }
 
 /// A full-screen-triangle pipeline of one WGSL file (`vs_main`, `fs_main`) drawing into
@@ -367,6 +445,13 @@ fn v4(v: DVec3) -> [f32; 4] {
     [v.x as f32, v.y as f32, v.z as f32, 0.0]
 }
 
+/// The 3D Labels mode's structure slots and the colour of each slot (alpha 1: shown).
+#[derive(Clone)]
+pub struct StructureDraw {
+    pub slots: Arc<GpuStructures>,
+    pub palette: [[f32; 4]; 16],
+}
+
 /// What one pane draws this frame.
 #[derive(Clone)]
 pub enum PaneDraw {
@@ -390,6 +475,8 @@ pub enum PaneDraw {
         resolution_scale: f64,
         /// Only this LPS box (min, max) is rendered; `None`: the whole volume.
         crop_lps: Option<(DVec3, DVec3)>,
+        /// The Labels mode's structure slots and each slot's colour.
+        structures: Option<Box<StructureDraw>>,
     },
 }
 
@@ -467,6 +554,7 @@ impl PaneCallback {
                 dvr,
                 step_voxels,
                 crop_lps,
+                structures,
                 ..
             } => {
                 let (box_lo, box_hi) = vol.tex_box(*crop_lps);
@@ -482,6 +570,7 @@ impl PaneCallback {
                             VolumeMode::Mip => 0.0,
                             VolumeMode::Dvr => 1.0,
                             VolumeMode::Isosurface => 2.0,
+                            VolumeMode::Labels => 3.0,
                         },
                         (step_voxels / max_dim) as f32,
                         vol.normalise(*iso),
@@ -501,6 +590,7 @@ impl PaneCallback {
                     ],
                     box_lo: box_lo.extend(0.0).to_array(),
                     box_hi: box_hi.extend(0.0).to_array(),
+                    palette: structures.as_ref().map_or([[0.0; 4]; 16], |s| s.palette),
                 };
                 bytemuck::bytes_of(&u).to_vec()
             }
@@ -521,6 +611,9 @@ impl egui_wgpu::CallbackTrait for PaneCallback {
             return Vec::new();
         };
         renderer.upload(device, queue, &self.volume);
+        if let PaneDraw::Volume { structures, .. } = &self.draw {
+            renderer.upload_structures(device, queue, structures.as_ref().map(|s| &*s.slots));
+        }
         let srgb = if renderer.srgb_target { 1.0 } else { 0.0 };
         let ppp = f64::from(screen.pixels_per_point);
         let PaneDraw::Volume {

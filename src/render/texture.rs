@@ -21,7 +21,27 @@ pub struct GpuVolume {
     pub notice: Option<String>,
 }
 
+/// Structure slots (see `overlay::structure_texels`) on the volume texture's texels, for the
+/// 3D view's Labels mode; uploaded once per `key`.
+pub struct GpuStructures {
+    pub key: u64,
+    pub dims: [u32; 3],
+    pub texels: Vec<u8>,
+}
+
 impl GpuVolume {
+    /// LPS mm of texel centres: texel index (i, j, k) → world.
+    pub fn world_from_texel(&self) -> DMat4 {
+        let n = DVec3::new(
+            f64::from(self.dims[0]),
+            f64::from(self.dims[1]),
+            f64::from(self.dims[2]),
+        );
+        self.tex_from_world.inverse()
+            * DMat4::from_scale(1.0 / n)
+            * DMat4::from_translation(DVec3::splat(0.5))
+    }
+
     /// The texture-space box (min, max; the volume is 0..1) around an LPS box, or the whole
     /// volume for `None`.
     pub fn tex_box(&self, crop_lps: Option<(DVec3, DVec3)>) -> (glam::Vec3, glam::Vec3) {
@@ -125,5 +145,13 @@ mod tests {
         // Values are normalised to 0..1 over the volume's range.
         assert_eq!(fits.normalise(0.0), 0.0);
         assert_eq!(fits.normalise(f64::from(100 * 40 * 9 - 1)), 1.0);
+        // Texel centres map back onto the voxel centres they were taken from (every 4th on
+        // the small grid).
+        let w = fits
+            .world_from_texel()
+            .transform_point3(DVec3::new(3.0, 2.0, 1.0));
+        assert!((w - vol.grid.world_from_index(DVec3::new(3.0, 2.0, 1.0))).length() < 1e-9);
+        let w = small.world_from_texel().transform_point3(DVec3::ONE);
+        assert!((w - vol.grid.world_from_index(DVec3::splat(4.0))).length() < 1e-9);
     }
 }

@@ -11,16 +11,24 @@ pub enum VolumeMode {
     Mip,
     Dvr,
     Isosurface,
+    /// The structures of the label map (and the segmentation) as coloured, shaded surfaces.
+    Labels,
 }
 
 impl VolumeMode {
-    pub const ALL: [VolumeMode; 3] = [VolumeMode::Mip, VolumeMode::Dvr, VolumeMode::Isosurface];
+    pub const ALL: [VolumeMode; 4] = [
+        VolumeMode::Mip,
+        VolumeMode::Dvr,
+        VolumeMode::Isosurface,
+        VolumeMode::Labels,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             VolumeMode::Mip => "MIP",
             VolumeMode::Dvr => "DVR",
             VolumeMode::Isosurface => "Isosurface",
+            VolumeMode::Labels => "Labels",
         }
     }
 }

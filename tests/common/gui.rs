@@ -197,6 +197,17 @@ impl FileDialog for NoDialogAvailable {
 /// Pixels inside `rect` tinted towards `color`: their colour minus their grey level points the
 /// way `color`'s does (cosine > 0.9) and is not faint. Blended overlays count, grey CT does not.
 pub fn count_color(img: &image::RgbaImage, rect: egui::Rect, color: egui::Color32) -> usize {
+    count_hue(img, rect, color, 0.9)
+}
+
+/// Pixels inside `rect` whose hue (chroma direction) is within `min_cos` of `color`'s, shaded
+/// or not: 0.9 tells hues apart, 0.99 also close reds.
+pub fn count_hue(
+    img: &image::RgbaImage,
+    rect: egui::Rect,
+    color: egui::Color32,
+    min_cos: f64,
+) -> usize {
     let chroma = |r: f64, g: f64, b: f64| {
         let m = (r + g + b) / 3.0;
         DVec3::new(r - m, g - m, b - m)
@@ -212,7 +223,7 @@ pub fn count_color(img: &image::RgbaImage, rect: egui::Rect, color: egui::Color3
         for x in rect.min.x.max(0.0) as u32..(rect.max.x as u32).min(img.width()) {
             let p = img.get_pixel(x, y);
             let c = chroma(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
-            if c.length() > 12.0 && c.normalize().dot(want) > 0.9 {
+            if c.length() > 12.0 && c.normalize().dot(want) > min_cos {
                 n += 1;
             }
         }

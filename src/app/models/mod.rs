@@ -228,6 +228,10 @@ pub struct ModelsState {
     pub labels: Option<LabelMap>,
     pending_labels: Option<(u64, Receiver<Result<LabelMap, String>>)>,
     pub overlay_cache: overlay::OverlayCache,
+    /// The 3D Labels mode's structure texture (its key names what it was built from), and the
+    /// label values the user hid there.
+    pub structures: Option<Arc<crate::render::GpuStructures>>,
+    pub hidden_structures: Vec<u32>,
     pub next_request: u64,
     pub revision: u64,
     pub scores: HashMap<usize, CaseScore>,

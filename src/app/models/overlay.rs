@@ -5,10 +5,13 @@
 use eframe::egui::{self, Color32, Pos2, Rect, Stroke, Vec2};
 use glam::DVec3;
 
-use super::{method_color, LabelMap, Predictions};
+use std::sync::Arc;
+
+use super::{method_color, LabelMap, ModelsState, Predictions};
 use crate::app::panes::{SliceFrame, VolumeFrame};
 use crate::ml::preprocess::Method;
 use crate::overlay::{self, Layer, Paint};
+use crate::render::{GpuStructures, GpuVolume, StructureDraw};
 use crate::slice_view::{slice_cuts_box, Nearness, SliceView};
 
 /// Overlay switches, kept between runs.
@@ -269,4 +272,56 @@ pub fn paint_volume(
 fn cross(painter: &egui::Painter, at: Pos2, r: f32, stroke: Stroke) {
     painter.line_segment([at - Vec2::new(r, 0.0), at + Vec2::new(r, 0.0)], stroke);
     painter.line_segment([at - Vec2::new(0.0, r), at + Vec2::new(0.0, r)], stroke);
+}
+
+/// The 3D Labels mode's structure slots on `gpu`'s texels (built once per volume, label map,
+/// prediction and mask switch) and its palette: the label map's structures in their colours
+/// (those the user hid transparent), the segmentation in its colour where the mask overlay is
+/// on. `None` when there is nothing to show.
+pub fn structures_3d(
+    models: &mut ModelsState,
+    gpu: &GpuVolume,
+    o: &OverlaySettings,
+) -> Option<Box<StructureDraw>> {
+    let labels = models.labels.as_ref().filter(|l| l.volume_id == gpu.id);
+    let mask = models
+        .predictions
+        .as_ref()
+        .filter(|p| p.volume_id == gpu.id && o.mask)
+        .and_then(|p| p.mask.as_ref());
+    if labels.is_none() && mask.is_none() {
+        return None;
+    }
+    let key =
+        crate::io::fnv1a(format!("{} {} {}", gpu.id, models.revision, mask.is_some()).as_bytes())
+            .max(1);
+    if models.structures.as_ref().is_none_or(|s| s.key != key) {
+        let texels = overlay::structure_texels(
+            gpu.dims,
+            gpu.world_from_texel(),
+            labels.map(|l| (&l.volume, l.present.as_slice())),
+            mask.map(|(v, t)| (v, *t)),
+        );
+        models.structures = Some(Arc::new(GpuStructures {
+            key,
+            dims: gpu.dims,
+            texels,
+        }));
+    }
+    let mut palette = [[0.0f32; 4]; 16];
+    if let Some(l) = labels {
+        let slots = l.present.iter().take(overlay::MASK_SLOT as usize - 1);
+        for (slot, value) in (1..).zip(slots) {
+            let [r, g, b] = l.table.color(*value).map(|c| f32::from(c) / 255.0);
+            let shown = !models.hidden_structures.contains(value);
+            palette[slot] = [r, g, b, if shown { 1.0 } else { 0.0 }];
+        }
+    }
+    if mask.is_some() {
+        let c = method_color(Method::Segmentation);
+        let [r, g, b] = [c.r(), c.g(), c.b()].map(|x| f32::from(x) / 255.0);
+        palette[overlay::MASK_SLOT as usize] = [r, g, b, 1.0];
+    }
+    let slots = models.structures.clone()?;
+    Some(Box::new(StructureDraw { slots, palette }))
 }

@@ -168,11 +168,21 @@ fn labels_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
     if o != app.settings.overlays {
         out.push(Command::SetOverlays(o));
     }
+    let in_3d = app.settings.mode == crate::slice_view::VolumeMode::Labels;
     for v in &l.present {
         let [r, g, b] = l.table.color(*v);
-        ui.colored_label(
-            Color32::from_rgb(r, g, b),
-            format!("{v}: {}", l.table.name(*v)),
-        );
+        ui.horizontal(|ui| {
+            if in_3d {
+                let mut shown = !app.models.hidden_structures.contains(v);
+                let toggle = ui.checkbox(&mut shown, "").on_hover_text("Shown in 3D");
+                if toggle.changed() {
+                    out.push(Command::ShowStructure(*v, shown));
+                }
+            }
+            ui.colored_label(
+                Color32::from_rgb(r, g, b),
+                format!("{v}: {}", l.table.name(*v)),
+            );
+        });
     }
 }
