@@ -5,7 +5,9 @@
 //! Each frame is rendered and read back, so the figures include the copy to the CPU.
 //!
 //! Then, on the 512×512×300 volume with all four panes, the frames drawn while both models run
-//! on the worker thread, against the same frames with no run (the UI must not stall).
+//! on the worker thread, against the same frames with no run (the UI must not stall), and the
+//! 3D modes that show the heart alone once they have run (DVR and Labels cut to the heart's
+//! box, Labels over the whole volume).
 //!
 //! Run: `cargo bench --bench frames`. Goals on lavapipe: volume view ≥ 10 fps (≤ 100 ms);
 //! while the models run, p95 ≤ 33 ms for slice stepping. `-- models load` measures only the
@@ -104,54 +106,77 @@ fn main() {
         report("axial slice (maximised)", ms);
 
         h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Volume);
-        h.run_steps(2);
-        let centre = h.state().pane_rects()[3].center();
-        for mode in VolumeMode::ALL {
+        for mode in [VolumeMode::Mip, VolumeMode::Dvr, VolumeMode::Isosurface] {
             h.state_mut().settings.mode = mode;
-            h.run_steps(2);
-            let _ = h.render();
-            // Full quality: the frame shown when the view is still.
-            let mut ms = Vec::new();
-            for _ in 0..FRAMES {
-                h.state_mut().camera.yaw += 0.05;
-                let t = Instant::now();
-                h.step();
-                let _ = h.render().expect("render");
-                ms.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            report(&format!("3D {} still", mode.name()), ms);
-            // While orbiting with the mouse: the adaptive preview.
-            h.hover_at(centre);
-            h.event(egui::Event::PointerButton {
-                pos: centre,
-                button: egui::PointerButton::Primary,
-                pressed: true,
-                modifiers: egui::Modifiers::NONE,
-            });
-            h.step();
-            let mut ms = Vec::new();
-            for f in 0..FRAMES + 2 {
-                h.hover_at(centre + egui::vec2(4.0 * (f + 1) as f32, 0.0));
-                let t = Instant::now();
-                h.step();
-                let _ = h.render().expect("render");
-                if f >= 2 {
-                    ms.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            h.event(egui::Event::PointerButton {
-                pos: centre,
-                button: egui::PointerButton::Primary,
-                pressed: false,
-                modifiers: egui::Modifiers::NONE,
-            });
-            h.run_steps(2);
-            report(&format!("3D {} orbiting", mode.name()), ms);
+            volume_frames(&mut h, mode.name());
         }
         if dims[2] == 300 {
             frames_while_models_run(&mut h);
+            // The models have run: the 3D modes that show the heart alone.
+            three_d_heart_modes(&mut h);
         }
     }
+}
+
+/// The heart alone in 3D (needs a segmentation): DVR and Labels cut to the heart's box, and
+/// Labels over the whole volume.
+fn three_d_heart_modes(h: &mut Harness<'_, HeartlocApp>) {
+    use heartloc::app::Command;
+    use heartloc::slice_view::Crop;
+    h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Volume);
+    let ctx = h.ctx.clone();
+    for (mode, crop) in [
+        (VolumeMode::Dvr, Crop::Heart),
+        (VolumeMode::Labels, Crop::Heart),
+        (VolumeMode::Labels, Crop::Whole),
+    ] {
+        h.state_mut().apply(Command::SetMode(mode), &ctx);
+        h.state_mut().apply(Command::SetCrop(crop), &ctx);
+        volume_frames(h, &format!("{} {}", mode.name(), crop.name()));
+    }
+}
+
+/// The maximised 3D pane as it is set up: still (full quality, the camera turning between
+/// frames) and while orbiting with the mouse (the adaptive preview).
+fn volume_frames(h: &mut Harness<'_, HeartlocApp>, what: &str) {
+    h.run_steps(2);
+    let centre = h.state().pane_rects()[3].center();
+    let _ = h.render();
+    let mut ms = Vec::new();
+    for _ in 0..FRAMES {
+        h.state_mut().camera.yaw += 0.05;
+        let t = Instant::now();
+        h.step();
+        let _ = h.render().expect("render");
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    report(&format!("3D {what} still"), ms);
+    h.hover_at(centre);
+    h.event(egui::Event::PointerButton {
+        pos: centre,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    let mut ms = Vec::new();
+    for f in 0..FRAMES + 2 {
+        h.hover_at(centre + egui::vec2(4.0 * (f + 1) as f32, 0.0));
+        let t = Instant::now();
+        h.step();
+        let _ = h.render().expect("render");
+        if f >= 2 {
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    h.event(egui::Event::PointerButton {
+        pos: centre,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(2);
+    report(&format!("3D {what} orbiting"), ms);
 }
 
 /// Slice stepping in the maximised axial pane, without and then with a model run in flight

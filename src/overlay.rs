@@ -254,6 +254,31 @@ impl LabelTable {
         LabelTable { entries }
     }
 
+    /// A colour table: an ITK-SNAP label description file (`index r g b alpha visible mesh
+    /// "name"` per line) when its lines quote their names, else a 3D Slicer colour table.
+    /// Value 0 (ITK-SNAP's "Clear Label") is background and left out.
+    pub fn from_table_text(text: &str) -> Self {
+        let itk_snap = text
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains('"'));
+        if !itk_snap {
+            return Self::from_slicer_table(text);
+        }
+        let entries = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                let (numbers, rest) = l.split_once('"')?;
+                let name = rest.rsplit_once('"').map_or(rest, |(n, _)| n).trim();
+                let f: Vec<&str> = numbers.split_whitespace().collect();
+                let v: u32 = f.first()?.parse().ok()?;
+                let rgb: Vec<u8> = f.get(1..4)?.iter().filter_map(|x| x.parse().ok()).collect();
+                (v > 0 && rgb.len() == 3).then(|| (v, name.to_string(), [rgb[0], rgb[1], rgb[2]]))
+            })
+            .collect();
+        LabelTable { entries }
+    }
+
     /// A 3D Slicer colour table (`value name r g b a` per line, `#` comments).
     pub fn from_slicer_table(text: &str) -> Self {
         let entries = text
@@ -269,15 +294,15 @@ impl LabelTable {
         LabelTable { entries }
     }
 
-    /// The table for a label file: a Slicer colour table beside it (`<name>.ctbl` or
-    /// `<stem>.txt`), else the `labels` column of a `manifest.csv` one or two folders up whose
+    /// The table for a label file: a Slicer colour table or ITK-SNAP label description beside
+    /// it (`<stem>.ctbl`, `<stem>.txt` or `<stem>.label.txt`), else the `labels` column of a `manifest.csv` one or two folders up whose
     /// `case` is the file's folder, else empty (values are shown as `label N`).
     pub fn find_for(labels: &Path) -> Self {
         let stem = crate::io::nifti::stem(labels);
         let dir = labels.parent().unwrap_or(Path::new("."));
-        for side in [format!("{stem}.ctbl"), format!("{stem}.txt")] {
+        for side in ["ctbl", "txt", "label.txt"].map(|ext| format!("{stem}.{ext}")) {
             if let Ok(text) = std::fs::read_to_string(dir.join(side)) {
-                let t = Self::from_slicer_table(&text);
+                let t = Self::from_table_text(&text);
                 if !t.entries.is_empty() {
                     return t;
                 }
@@ -337,6 +362,29 @@ mod tests {
     use crate::slice_view::Plane;
     use crate::volume::{Grid, Voxels};
     use glam::DMat4;
+
+    #[test]
+    fn itk_snap_label_descriptions_give_names_and_colours() {
+        let text = "################################################\n\
+                    # ITK-SnAP Label Description File\n\
+                    # Columns = Index Red Green Blue Alpha Visibility MeshVisibility \"Label\"\n\
+                        0     0    0    0        0  0  0    \"Clear Label\"\n\
+                        1   255   60   40        1  1  1    \"Left ventricle\"\n\
+                        3    20  200   90      0.5  1  0    \"Right atrium (RA)\"\n";
+        let t = LabelTable::from_table_text(text);
+        assert_eq!(t.entries.len(), 2, "{:?}", t.entries);
+        assert_eq!(
+            (t.name(1), t.color(1)),
+            ("Left ventricle".into(), [255, 60, 40])
+        );
+        assert_eq!(t.name(3), "Right atrium (RA)");
+        // Slicer tables still read as before.
+        let slicer = LabelTable::from_table_text("# c\n2 heart 200 100 80 255\n");
+        assert_eq!(
+            (slicer.name(2), slicer.color(2)),
+            ("heart".into(), [200, 100, 80])
+        );
+    }
 
     #[test]
     fn structures_that_touch_get_colours_apart() {

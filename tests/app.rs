@@ -15,7 +15,7 @@ use glam::{DMat4, DVec2};
 use heartloc::app::{HeartlocApp, Launch, NoDialog, Origin, Source};
 use heartloc::ml::model::{load_models, locate_all};
 use heartloc::ml::preprocess::Method;
-use heartloc::slice_view::{Crop, Pane, Plane, VolumeMode, WindowPreset};
+use heartloc::slice_view::{Crop, Cut, Pane, Plane, VolumeMode, WindowPreset};
 use heartloc::volume::{Grid, Volume, Voxels};
 
 #[test]
@@ -108,12 +108,37 @@ fn with_nothing_named_the_app_opens_the_real_demo_ct_finds_its_heart_and_credits
     let (lo, hi) = h.state().crop_lps().expect("a crop box");
     assert!((lo.x..hi.x).contains(&seg.x) && (hi - lo).max_element() < 200.0);
     let shots = std::env::var("HEARTLOC_SHOTS").ok().map(PathBuf::from);
+    let whole = h.render().expect("render");
     if let Some(dir) = &shots {
-        h.render()
-            .expect("render")
-            .save(dir.join("demo-ct.png"))
-            .unwrap();
+        whole.save(dir.join("demo-ct.png")).unwrap();
     }
+    // A clip plane from the crosshair: the front half cut away changes the 3D view, not the
+    // slices.
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(heartloc::app::Command::SetCut(Cut::Anterior), &ctx);
+    h.run_steps(3);
+    let (cut_lo, _) = h.state().crop_lps().unwrap();
+    assert_eq!(cut_lo.y, h.state().crosshair.y);
+    let cut = h.render().expect("render");
+    let changed = |pane: usize| {
+        let r = h.state().pane_rects()[pane];
+        let mut n = 0;
+        for y in r.min.y as u32..r.max.y as u32 {
+            for x in r.min.x as u32..r.max.x as u32 {
+                n += usize::from(whole.get_pixel(x, y) != cut.get_pixel(x, y));
+            }
+        }
+        n
+    };
+    assert!(
+        changed(3) > 1000,
+        "the cut changed {} px of the 3D view",
+        changed(3)
+    );
+    assert_eq!(changed(0), 0, "slices are not cut");
+    h.state_mut()
+        .apply(heartloc::app::Command::SetCut(Cut::None), &ctx);
     h.get_by_label("Help").click();
     h.run_steps(2);
     h.get_by_label("About heartloc").click();
@@ -325,6 +350,7 @@ fn settings_round_trip_through_storage_format() {
         },
         crop: heartloc::slice_view::Crop::Heart,
         crop_size_mm: 60.0,
+        cut: Cut::Anterior,
     };
     let text = serde_json::to_string(&s).unwrap();
     let back: heartloc::app::Settings = serde_json::from_str(&text).unwrap();
@@ -336,8 +362,8 @@ fn settings_round_trip_through_storage_format() {
     assert_eq!(back.overlays, s.overlays);
     // The crop is for the session only: the next scan opens whole.
     assert_eq!(
-        (back.crop, back.crop_size_mm),
-        (heartloc::slice_view::Crop::Whole, 120.0)
+        (back.crop, back.crop_size_mm, back.cut),
+        (heartloc::slice_view::Crop::Whole, 120.0, Cut::None)
     );
     // Settings written by an older version with fewer fields still load.
     let old: heartloc::app::Settings = serde_json::from_str(r#"{"recent": []}"#).unwrap();

@@ -14,7 +14,7 @@ use super::panes::{to_d, PaneAction, SliceFrame};
 use super::{HeartlocApp, Hover};
 use crate::ml::preprocess::Method;
 use crate::slice_view::{
-    step_slice, Crop, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
+    step_slice, Crop, Cut, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
 };
 use crate::volume::Interpolation;
 use crate::worklist::{CaseStatus, Worklist};
@@ -62,6 +62,8 @@ pub enum Command {
     /// What the 3D view renders of the volume, and the cube's side around the crosshair.
     SetCrop(Crop),
     SetCropSize(f64),
+    /// Cut away one half of the 3D view at the crosshair's plane.
+    SetCut(Cut),
     /// Show or hide one label value's structure in the 3D Labels mode.
     ShowStructure(u32, bool),
     ResetViews,
@@ -125,6 +127,7 @@ impl HeartlocApp {
                 self.settings.crop = c;
                 self.aim_at_crop();
             }
+            Command::SetCut(c) => self.settings.cut = c,
             Command::ShowStructure(value, shown) => {
                 let hidden = &mut self.models.hidden_structures;
                 hidden.retain(|v| *v != value);

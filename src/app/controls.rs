@@ -8,7 +8,7 @@ use super::command::{Command, Pick};
 use super::document::{Document, Origin};
 use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
 use crate::slice_view::{
-    normal_along, voxel_planes, Crop, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
+    normal_along, voxel_planes, Crop, Cut, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
 };
 
 pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
@@ -123,6 +123,25 @@ fn crop_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
             if button.clicked() {
                 out.push(Command::SetCrop(c));
             }
+        }
+    });
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Cut away")
+            .selected_text(s.cut.name())
+            .show_ui(ui, |ui| {
+                for c in Cut::ALL {
+                    if ui.selectable_label(s.cut == c, c.name()).clicked() {
+                        out.push(Command::SetCut(c));
+                    }
+                }
+            })
+            .response
+            .on_hover_text(
+                "The half on that side of the crosshair's plane (move the crosshair to move \
+                 the cut)",
+            );
+        if ui.button("Reset views").clicked() {
+            out.push(Command::ResetViews);
         }
     });
     if s.crop == Crop::Heart && !has_heart {
@@ -260,7 +279,4 @@ fn volume_view_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mu
         });
     }
     crop_ui(ui, app, out);
-    if ui.button("Reset views").clicked() {
-        out.push(Command::ResetViews);
-    }
 }

@@ -17,7 +17,7 @@ use glam::DVec3;
 use crate::annotation::LandmarkSet;
 use crate::render::{GpuVolume, Renderer};
 use crate::slice_view::{
-    Crop, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
+    Crop, Cut, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
     HEART_MARGIN_MM,
 };
 use crate::volume::Volume;
@@ -66,6 +66,9 @@ pub struct Settings {
     pub crop: Crop,
     #[serde(skip, default = "default_crop_size_mm")]
     pub crop_size_mm: f64,
+    /// The half cut away at the crosshair's plane (session only, like the crop).
+    #[serde(skip)]
+    pub cut: Cut,
 }
 
 fn default_crop_size_mm() -> f64 {
@@ -84,6 +87,7 @@ impl Default for Settings {
             overlays: OverlaySettings::default(),
             crop: Crop::Whole,
             crop_size_mm: default_crop_size_mm(),
+            cut: Cut::None,
         }
     }
 }
@@ -124,6 +128,8 @@ pub struct HeartlocApp {
     pending_landmarks: Option<PendingLandmarks>,
     needs_fit: bool,
     interacting: bool,
+    /// The 3D view's resolution while interacting, adapted to the frame time.
+    preview: panes::Preview,
     dialog: Box<dyn FileDialog>,
     has_wgpu: bool,
     screenshot: Option<PendingScreenshot>,
@@ -181,6 +187,7 @@ impl HeartlocApp {
             pending_landmarks: None,
             needs_fit: false,
             interacting: false,
+            preview: Default::default(),
             dialog,
             has_wgpu,
             screenshot: None,
@@ -317,6 +324,8 @@ impl HeartlocApp {
 impl eframe::App for HeartlocApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.preview
+            .frame(std::time::Instant::now(), self.interacting);
         self.poll_loading(&ctx);
         let news = self.models.poll(
             &ctx,
@@ -540,6 +549,7 @@ impl HeartlocApp {
             window: self.volume_window(),
             iso: self.iso,
             interacting: self.interacting,
+            preview_scale: self.preview.scale,
             crop_lps: self.crop_lps(),
             structures: if self.settings.mode == VolumeMode::Labels {
                 models::overlay::structures_3d(&mut self.models, gpu, &self.settings.overlays)
@@ -572,10 +582,19 @@ impl HeartlocApp {
         }
     }
 
-    /// The LPS box the 3D view renders (`None`: all of the volume, also when "Heart only" has
-    /// no segmentation to go by yet).
+    /// The LPS box the 3D view renders: the crop, less the half cut away at the crosshair
+    /// (`None`: all of the volume, also when "Heart only" has no segmentation yet).
     pub fn crop_lps(&self) -> Option<(DVec3, DVec3)> {
-        self.crop_lps_of(self.settings.crop)
+        let crop = self.crop_lps_of(self.settings.crop);
+        if self.settings.cut == Cut::None {
+            return crop;
+        }
+        let whole = self.doc.as_ref().map(|d| d.volume.grid.world_bbox())?;
+        Some(
+            self.settings
+                .cut
+                .apply(crop.unwrap_or(whole), self.crosshair),
+        )
     }
 
     fn crop_lps_of(&self, crop: Crop) -> Option<(DVec3, DVec3)> {

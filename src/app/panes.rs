@@ -364,10 +364,55 @@ pub struct VolumeLook {
     /// The user is dragging: coarser rays at a third of the resolution keep the view
     /// responsive without a GPU; the full-quality frame follows when they stop.
     pub interacting: bool,
+    /// The fraction of the pane's resolution drawn while interacting ([`Preview`]).
+    pub preview_scale: f64,
     /// Only this LPS box is rendered.
     pub crop_lps: Option<(DVec3, DVec3)>,
     /// The Labels mode's structures and palette.
     pub structures: Option<Box<crate::render::StructureDraw>>,
+}
+
+/// The 3D view's resolution while the user orbits: the fraction of the pane drawn adapts to the
+/// time between interactive frames, so that orbiting stays near 10–16 fps on a software
+/// rasteriser on a busy machine and sharper where frames are cheap (a GPU). Still frames are
+/// always drawn at full resolution.
+#[derive(Clone, Copy, Debug)]
+pub struct Preview {
+    pub scale: f64,
+    last: Option<std::time::Instant>,
+}
+
+impl Default for Preview {
+    fn default() -> Self {
+        Preview {
+            scale: 0.33,
+            last: None,
+        }
+    }
+}
+
+impl Preview {
+    const MIN: f64 = 0.12;
+    const MAX: f64 = 0.6;
+
+    /// Once per frame: `interacting` tells whether the frame before was an interactive one
+    /// (only the time between two of those says how costly previews are).
+    pub fn frame(&mut self, now: std::time::Instant, interacting: bool) {
+        if !interacting {
+            self.last = None;
+            return;
+        }
+        if let Some(last) = self.last {
+            let ms = now.duration_since(last).as_secs_f64() * 1e3;
+            if ms > 90.0 {
+                self.scale *= 0.8;
+            } else if ms < 55.0 {
+                self.scale *= 1.1;
+            }
+            self.scale = self.scale.clamp(Self::MIN, Self::MAX);
+        }
+        self.last = Some(now);
+    }
 }
 
 /// The 3D image (the GPU callback) and the crosshair as a small 3D cross, each arm in its
@@ -386,7 +431,11 @@ pub fn paint_volume_image(
         iso: look.iso,
         dvr: look.dvr,
         step_voxels: if look.interacting { 2.0 } else { 1.0 },
-        resolution_scale: if look.interacting { 0.33 } else { 1.0 },
+        resolution_scale: if look.interacting {
+            look.preview_scale
+        } else {
+            1.0
+        },
         crop_lps: look.crop_lps,
         structures: look.structures.clone(),
     };
@@ -463,4 +512,33 @@ pub fn paint_notice(ui: &egui::Ui, full: Rect, text: &str, color: Color32) {
         egui::FontId::proportional(16.0),
         color,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Preview;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_preview_shrinks_when_frames_are_slow_and_grows_when_they_are_fast() {
+        let mut p = Preview::default();
+        let mut t = Instant::now();
+        p.frame(t, true);
+        for _ in 0..30 {
+            t += Duration::from_millis(250);
+            p.frame(t, true);
+        }
+        assert!((p.scale - Preview::MIN).abs() < 1e-9, "{}", p.scale);
+        // A pause (no interaction) is not a slow frame.
+        p.frame(t + Duration::from_secs(5), false);
+        p.frame(t + Duration::from_secs(6), true);
+        assert!((p.scale - Preview::MIN).abs() < 1e-9);
+        for i in 1..60 {
+            p.frame(
+                t + Duration::from_secs(6) + Duration::from_millis(20 * i),
+                true,
+            );
+        }
+        assert!((p.scale - Preview::MAX).abs() < 1e-9, "{}", p.scale);
+    }
 }

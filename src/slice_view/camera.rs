@@ -87,6 +87,56 @@ impl Crop {
     }
 }
 
+/// A clip plane set from the crosshair: the half of the volume on one side of the plane through
+/// the crosshair is cut away (to look into the heart from the front, say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Cut {
+    #[default]
+    None,
+    /// What lies anterior of the coronal plane.
+    Anterior,
+    /// What lies superior of the axial plane.
+    Superior,
+    /// What lies to the patient's left of the sagittal plane.
+    Left,
+    /// What lies to the patient's right of the sagittal plane.
+    Right,
+}
+
+impl Cut {
+    pub const ALL: [Cut; 5] = [
+        Cut::None,
+        Cut::Anterior,
+        Cut::Superior,
+        Cut::Left,
+        Cut::Right,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cut::None => "None",
+            Cut::Anterior => "Front",
+            Cut::Superior => "Top",
+            Cut::Left => "Left",
+            Cut::Right => "Right",
+        }
+    }
+
+    /// The LPS box (min, max) left of `bounds` once this side of the plane through `at` is cut.
+    pub fn apply(self, (lo, hi): (DVec3, DVec3), at: DVec3) -> (DVec3, DVec3) {
+        let (mut lo, mut hi) = (lo, hi);
+        match self {
+            Cut::None => {}
+            // LPS: anterior is −y, superior +z, left +x.
+            Cut::Anterior => lo.y = lo.y.max(at.y),
+            Cut::Superior => hi.z = hi.z.min(at.z),
+            Cut::Left => hi.x = hi.x.min(at.x),
+            Cut::Right => lo.x = lo.x.max(at.x),
+        }
+        (lo, hi.max(lo))
+    }
+}
+
 /// Margin around the segmented heart's box in the "Heart only" crop (mm).
 pub const HEART_MARGIN_MM: f64 = 8.0;
 
@@ -235,6 +285,21 @@ mod tests {
         assert!(up.y > 0.0, "superior appears up");
         let centre = m.project_point3(cam.target);
         assert!(centre.truncate().length() < 1e-9 && centre.z > 0.0 && centre.z < 1.0);
+    }
+
+    #[test]
+    fn cuts_remove_the_named_side_of_the_crosshair_plane() {
+        let b = (DVec3::splat(-10.0), DVec3::splat(10.0));
+        let at = DVec3::new(2.0, -3.0, 4.0);
+        assert_eq!(Cut::None.apply(b, at), b);
+        // Anterior is −y in LPS: what stays is posterior of y = −3.
+        assert_eq!(Cut::Anterior.apply(b, at).0.y, -3.0);
+        assert_eq!(Cut::Superior.apply(b, at).1.z, 4.0);
+        assert_eq!(Cut::Left.apply(b, at).1.x, 2.0);
+        assert_eq!(Cut::Right.apply(b, at).0.x, 2.0);
+        // A plane outside the box leaves it whole or empty, never inverted.
+        let (lo, hi) = Cut::Right.apply(b, DVec3::splat(50.0));
+        assert!(hi.x >= lo.x);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::volume::Grid;
 
 mod camera;
 mod window;
-pub use camera::{Crop, DvrPreset, MarkerArm, OrbitCamera, VolumeMode, HEART_MARGIN_MM};
+pub use camera::{Crop, Cut, DvrPreset, MarkerArm, OrbitCamera, VolumeMode, HEART_MARGIN_MM};
 pub use window::{Intensity, Window, WindowPreset};
 
 /// The three orthogonal slice planes.
