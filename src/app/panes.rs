@@ -475,30 +475,53 @@ pub fn paint_volume_decorations(painter: &egui::Painter, frame: &VolumeFrame, mo
     painter.rect_stroke(rect, 0.0, edge, egui::StrokeKind::Inside);
 }
 
-/// Six arms in the 3D pane's lower-left corner, each lettered with the patient direction it
-/// points to (L/R/A/P/S/I), the far ones first and dimmer, so that the view's orientation reads
-/// at a glance whatever the camera.
+/// An orientation cube in the 3D pane's lower-left corner: each face that turns toward the
+/// viewer is lettered with the patient direction it faces (L/R, A/P, S/I) and tinted in the
+/// colour of the plane it is parallel to, so the view's orientation reads at a glance.
 fn paint_orientation_marker(painter: &egui::Painter, rect: Rect, camera: &OrbitCamera) {
-    let centre = rect.left_bottom() + Vec2::new(42.0, -42.0);
-    let mut arms = camera.marker_arms();
-    arms.sort_by(|a, b| a.2.total_cmp(&b.2));
-    painter.circle_filled(centre, 34.0, Color32::from_black_alpha(120));
-    for (letter, dir, depth) in arms {
-        let tip = centre + Vec2::new(dir.x as f32, dir.y as f32) * 24.0;
-        let gray = if depth > 0.0 { 230 } else { 120 };
-        let color = match letter {
-            'L' | 'R' => PANE_COLORS[2],
-            'A' | 'P' => PANE_COLORS[1],
-            _ => PANE_COLORS[0],
-        }
-        .gamma_multiply(if depth > 0.0 { 1.0 } else { 0.5 });
-        painter.line_segment([centre, tip], Stroke::new(2.0, color));
+    let centre = rect.left_bottom() + Vec2::new(44.0, -44.0);
+    let arms = camera.marker_arms();
+    // Screen offset (points) of a world vector: linear in it, so the +X, +Y, +Z arms span it.
+    let half = 15.0;
+    let screen = |v: DVec3| {
+        let d = arms[0].1 * v.x + arms[2].1 * v.y + arms[4].1 * v.z;
+        centre + Vec2::new(d.x as f32, d.y as f32) * half
+    };
+    let mut faces: Vec<(f64, char, DVec3, Color32)> = arms
+        .iter()
+        .enumerate()
+        .map(|(i, &(letter, _, depth))| {
+            let axis = [DVec3::X, DVec3::Y, DVec3::Z][i / 2];
+            let normal = if i % 2 == 0 { axis } else { -axis };
+            let color = [PANE_COLORS[2], PANE_COLORS[1], PANE_COLORS[0]][i / 2];
+            (depth, letter, normal, color)
+        })
+        .collect();
+    faces.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (depth, letter, n, color) in faces.into_iter().filter(|f| f.0 > 0.02) {
+        // The face's two in-plane axes.
+        let (u, v) = if n.x != 0.0 {
+            (DVec3::Y, DVec3::Z)
+        } else if n.y != 0.0 {
+            (DVec3::X, DVec3::Z)
+        } else {
+            (DVec3::X, DVec3::Y)
+        };
+        let corners = [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)]
+            .map(|(a, b)| screen(n + u * a + v * b))
+            .to_vec();
+        let fill = color.gamma_multiply(0.25 + 0.45 * depth as f32);
+        painter.add(egui::Shape::convex_polygon(
+            corners,
+            fill,
+            Stroke::new(1.0, Color32::from_gray(150)),
+        ));
         painter.text(
-            centre + Vec2::new(dir.x as f32, dir.y as f32) * 31.0,
+            screen(n),
             egui::Align2::CENTER_CENTER,
             letter,
-            egui::FontId::proportional(11.0),
-            Color32::from_gray(gray),
+            egui::FontId::proportional(9.0 + 5.0 * depth as f32),
+            Color32::from_gray(235),
         );
     }
 }
