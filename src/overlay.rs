@@ -279,6 +279,23 @@ impl LabelTable {
         LabelTable { entries }
     }
 
+    /// The table as a 3D Slicer colour table (spaces in names written as `_`, as Slicer does).
+    pub fn to_slicer_table(&self) -> String {
+        let mut out = String::from("# Color table file written by heartloc\n");
+        for (v, name, [r, g, b]) in &self.entries {
+            out.push_str(&format!("{v} {} {r} {g} {b} 255\n", name.replace(' ', "_")));
+        }
+        out
+    }
+
+    /// Name `value` (keeping its colour, or giving it the default one).
+    pub fn rename(&mut self, value: u32, name: &str) {
+        let color = self.color(value);
+        self.entries.retain(|e| e.0 != value);
+        self.entries.push((value, name.trim().to_string(), color));
+        self.entries.sort_by_key(|e| e.0);
+    }
+
     /// A 3D Slicer colour table (`value name r g b a` per line, `#` comments).
     pub fn from_slicer_table(text: &str) -> Self {
         let entries = text
@@ -378,6 +395,10 @@ mod tests {
             ("Left ventricle".into(), [255, 60, 40])
         );
         assert_eq!(t.name(3), "Right atrium (RA)");
+        // What is written reads back the same.
+        let mut t = t;
+        t.rename(5, "left atrium");
+        assert_eq!(LabelTable::from_table_text(&t.to_slicer_table()), t);
         // Slicer tables still read as before.
         let slicer = LabelTable::from_table_text("# c\n2 heart 200 100 80 255\n");
         assert_eq!(

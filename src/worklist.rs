@@ -21,11 +21,25 @@ pub fn user_landmarks_folder() -> PathBuf {
     if let Some(d) = std::env::var_os("HEARTLOC_LANDMARKS_DIR") {
         return PathBuf::from(d);
     }
+    user_data_folder().join("landmarks")
+}
+
+/// `$XDG_DATA_HOME/heartloc`, else `~/.local/share/heartloc` (else the temporary folder's).
+fn user_data_folder() -> PathBuf {
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(std::env::temp_dir);
-    data.join("heartloc").join("landmarks")
+    data.join("heartloc")
+}
+
+/// The label names the user saved once, for label maps that come without names of their own
+/// (a Slicer colour table): `$HEARTLOC_LABEL_NAMES`, else `<user data>/label-names.ctbl`.
+pub fn user_label_names_path() -> PathBuf {
+    match std::env::var_os("HEARTLOC_LABEL_NAMES") {
+        Some(p) => PathBuf::from(p),
+        None => user_data_folder().join("label-names.ctbl"),
+    }
 }
 
 /// `<user folder>/<StudyInstanceUID>/<SeriesInstanceUID>.mrk.json`: the same for the same

@@ -403,3 +403,66 @@ fn a_label_map_shows_in_3d_by_structure_with_names_and_each_can_be_hidden() {
     );
     h.get_by_label("heart");
 }
+
+#[test]
+fn label_names_saved_once_name_later_label_maps_without_their_own() {
+    use heartloc::app::Command;
+    use heartloc::volume::{Volume, Voxels};
+    let tmp = tempfile::tempdir().unwrap();
+    // Only this test reads the variable.
+    let names = tmp.path().join("user").join("label-names.ctbl");
+    std::env::set_var("HEARTLOC_LABEL_NAMES", &names);
+    let mut h = harness_sized(Source::Phantom, 1500.0);
+    let grid = h.state().doc.as_ref().unwrap().volume.grid;
+    // Two blocks labelled 1 and 2, in two folders with no table or manifest.
+    let labels: Vec<u8> = (0..grid.voxel_count())
+        .map(|i| {
+            let [x, y, _] = heartloc::volume::ijk_of(grid.dims, i);
+            u8::from(x < 40 && y < 40) + 2 * u8::from(x > 100 && y > 100)
+        })
+        .collect();
+    let volume = Volume::new(grid, Voxels::U8(labels));
+    let [a, b] = ["a", "b"].map(|d| tmp.path().join(d).join("seg.nii.gz"));
+    for p in [&a, &b] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        nifti::write(p, &volume).unwrap();
+    }
+    let open = |h: &mut egui_kittest::Harness<'static, heartloc::app::HeartlocApp>,
+                p: std::path::PathBuf| {
+        h.state_mut().open_labels(p.clone());
+        for _ in 0..500 {
+            h.step();
+            if h.state()
+                .models
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.path == p)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        h.run_steps(2);
+    };
+    open(&mut h, a.clone());
+    assert_eq!(
+        h.state().models.labels.as_ref().unwrap().table.name(1),
+        "label 1"
+    );
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(Command::RenameLabel(1, "left atrium".into()), &ctx);
+    h.run_steps(2);
+    h.get_by_label("1: left atrium");
+    h.get_by_label("Name the labels").click();
+    h.run_steps(2);
+    h.get_by_label("Save names for other label maps").click();
+    h.run_steps(2);
+    assert!(names.is_file(), "{:?}", h.state().message);
+    open(&mut h, b.clone());
+    let l = h.state().models.labels.as_ref().unwrap();
+    assert_eq!(
+        (l.table.name(1), l.table.name(2)),
+        ("left atrium".into(), "label 2".into())
+    );
+}

@@ -64,6 +64,10 @@ pub enum Command {
     SetCropSize(f64),
     /// Cut away one half of the 3D view at the crosshair's plane.
     SetCut(Cut),
+    /// Name one value of the open label map (this session), or save the names for label maps
+    /// that come without names of their own.
+    RenameLabel(u32, String),
+    SaveLabelNames,
     /// Show or hide one label value's structure in the 3D Labels mode.
     ShowStructure(u32, bool),
     ResetViews,
@@ -128,6 +132,12 @@ impl HeartlocApp {
                 self.aim_at_crop();
             }
             Command::SetCut(c) => self.settings.cut = c,
+            Command::RenameLabel(value, name) => {
+                if let Some(l) = self.models.labels.as_mut() {
+                    l.table.rename(value, &name);
+                }
+            }
+            Command::SaveLabelNames => self.save_label_names(),
             Command::ShowStructure(value, shown) => {
                 let hidden = &mut self.models.hidden_structures;
                 hidden.retain(|v| *v != value);
@@ -269,6 +279,25 @@ impl HeartlocApp {
                 Err(e) => e.to_string(),
             });
         }
+    }
+
+    /// Save the open label map's names as the per-user table (durably; its folder made).
+    fn save_label_names(&mut self) {
+        let Some(l) = &self.models.labels else { return };
+        let path = crate::worklist::user_label_names_path();
+        let text = l.table.to_slicer_table();
+        let saved = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| crate::io::FileError::io(&path, "cannot create its folder", e))
+            .and_then(|_| crate::io::durable::write_atomic(&path, text.as_bytes()));
+        self.message = Some(match saved {
+            Ok(()) => format!(
+                "saved label names to {}: label maps without names of their own use them",
+                path.display()
+            ),
+            Err(e) => e.to_string(),
+        });
     }
 
     /// Run both methods on the open volume (any earlier run is cancelled).

@@ -456,31 +456,21 @@ impl ModelsState {
 fn load_labels(path: &Path, volume_id: u64, revision: u64) -> Result<LabelMap, String> {
     let (volume, _) =
         crate::io::open(path, &crate::io::OpenOptions::default()).map_err(|e| e.to_string())?;
-    let mut seen = std::collections::BTreeSet::new();
-    for i in 0..volume.voxels.len() {
-        let v = volume.voxels.get(i);
-        if !v.is_finite() || v < 0.0 || v.fract() != 0.0 || v > 65535.0 {
-            return Err(format!(
-                "{}: not a label map (voxel {i} holds {v}; labels are whole numbers 0..65535)",
-                path.display()
-            ));
-        }
-        if v > 0.0 {
-            seen.insert(v as u32);
-        }
-        if seen.len() > 1000 {
-            return Err(format!(
-                "{}: not a label map (over 1000 distinct values)",
-                path.display()
-            ));
+    let present =
+        crate::mesh::label_values(&volume).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Names of its own (a table beside it, a manifest above it), else the ones the user saved.
+    let mut table = LabelTable::find_for(path);
+    if table.entries.is_empty() {
+        if let Ok(text) = std::fs::read_to_string(crate::worklist::user_label_names_path()) {
+            table = LabelTable::from_table_text(&text);
         }
     }
     Ok(LabelMap {
         volume_id,
         path: path.to_path_buf(),
-        table: LabelTable::find_for(path),
+        table,
         volume,
-        present: seen.into_iter().collect(),
+        present,
         revision,
     })
 }

@@ -185,4 +185,36 @@ fn labels_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
             );
         });
     }
+    names_ui(ui, l, out);
+}
+
+/// Naming the labels: each value's name, and saving the names once for every later label map
+/// that comes without names of its own.
+fn names_ui(ui: &mut egui::Ui, l: &super::LabelMap, out: &mut Vec<Command>) {
+    ui.collapsing("Name the labels", |ui| {
+        for v in &l.present {
+            let mut name = l.table.name(*v);
+            let field = egui::TextEdit::singleline(&mut name).desired_width(140.0);
+            let edited = ui
+                .horizontal(|ui| {
+                    ui.label(format!("{v}"));
+                    ui.add(field).on_hover_text(format!("name of label {v}"))
+                })
+                .inner;
+            if edited.changed() && !name.trim().is_empty() {
+                out.push(Command::RenameLabel(*v, name));
+            }
+        }
+        let path = crate::worklist::user_label_names_path();
+        if ui
+            .button("Save names for other label maps")
+            .on_hover_text(format!(
+                "Label maps without names of their own will use them ({})",
+                path.display()
+            ))
+            .clicked()
+        {
+            out.push(Command::SaveLabelNames);
+        }
+    });
 }
