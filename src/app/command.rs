@@ -519,12 +519,31 @@ impl HeartlocApp {
     }
 
     /// Apply a gesture over the 3D pane of height `height` (points).
+    /// In the Labels mode, the structure under the pointer in 3D: its name and point.
+    fn hover_3d(&mut self, at: DVec2) {
+        let Some(doc) = &self.doc else { return };
+        if self.settings.mode != VolumeMode::Labels {
+            return;
+        }
+        let size = to_d(self.pane_rects[3].size());
+        let ray = self.camera.ray(at, size);
+        let picked =
+            super::models::overlay::pick_structure(&self.models, &doc.gpu, ray, self.crop_lps());
+        self.hover = picked.map(|(name, world)| Hover {
+            world,
+            ijk: doc.volume.voxel_from_world().transform_point3(world),
+            value: doc.volume.sample_world(world, Interpolation::Trilinear),
+            structure: Some(name),
+        });
+    }
+
     pub(super) fn apply_volume_action(&mut self, height: f32, action: PaneAction) {
         match action {
             PaneAction::Orbit(d) => self.camera.orbit(d),
             PaneAction::Pan(d) => self.camera.pan(d, f64::from(height)),
             PaneAction::Zoom { factor, .. } => self.camera.zoom(factor),
             PaneAction::ToggleMaximized => self.toggle_maximized(Pane::Volume),
+            PaneAction::Hover(at) => self.hover_3d(at),
             _ => {}
         }
         self.interacting |= action.is_interactive();

@@ -254,6 +254,9 @@ pub fn volume_input(ui: &egui::Ui, rect: Rect) -> Vec<PaneAction> {
         out.push(PaneAction::Pan(to_d(response.drag_delta())));
     }
     out.extend(hover_actions(ui, &response, false));
+    if let Some(p) = response.hover_pos() {
+        out.push(PaneAction::Hover(to_d(p - rect.min)));
+    }
     out
 }
 

@@ -202,6 +202,21 @@ impl OrbitCamera {
 }
 
 impl OrbitCamera {
+    /// The ray through pane point `at` (from the pane's top-left, `size_px` the pane): its
+    /// start on the near plane and its unit direction (LPS).
+    pub fn ray(&self, at: DVec2, size_px: DVec2) -> (DVec3, DVec3) {
+        let world_from_clip = self
+            .clip_from_world(size_px.x / size_px.y.max(1.0))
+            .inverse();
+        let ndc = DVec2::new(
+            at.x / size_px.x.max(1.0) * 2.0 - 1.0,
+            1.0 - at.y / size_px.y.max(1.0) * 2.0,
+        );
+        let near = world_from_clip.project_point3(ndc.extend(0.0));
+        let far = world_from_clip.project_point3(ndc.extend(1.0));
+        (near, (far - near).normalize())
+    }
+
     /// The orientation marker's arms (L, R, P, A, S, I) as this camera sees them.
     pub fn marker_arms(&self) -> [MarkerArm; 6] {
         let forward = (self.target - self.eye()).normalize();
@@ -329,6 +344,20 @@ mod tests {
         (cam.yaw, cam.pitch) = (0.0, 0.0);
         let arms = cam.marker_arms();
         assert!(arms[0].1.x > 0.99 && arms[4].1.y < -0.99 && arms[3].2 > 0.99);
+    }
+
+    #[test]
+    fn a_pane_point_s_ray_projects_back_onto_it() {
+        let mut cam = OrbitCamera::fit(&grid());
+        (cam.yaw, cam.pitch) = (0.9, -0.4);
+        let size = DVec2::new(320.0, 200.0);
+        let at = DVec2::new(70.0, 150.0);
+        let (o, d) = cam.ray(at, size);
+        for t in [10.0, 200.0, 900.0] {
+            let p = cam.screen_from_world(o + d * t, size).unwrap();
+            assert!((p - at).length() < 1e-6, "{p} vs {at}");
+        }
+        assert!((d.length() - 1.0).abs() < 1e-12);
     }
 
     #[test]

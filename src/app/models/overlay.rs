@@ -325,3 +325,61 @@ pub fn structures_3d(
     let slots = models.structures.clone()?;
     Some(Box::new(StructureDraw { slots, palette }))
 }
+
+/// What the 3D Labels mode shows along the ray through a pane point: the first shown
+/// structure inside the rendered box, its name and where the ray meets it (LPS); the same
+/// slots and box the renderer uses, marched at half a texel.
+pub fn pick_structure(
+    models: &ModelsState,
+    gpu: &GpuVolume,
+    ray: (DVec3, DVec3),
+    crop_lps: Option<(DVec3, DVec3)>,
+) -> Option<(String, DVec3)> {
+    let slots = models.structures.as_ref().filter(|s| s.dims == gpu.dims)?;
+    let (origin, dir) = ray;
+    let [nx, ny, nz] = gpu.dims.map(|n| n as i64);
+    let (lo, hi) = gpu.tex_box(crop_lps);
+    let tex = |p: DVec3| gpu.tex_from_world.transform_point3(p);
+    // Enter and leave the box in texture space (the ray is a line there too).
+    let (o, e) = (tex(origin), tex(origin + dir));
+    let d = e - o;
+    let (mut t0, mut t1) = (0.0f64, f64::INFINITY);
+    for a in 0..3 {
+        if d[a].abs() < 1e-12 {
+            if o[a] < f64::from(lo[a]) || o[a] > f64::from(hi[a]) {
+                return None;
+            }
+            continue;
+        }
+        let (ta, tb) = (
+            (f64::from(lo[a]) - o[a]) / d[a],
+            (f64::from(hi[a]) - o[a]) / d[a],
+        );
+        t0 = t0.max(ta.min(tb));
+        t1 = t1.min(ta.max(tb));
+    }
+    let texel = 1.0 / f64::from(*gpu.dims.iter().max()?);
+    let step = 0.5 * texel / d.length().max(1e-12);
+    let labels = models.labels.as_ref();
+    let mut t = t0;
+    while t <= t1 {
+        let p = o + d * t;
+        let i = [p.x * nx as f64, p.y * ny as f64, p.z * nz as f64].map(|x| x.floor() as i64);
+        if (0..3).all(|a| (0..[nx, ny, nz][a]).contains(&i[a])) {
+            let slot = slots.texels[(i[0] + nx * (i[1] + ny * i[2])) as usize];
+            let name = match slot {
+                0 => None,
+                s if s == overlay::MASK_SLOT => Some("heart (segmentation)".to_string()),
+                s => labels
+                    .and_then(|l| l.present.get(s as usize - 1))
+                    .filter(|v| !models.hidden_structures.contains(v))
+                    .map(|v| labels.map_or(String::new(), |l| l.table.name(*v))),
+            };
+            if let Some(name) = name {
+                return Some((name, origin + dir * t));
+            }
+        }
+        t += step;
+    }
+    None
+}
