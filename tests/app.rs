@@ -154,6 +154,35 @@ fn with_nothing_named_the_app_opens_the_real_demo_ct_finds_its_heart_and_credits
 }
 
 #[test]
+fn an_mr_opened_after_a_ct_window_gets_an_mr_window_and_the_ct_keeps_its_own() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let ct = data.join("ct-segthor/Patient_03/image.nii.gz");
+    let mr = data.join("mri-acdc/patient001_ED/image.nii.gz");
+    let mut h = harness(Source::Path(ct.clone()));
+    h.get_by_label("modality CT (guessed from the scan)");
+    h.get_by_label("Cardiac").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings.preset, WindowPreset::Cardiac);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(Source::Path(mr), &ctx);
+    wait_loaded(&mut h);
+    h.get_by_label("modality MR (guessed from the scan)");
+    let doc = h.state().doc.as_ref().unwrap();
+    assert_eq!(h.state().settings.preset, WindowPreset::Auto);
+    assert_eq!(h.state().window, doc.intensity.window(WindowPreset::Auto));
+    assert_eq!(h.state().settings.dvr, heartloc::slice_view::DvrPreset::Mr);
+    h.state_mut().open(Source::Path(ct), &ctx);
+    wait_loaded(&mut h);
+    assert_eq!(
+        h.state().settings.preset,
+        WindowPreset::Cardiac,
+        "the CT's own preset"
+    );
+}
+
+#[test]
 fn real_ct_and_mr_cases_open_step_window_and_render_in_every_mode() {
     let Some(data) = common::shared_data() else {
         return;
@@ -196,7 +225,13 @@ fn real_ct_and_mr_cases_open_step_window_and_render_in_every_mode() {
         let before = h.state().window;
         h.get_by_label("Lung").click();
         h.run_steps(2);
-        assert_eq!(h.state().settings.preset, WindowPreset::Lung);
+        // CT windows in HU are not offered for an MR.
+        let want = if case.starts_with("ct") {
+            WindowPreset::Lung
+        } else {
+            WindowPreset::Auto
+        };
+        assert_eq!(h.state().settings.preset, want, "{case}");
         let lung = h.state().window;
         h.get_by_label("Mediastinum").click();
         h.run_steps(2);
@@ -339,6 +374,7 @@ fn settings_round_trip_through_storage_format() {
     let s = heartloc::app::Settings {
         recent: vec![PathBuf::from("/data/a.nii.gz")],
         preset: WindowPreset::Cardiac,
+        preset_by_modality: [(heartloc::slice_view::Modality::Ct, WindowPreset::Cardiac)].into(),
         mode: VolumeMode::Isosurface,
         maximized: Some(Pane::Volume),
         dvr: heartloc::slice_view::DvrPreset::Mr,
@@ -360,6 +396,7 @@ fn settings_round_trip_through_storage_format() {
         (s.preset, s.mode, s.maximized)
     );
     assert_eq!(back.overlays, s.overlays);
+    assert_eq!(back.preset_by_modality, s.preset_by_modality);
     // The crop is for the session only: the next scan opens whole.
     assert_eq!(
         (back.crop, back.crop_size_mm, back.cut),

@@ -406,6 +406,8 @@ impl HeartlocApp {
         self.settings.preset = preset;
         if let Some(doc) = &self.doc {
             self.window = doc.intensity.window(preset);
+            let (modality, _) = doc.modality();
+            self.settings.preset_by_modality.insert(modality, preset);
         }
     }
 

@@ -8,7 +8,8 @@ use super::command::{Command, Pick};
 use super::document::{Document, Origin};
 use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
 use crate::slice_view::{
-    normal_along, voxel_planes, Crop, Cut, DvrPreset, Plane, VolumeMode, Window, WindowPreset,
+    normal_along, voxel_planes, Crop, Cut, DvrPreset, Modality, Plane, VolumeMode, Window,
+    WindowPreset,
 };
 
 pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
@@ -64,11 +65,17 @@ fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut V
     let [nx, ny, nz] = v.dims();
     let s = v.spacing_mm();
     let format = doc.format_name();
+    let (modality, guessed) = doc.modality();
+    let how = if guessed {
+        " (guessed from the scan)"
+    } else {
+        ""
+    };
     ui.label(format!("{format}  {nx}×{ny}×{nz} {}", v.voxels.type_name()));
     ui.label(format!("spacing {:.3}×{:.3}×{:.3} mm", s[0], s[1], s[2]));
     ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
         .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
-    ui.label("slices cut along world axes, radiological");
+    ui.label(format!("modality {}{how}", modality.name()));
 }
 
 /// The isosurface level: in HU where the scale is known (−1000…2000), else over the robust
@@ -167,10 +174,14 @@ fn window_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec
         Some(_) => "not HU: CT presets use HU estimated from air and soft-tissue peaks (meaningless for MR: use Auto)",
         None => "no HU scale: CT presets use percentiles",
     };
+    let (modality, _) = doc.modality();
     ui.horizontal_wrapped(|ui| {
         for p in WindowPreset::ALL {
+            let allowed = !(p.is_ct() && modality == Modality::Mr);
+            let button = egui::Button::selectable(app.settings.preset == p, p.name());
             if ui
-                .selectable_label(app.settings.preset == p, p.name())
+                .add_enabled(allowed, button)
+                .on_disabled_hover_text("A CT window in HU: not for an MR")
                 .clicked()
             {
                 out.push(Command::SetPreset(p));

@@ -11,7 +11,7 @@ use glam::DVec3;
 
 use crate::io::{self, OpenOptions};
 use crate::render::GpuVolume;
-use crate::slice_view::Intensity;
+use crate::slice_view::{Intensity, Modality};
 use crate::volume::Volume;
 
 /// What to open.
@@ -63,6 +63,15 @@ impl Document {
             Origin::Phantom { heart_center_lps } => Some(heart_center_lps),
             Origin::Demo | Origin::File { .. } => None,
         }
+    }
+
+    /// CT, MR or other, and whether that was guessed (NIfTI has no Modality field).
+    pub fn modality(&self) -> (Modality, bool) {
+        if !matches!(self.origin, Origin::File { .. }) {
+            return (Modality::Ct, false); // both built-in scans are CT
+        }
+        let dicom = self.volume.series.as_ref().map(|s| s.modality.as_str());
+        Modality::of(dicom, &self.volume.grid, &self.intensity)
     }
 
     pub fn format_name(&self) -> &'static str {

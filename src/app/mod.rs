@@ -17,8 +17,8 @@ use glam::DVec3;
 use crate::annotation::LandmarkSet;
 use crate::render::{GpuVolume, Renderer};
 use crate::slice_view::{
-    Crop, Cut, DvrPreset, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window, WindowPreset,
-    HEART_MARGIN_MM,
+    Crop, Cut, DvrPreset, Modality, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window,
+    WindowPreset, HEART_MARGIN_MM,
 };
 use crate::volume::Volume;
 use crate::worklist::Worklist;
@@ -52,7 +52,10 @@ use panes::{SliceFrame, VolumeFrame, VolumeLook};
 #[serde(default)]
 pub struct Settings {
     pub recent: Vec<PathBuf>,
+    /// The window preset of the volume shown.
     pub preset: WindowPreset,
+    /// The preset last chosen for each modality: an MR never opens in a CT window.
+    pub preset_by_modality: std::collections::BTreeMap<Modality, WindowPreset>,
     pub mode: VolumeMode,
     /// The maximised pane, if any.
     pub maximized: Option<Pane>,
@@ -80,6 +83,7 @@ impl Default for Settings {
         Settings {
             recent: Vec::new(),
             preset: WindowPreset::Auto,
+            preset_by_modality: Default::default(),
             mode: VolumeMode::Dvr,
             maximized: None,
             dvr: DvrPreset::CardiacCt,
@@ -254,7 +258,14 @@ impl HeartlocApp {
         let (lo, hi) = grid.world_bbox();
         self.crosshair = (lo + hi) * 0.5;
         self.camera = OrbitCamera::fit(&grid);
+        let (modality, _) = doc.modality();
+        self.settings.preset = self.preset_for(modality);
         self.window = doc.intensity.window(self.settings.preset);
+        self.settings.dvr = match modality {
+            Modality::Mr => DvrPreset::Mr,
+            Modality::Ct => DvrPreset::CardiacCt,
+            Modality::Other => self.settings.dvr,
+        };
         self.iso = doc.default_iso();
         self.message = doc
             .volume
@@ -281,6 +292,17 @@ impl HeartlocApp {
         self.models.on_new_document();
         if (self.settings.overlays.run_on_open || is_demo) && !scoring {
             self.run_models(ctx);
+        }
+    }
+
+    /// The window preset for a scan of `modality`: the one last chosen for it, never a CT
+    /// window for an MR, else Auto.
+    fn preset_for(&self, modality: Modality) -> WindowPreset {
+        let remembered = self.settings.preset_by_modality.get(&modality).copied();
+        match remembered {
+            Some(p) if modality == Modality::Mr && p.is_ct() => WindowPreset::Auto,
+            Some(p) => p,
+            None => WindowPreset::Auto,
         }
     }
 

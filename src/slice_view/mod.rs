@@ -16,7 +16,7 @@ use crate::volume::Grid;
 mod camera;
 mod window;
 pub use camera::{Crop, Cut, DvrPreset, MarkerArm, OrbitCamera, VolumeMode, HEART_MARGIN_MM};
-pub use window::{Intensity, Window, WindowPreset};
+pub use window::{Intensity, Modality, Window, WindowPreset};
 
 /// The three orthogonal slice planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -51,7 +51,63 @@ pub enum WindowPreset {
     Cardiac,
 }
 
+/// What kind of scan a volume is, for its window and DVR presets: the DICOM Modality where
+/// there is one, else a guess (NIfTI has no such field): values below −500 are HU, so CT; a
+/// stack of few (< 32) or thick, anisotropic slices is a cardiac MR; else a scan whose air and
+/// soft-tissue peaks calibrate it to HU is a (rescaled) CT, and anything else MR.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Modality {
+    Ct,
+    Mr,
+    Other,
+}
+
+impl Modality {
+    /// From a DICOM Modality value, or (`None`: a NIfTI file) guessed from the grid and the
+    /// intensities; the flag says it was guessed.
+    pub fn of(
+        dicom_modality: Option<&str>,
+        grid: &crate::volume::Grid,
+        intensity: &Intensity,
+    ) -> (Modality, bool) {
+        match dicom_modality.map(str::trim) {
+            Some("CT") => return (Modality::Ct, false),
+            Some("MR") => return (Modality::Mr, false),
+            Some(_) => return (Modality::Other, false),
+            None => {}
+        }
+        let [sx, sy, sz] = grid.spacing_mm();
+        let slices = grid.dims[2];
+        let thick = sz >= 5.0 && sz > 2.5 * sx.max(sy);
+        let guess = if intensity.min < -500.0 {
+            Modality::Ct
+        } else if slices < 32 || thick {
+            Modality::Mr
+        } else if intensity.hu_from_value.is_some() {
+            Modality::Ct
+        } else {
+            Modality::Mr
+        };
+        (guess, true)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::Ct => "CT",
+            Modality::Mr => "MR",
+            Modality::Other => "other",
+        }
+    }
+}
+
 impl WindowPreset {
+    /// Whether the preset is a CT window in HU (never applied to an MR).
+    pub fn is_ct(self) -> bool {
+        self != WindowPreset::Auto
+    }
+
     pub const ALL: [WindowPreset; 5] = [
         WindowPreset::Auto,
         WindowPreset::Mediastinum,
