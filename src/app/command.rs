@@ -1,7 +1,7 @@
 //! What the panels and keys ask for ([`Command`]), and the one place that does it
 //! ([`HeartlocApp::apply`]); pane gestures ([`PaneAction`]) are applied here too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use eframe::egui;
 use glam::{DVec2, DVec3};
@@ -62,6 +62,8 @@ pub enum Command {
     /// What the 3D view renders of the volume, and the cube's side around the crosshair.
     SetCrop(Crop),
     SetCropSize(f64),
+    /// Show phase `k` (0-based) of the time series on screen.
+    SetPhase(usize),
     /// Cut away one half of the 3D view at the crosshair's plane.
     SetCut(Cut),
     /// Name one value of the open label map (this session), or save the names for label maps
@@ -132,6 +134,16 @@ impl HeartlocApp {
                 self.aim_at_crop();
             }
             Command::SetCut(c) => self.settings.cut = c,
+            Command::SetPhase(k) => {
+                let path = self
+                    .doc
+                    .as_ref()
+                    .and_then(|d| d.source())
+                    .map(Path::to_path_buf);
+                if let Some(path) = path {
+                    self.open(Source::Phase(path, k), ctx);
+                }
+            }
             Command::RenameLabel(value, name) => {
                 if let Some(l) = self.models.labels.as_mut() {
                     l.table.rename(value, &name);

@@ -76,6 +76,18 @@ fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut V
     ui.label(format!("voxel axes point {}", v.grid.orientation_code()))
         .on_hover_text("Slices are cut along world (LPS) axes, shown radiologically.");
     ui.label(format!("modality {}{how}", modality.name()));
+    let phase = v.phase;
+    if phase.count() > 1 {
+        let mut k = phase.index() + 1;
+        let slider = egui::Slider::new(&mut k, 1..=phase.count()).text("Phase");
+        if ui
+            .add(slider)
+            .on_hover_text("The phase of the cycle shown (1: the first in trigger order)")
+            .changed()
+        {
+            out.push(Command::SetPhase(k - 1));
+        }
+    }
 }
 
 /// The isosurface level: in HU where the scale is known (−1000…2000), else over the robust

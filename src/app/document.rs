@@ -22,6 +22,8 @@ pub enum Source {
     /// The synthetic phantom made in code (its heart centre known).
     Phantom,
     Path(PathBuf),
+    /// Phase `k` (0-based) of a time series (cine DICOM, 4D NIfTI).
+    Phase(PathBuf, usize),
 }
 
 /// Where an open volume came from.
@@ -93,6 +95,20 @@ impl Document {
     }
 }
 
+/// Phase `phase` of a file or folder, its name and origin.
+fn open_file(path: PathBuf, phase: usize) -> Result<(Volume, String, Origin), String> {
+    let options = OpenOptions {
+        phase,
+        ..Default::default()
+    };
+    let (v, format) = io::open(&path, &options).map_err(|e| e.to_string())?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string());
+    Ok((v, name, Origin::File { path, format }))
+}
+
 fn load(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
     let (volume, name, origin) = match source {
         Source::Demo => {
@@ -106,15 +122,8 @@ fn load(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
             };
             (v, "Demo phantom (synthetic)".to_string(), origin)
         }
-        Source::Path(path) => {
-            let (v, format) =
-                io::open(&path, &OpenOptions::default()).map_err(|e| e.to_string())?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_else(|| path.display().to_string());
-            (v, name, Origin::File { path, format })
-        }
+        Source::Path(path) => open_file(path, 0)?,
+        Source::Phase(path, phase) => open_file(path, phase)?,
     };
     let intensity = Intensity::of(&volume);
     let gpu = GpuVolume::new(id, &volume, max_dim);
@@ -158,6 +167,7 @@ impl Loader {
             Source::Demo => "the demo CT".to_string(),
             Source::Phantom => "the synthetic phantom".to_string(),
             Source::Path(p) => p.display().to_string(),
+            Source::Phase(p, k) => format!("phase {} of {}", k + 1, p.display()),
         };
         let (tx, rx) = mpsc::sync_channel(1);
         let ctx = ctx.clone();

@@ -207,7 +207,7 @@ impl HeartlocApp {
     pub fn open(&mut self, source: Source, ctx: &egui::Context) {
         let pending = match &source {
             Source::Demo | Source::Phantom => PendingLandmarks::Known(LandmarkTarget::None),
-            Source::Path(p) => PendingLandmarks::for_path(p),
+            Source::Path(p) | Source::Phase(p, _) => PendingLandmarks::for_path(p),
         };
         self.pending_landmarks = Some(pending);
         self.loader.start(source, ctx);
@@ -254,6 +254,45 @@ impl HeartlocApp {
             self.settings.recent.insert(0, path);
             self.settings.recent.truncate(MAX_RECENT);
         }
+        // Another phase of the scan on screen keeps the views, the window and the models' run.
+        let another_phase = self.doc.as_ref().is_some_and(|d| {
+            d.source().is_some() && d.source() == doc.source() && d.volume.grid == doc.volume.grid
+        });
+        let rerun = another_phase && self.models.predictions.is_some();
+        if !another_phase {
+            self.frame_new_scan(&doc);
+        }
+        self.message = doc
+            .volume
+            .warnings
+            .first()
+            .map(|w| format!("{}: {w}", doc.name));
+        if let Some(n) = &doc.gpu.notice {
+            self.message = Some(n.clone());
+        }
+        let is_demo = doc.source().is_none();
+        self.doc = Some(doc);
+        self.needs_fit |= !another_phase;
+        let loaded = self.read_landmarks(&target);
+        if let Ok((_, notes)) = &loaded {
+            if let Some(n) = notes.first() {
+                self.message = Some(format!("landmarks: {n}"));
+            }
+        }
+        let loaded = loaded.map(|(set, _)| (set, target));
+        if let Some(m) = self.landmarks.reset(loaded.map_err(|e| e.to_string())) {
+            self.message = Some(m);
+        }
+        let scoring = self.models.scoring();
+        self.models.on_new_document();
+        if (self.settings.overlays.run_on_open || is_demo || rerun) && !scoring {
+            self.run_models(ctx);
+        }
+    }
+
+    /// A new scan: crosshair at its centre, camera around it, the window and DVR preset of its
+    /// modality, the default isosurface level.
+    fn frame_new_scan(&mut self, doc: &Document) {
         let grid = doc.volume.grid;
         let (lo, hi) = grid.world_bbox();
         self.crosshair = (lo + hi) * 0.5;
@@ -267,32 +306,6 @@ impl HeartlocApp {
             Modality::Other => self.settings.dvr,
         };
         self.iso = doc.default_iso();
-        self.message = doc
-            .volume
-            .warnings
-            .first()
-            .map(|w| format!("{}: {w}", doc.name));
-        if let Some(n) = &doc.gpu.notice {
-            self.message = Some(n.clone());
-        }
-        let is_demo = doc.source().is_none();
-        self.doc = Some(doc);
-        self.needs_fit = true;
-        let loaded = self.read_landmarks(&target);
-        if let Ok((_, notes)) = &loaded {
-            if let Some(n) = notes.first() {
-                self.message = Some(format!("landmarks: {n}"));
-            }
-        }
-        let loaded = loaded.map(|(set, _)| (set, target));
-        if let Some(m) = self.landmarks.reset(loaded.map_err(|e| e.to_string())) {
-            self.message = Some(m);
-        }
-        let scoring = self.models.scoring();
-        self.models.on_new_document();
-        if (self.settings.overlays.run_on_open || is_demo) && !scoring {
-            self.run_models(ctx);
-        }
     }
 
     /// The window preset for a scan of `modality`: the one last chosen for it, never a CT
