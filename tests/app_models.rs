@@ -503,3 +503,39 @@ fn the_phase_slider_shows_another_phase_of_a_cine_and_the_models_follow_it() {
         "the crosshair follows the heart, not the scan's centre: {moved}"
     );
 }
+
+#[test]
+fn the_cine_loop_plays_through_the_phases_and_the_models_run_on_the_one_it_stops_at() {
+    let Some(cine) = common::shared_path("mri-acdc-4d/patient090_4d.nii.gz") else {
+        return;
+    };
+    let mut h = harness_sized(Source::Path(cine), 1500.0);
+    let ctx = h.ctx.clone();
+    h.state_mut().run_models(&ctx);
+    wait_models(&mut h);
+    h.get_by_label("Play").click();
+    let mut seen = std::collections::BTreeSet::new();
+    let started = std::time::Instant::now();
+    while seen.len() < 4 && started.elapsed().as_secs() < 20 {
+        h.step();
+        seen.insert(h.state().doc.as_ref().unwrap().volume.phase.index());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(seen.len() >= 4, "phases shown while playing: {seen:?}");
+    h.get_by_label("Pause").click();
+    h.run_steps(2);
+    wait_loaded(&mut h);
+    wait_models(&mut h);
+    assert!(h.state().cine.is_none());
+    let doc = h.state().doc.as_ref().unwrap();
+    let p = h
+        .state()
+        .models
+        .predictions
+        .as_ref()
+        .expect("predictions after the loop");
+    assert_eq!(
+        p.volume_id, doc.gpu.id,
+        "the models ran on the phase it stopped at"
+    );
+}

@@ -64,6 +64,8 @@ pub enum Command {
     SetCropSize(f64),
     /// Show phase `k` (0-based) of the time series on screen.
     SetPhase(usize),
+    /// Play the cine loop at this many phases a second, or stop it (`None`).
+    PlayCine(Option<f64>),
     /// Cut away one half of the 3D view at the crosshair's plane.
     SetCut(Cut),
     /// Name one value of the open label map (this session), or save the names for label maps
@@ -134,6 +136,7 @@ impl HeartlocApp {
                 self.aim_at_crop();
             }
             Command::SetCut(c) => self.settings.cut = c,
+            Command::PlayCine(fps) => self.play_cine(fps, ctx),
             Command::SetPhase(k) => {
                 let path = self
                     .doc

@@ -87,6 +87,29 @@ fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut V
         {
             out.push(Command::SetPhase(k - 1));
         }
+        ui.horizontal(|ui| match app.cine {
+            Some(c) => {
+                if ui.button("Pause").clicked() {
+                    out.push(Command::PlayCine(None));
+                }
+                let mut fps = c.fps;
+                let speed = egui::DragValue::new(&mut fps)
+                    .range(1.0..=30.0)
+                    .suffix(" phases/s");
+                if ui.add(speed).changed() {
+                    out.push(Command::PlayCine(Some(fps)));
+                }
+            }
+            None => {
+                if ui
+                    .button("Play")
+                    .on_hover_text("Loop through the phases")
+                    .clicked()
+                {
+                    out.push(Command::PlayCine(Some(10.0)));
+                }
+            }
+        });
     }
 }
 

@@ -145,6 +145,19 @@ pub struct HeartlocApp {
     pub models: models::ModelsState,
     /// The About box is open.
     pub about_open: bool,
+    /// The cine loop while it plays.
+    pub cine: Option<Cine>,
+    /// Run the models on the next volume shown (a cine stopped while a phase was loading).
+    rerun_when_shown: bool,
+}
+
+/// A cine loop playing: phases advance at `fps` (the acquisition's frame rate is not read from
+/// the files yet); the models run again on the phase shown when it stops, if they had run.
+#[derive(Clone, Copy, Debug)]
+pub struct Cine {
+    pub fps: f64,
+    last: std::time::Instant,
+    rerun_after: bool,
 }
 
 impl HeartlocApp {
@@ -200,6 +213,8 @@ impl HeartlocApp {
             worklist: None,
             models: Default::default(),
             about_open: false,
+            cine: None,
+            rerun_when_shown: false,
         }
     }
 
@@ -258,9 +273,12 @@ impl HeartlocApp {
         let another_phase = self.doc.as_ref().is_some_and(|d| {
             d.source().is_some() && d.source() == doc.source() && d.volume.grid == doc.volume.grid
         });
-        let rerun = another_phase && self.models.predictions.is_some();
+        let rerun = another_phase
+            && (self.models.predictions.is_some() || std::mem::take(&mut self.rerun_when_shown))
+            && self.cine.is_none();
         if !another_phase {
             self.frame_new_scan(&doc);
+            self.cine = None;
         }
         self.message = doc
             .volume
@@ -287,6 +305,50 @@ impl HeartlocApp {
         self.models.on_new_document();
         if (self.settings.overlays.run_on_open || is_demo || rerun) && !scoring {
             self.run_models(ctx);
+        }
+    }
+
+    /// Start (at `fps`) or stop the cine loop; stopping runs the models on the phase shown if
+    /// they had run before it started.
+    pub fn play_cine(&mut self, fps: Option<f64>, ctx: &egui::Context) {
+        match (fps, self.cine.take()) {
+            (Some(fps), cine) => {
+                let rerun_after = cine.map_or(self.models.predictions.is_some(), |c| c.rerun_after);
+                self.cine = Some(Cine {
+                    fps: fps.clamp(1.0, 30.0),
+                    last: std::time::Instant::now(),
+                    rerun_after,
+                });
+                ctx.request_repaint();
+            }
+            (None, Some(c)) if c.rerun_after && self.is_loading() => self.rerun_when_shown = true,
+            (None, Some(c)) if c.rerun_after => self.run_models(ctx),
+            (None, _) => {}
+        }
+    }
+
+    /// The next phase once its time has come and the last one is on screen.
+    fn advance_cine(&mut self, ctx: &egui::Context) {
+        let Some(cine) = self.cine else { return };
+        let Some(doc) = &self.doc else { return };
+        let phase = doc.volume.phase;
+        let Some(path) = doc.source().map(std::path::Path::to_path_buf) else {
+            return;
+        };
+        if phase.count() < 2 {
+            self.cine = None;
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(1.0 / cine.fps);
+        let waited = cine.last.elapsed();
+        if self.is_loading() || waited < due {
+            ctx.request_repaint_after(due.saturating_sub(waited));
+            return;
+        }
+        let next = (phase.index() + 1) % phase.count();
+        self.open(Source::Phase(path, next), ctx);
+        if let Some(c) = self.cine.as_mut() {
+            c.last = std::time::Instant::now();
         }
     }
 
@@ -362,6 +424,7 @@ impl eframe::App for HeartlocApp {
         self.preview
             .frame(std::time::Instant::now(), self.interacting);
         self.poll_loading(&ctx);
+        self.advance_cine(&ctx);
         let news = self.models.poll(
             &ctx,
             self.doc.as_ref().map(|d| d.gpu.id),
