@@ -137,29 +137,10 @@ impl HeartlocApp {
             }
             Command::SetCut(c) => self.settings.cut = c,
             Command::PlayCine(fps) => self.play_cine(fps, ctx),
-            Command::SetPhase(k) => {
-                let path = self
-                    .doc
-                    .as_ref()
-                    .and_then(|d| d.source())
-                    .map(Path::to_path_buf);
-                if let Some(path) = path {
-                    self.open(Source::Phase(path, k), ctx);
-                }
-            }
-            Command::RenameLabel(value, name) => {
-                if let Some(l) = self.models.labels.as_mut() {
-                    l.table.rename(value, &name);
-                }
-            }
+            Command::SetPhase(k) => self.set_phase(k, ctx),
+            Command::RenameLabel(value, name) => self.rename_label(value, &name),
             Command::SaveLabelNames => self.save_label_names(),
-            Command::ShowStructure(value, shown) => {
-                let hidden = &mut self.models.hidden_structures;
-                hidden.retain(|v| *v != value);
-                if !shown {
-                    hidden.push(value);
-                }
-            }
+            Command::ShowStructure(value, shown) => self.show_structure(value, shown),
             Command::SetCropSize(mm) => self.settings.crop_size_mm = mm.clamp(20.0, 400.0),
             Command::SetPreset(p) => self.set_preset(p),
             Command::SetWindow(w) => self.window = w,
@@ -293,6 +274,34 @@ impl HeartlocApp {
                 ),
                 Err(e) => e.to_string(),
             });
+        }
+    }
+
+    /// Show phase `k` of the scan on screen.
+    fn set_phase(&mut self, k: usize, ctx: &egui::Context) {
+        let path = self
+            .doc
+            .as_ref()
+            .and_then(|d| d.source())
+            .map(Path::to_path_buf);
+        if let Some(path) = path {
+            self.open(Source::Phase(path, k), ctx);
+        }
+    }
+
+    /// Name one value of the open label map (for this session).
+    fn rename_label(&mut self, value: u32, name: &str) {
+        if let Some(l) = self.models.labels.as_mut() {
+            l.table.rename(value, name);
+        }
+    }
+
+    /// Show or hide one structure in the 3D Labels mode.
+    fn show_structure(&mut self, value: u32, shown: bool) {
+        let hidden = &mut self.models.hidden_structures;
+        hidden.retain(|v| *v != value);
+        if !shown {
+            hidden.push(value);
         }
     }
 
