@@ -439,3 +439,87 @@ fn a_nested_dicom_study_folder_opens_in_the_app() {
         doc.volume.warnings
     );
 }
+
+/// A dialog that picks one folder.
+struct PickFolder(PathBuf);
+
+impl heartloc::app::FileDialog for PickFolder {
+    fn pick_file(&self) -> Option<PathBuf> {
+        None
+    }
+    fn pick_folder(&self) -> Option<PathBuf> {
+        Some(self.0.clone())
+    }
+    fn save_file(&self, _: &str, _: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+#[test]
+fn the_series_browser_lists_a_two_series_folder_and_opens_the_chosen_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = tmp.path().join("CD").join("study");
+    let (ct, _) = heartloc::phantom::chest_ct([48, 40, 30], 8.0);
+    let (mr, _) = heartloc::phantom::chest_ct([40, 32, 10], 10.0);
+    for (dir, vol, uid, modality) in [("a", &ct, "2.25.11", "CT"), ("b", &mr, "2.25.22", "MR")] {
+        let opts = heartloc::io::dicom::WriteSeriesOptions {
+            series_uid: uid.into(),
+            modality: modality.into(),
+            description: format!("{modality} series"),
+        };
+        heartloc::io::dicom::write_series(&study.join(dir), vol, &opts).unwrap();
+    }
+    let folder = tmp.path().join("CD");
+    let mut h = Harness::builder()
+        .with_size([1100.0, 760.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            HeartlocApp::new(cc, Source::Phantom, Box::new(PickFolder(folder)))
+        });
+    wait_loaded(&mut h);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Open DICOM folder…").click();
+    for _ in 0..500 {
+        h.step();
+        if h.state().series_browser.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.run_steps(2);
+    let b = h
+        .state()
+        .series_browser
+        .as_ref()
+        .expect("the browser opened");
+    assert_eq!(b.series.len(), 2);
+    // The likeliest (CT or MR, most images) is preselected: the 30-slice CT.
+    assert_eq!(b.series[b.selected].series_uid, "2.25.11");
+    h.get_by_label("MR series");
+    h.get_by_label("CT series");
+    if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("series-browser.png"))
+            .unwrap();
+    }
+    // Choose the MR and open it.
+    h.get_by_label("2").click();
+    h.run_steps(2);
+    h.get_by_label("Open").click();
+    h.run_steps(2);
+    wait_loaded(&mut h);
+    let doc = h.state().doc.as_ref().expect("a series opened");
+    assert_eq!(doc.volume.dims(), [40, 32, 10]);
+    let ids = doc.volume.series.as_ref().unwrap();
+    assert_eq!(
+        (ids.series_uid.as_str(), ids.modality.as_str()),
+        ("2.25.22", "MR")
+    );
+    // The folder's series stay one click away.
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Series of this folder…").click();
+    h.run_steps(2);
+    assert!(h.state().series_browser.as_ref().unwrap().open);
+}

@@ -43,6 +43,7 @@ impl HeartlocApp {
         let Some(path) = doc.source().map(std::path::Path::to_path_buf) else {
             return;
         };
+        let series_uid = doc.volume.series.as_ref().map(|s| s.series_uid.clone());
         if phase.count() < 2 {
             self.cine = None;
             return;
@@ -54,7 +55,12 @@ impl HeartlocApp {
             return;
         }
         let next = (phase.index() + 1) % phase.count();
-        self.open(Source::Phase(path, next), ctx);
+        let source = Source::Part {
+            path,
+            series_uid,
+            phase: next,
+        };
+        self.open(source, ctx);
         if let Some(c) = self.cine.as_mut() {
             c.last = Instant::now();
         }

@@ -64,6 +64,10 @@ pub enum Command {
     SetCropSize(f64),
     /// Show phase `k` (0-based) of the time series on screen.
     SetPhase(usize),
+    /// The series browser: select a row, open a series, show or hide the window.
+    SelectSeries(usize),
+    OpenSeries(usize),
+    ShowSeries(bool),
     /// Play the cine loop at this many phases a second, or stop it (`None`).
     PlayCine(Option<f64>),
     /// Cut away one half of the 3D view at the crosshair's plane.
@@ -138,6 +142,17 @@ impl HeartlocApp {
             Command::SetCut(c) => self.settings.cut = c,
             Command::PlayCine(fps) => self.play_cine(fps, ctx),
             Command::SetPhase(k) => self.set_phase(k, ctx),
+            Command::SelectSeries(i) => {
+                if let Some(b) = self.series_browser.as_mut() {
+                    b.selected = i;
+                }
+            }
+            Command::OpenSeries(i) => self.open_series(i, ctx),
+            Command::ShowSeries(on) => {
+                if let Some(b) = self.series_browser.as_mut() {
+                    b.open = on;
+                }
+            }
             Command::RenameLabel(value, name) => self.rename_label(value, &name),
             Command::SaveLabelNames => self.save_label_names(),
             Command::ShowStructure(value, shown) => self.show_structure(value, shown),
@@ -197,7 +212,8 @@ impl HeartlocApp {
         };
         let Some(p) = path else { return };
         match pick {
-            Pick::File | Pick::Folder => self.open(Source::Path(p), ctx),
+            Pick::File => self.open(Source::Path(p), ctx),
+            Pick::Folder => self.browse_folder(p, ctx),
             Pick::WorklistFolder | Pick::WorklistCsv => self.open_worklist(&p, None, ctx),
         }
     }
@@ -279,14 +295,17 @@ impl HeartlocApp {
 
     /// Show phase `k` of the scan on screen.
     fn set_phase(&mut self, k: usize, ctx: &egui::Context) {
-        let path = self
-            .doc
-            .as_ref()
-            .and_then(|d| d.source())
-            .map(Path::to_path_buf);
-        if let Some(path) = path {
-            self.open(Source::Phase(path, k), ctx);
-        }
+        let Some(doc) = &self.doc else { return };
+        let Some(path) = doc.source().map(Path::to_path_buf) else {
+            return;
+        };
+        let series_uid = doc.volume.series.as_ref().map(|s| s.series_uid.clone());
+        let source = Source::Part {
+            path,
+            series_uid,
+            phase: k,
+        };
+        self.open(source, ctx);
     }
 
     /// Name one value of the open label map (for this session).

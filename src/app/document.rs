@@ -22,8 +22,13 @@ pub enum Source {
     /// The synthetic phantom made in code (its heart centre known).
     Phantom,
     Path(PathBuf),
-    /// Phase `k` (0-based) of a time series (cine DICOM, 4D NIfTI).
-    Phase(PathBuf, usize),
+    /// One series of a DICOM folder (`None`: the folder's only one) and one phase (0-based) of
+    /// a time series (cine DICOM, 4D NIfTI).
+    Part {
+        path: PathBuf,
+        series_uid: Option<String>,
+        phase: usize,
+    },
 }
 
 /// Where an open volume came from.
@@ -95,12 +100,8 @@ impl Document {
     }
 }
 
-/// Phase `phase` of a file or folder, its name and origin.
-fn open_file(path: PathBuf, phase: usize) -> Result<(Volume, String, Origin), String> {
-    let options = OpenOptions {
-        phase,
-        ..Default::default()
-    };
+/// A file or folder (one series and phase of it), its name and origin.
+fn open_file(path: PathBuf, options: OpenOptions) -> Result<(Volume, String, Origin), String> {
     let (v, format) = io::open(&path, &options).map_err(|e| e.to_string())?;
     let name = path
         .file_name()
@@ -122,8 +123,12 @@ fn load(id: u64, source: Source, max_dim: u32) -> Result<Document, String> {
             };
             (v, "Demo phantom (synthetic)".to_string(), origin)
         }
-        Source::Path(path) => open_file(path, 0)?,
-        Source::Phase(path, phase) => open_file(path, phase)?,
+        Source::Path(path) => open_file(path, OpenOptions::default())?,
+        Source::Part {
+            path,
+            series_uid,
+            phase,
+        } => open_file(path, OpenOptions { series_uid, phase })?,
     };
     let intensity = Intensity::of(&volume);
     let gpu = GpuVolume::new(id, &volume, max_dim);
@@ -167,7 +172,9 @@ impl Loader {
             Source::Demo => "the demo CT".to_string(),
             Source::Phantom => "the synthetic phantom".to_string(),
             Source::Path(p) => p.display().to_string(),
-            Source::Phase(p, k) => format!("phase {} of {}", k + 1, p.display()),
+            Source::Part { path, phase, .. } => {
+                format!("phase {} of {}", phase + 1, path.display())
+            }
         };
         let (tx, rx) = mpsc::sync_channel(1);
         let ctx = ctx.clone();

@@ -49,6 +49,14 @@ fn file_menu_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
             out.push(Command::Pick(pick));
         }
     }
+    let series = egui::Button::new("Series of this folder…");
+    if ui
+        .add_enabled(app.series_browser.is_some(), series)
+        .on_disabled_hover_text("Open a DICOM folder first")
+        .clicked()
+    {
+        out.push(Command::ShowSeries(true));
+    }
     let last = app.settings.last_worklist.clone();
     if ui
         .add_enabled(last.is_some(), egui::Button::new("Resume last worklist"))

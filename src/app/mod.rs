@@ -35,6 +35,7 @@ mod launch;
 mod menu;
 pub mod models;
 pub mod panes;
+mod series;
 mod worklist_panel;
 
 pub use cine::Cine;
@@ -151,6 +152,9 @@ pub struct HeartlocApp {
     pub cine: Option<Cine>,
     /// Run the models on the next volume shown (a cine stopped while a phase was loading).
     rerun_when_shown: bool,
+    /// A DICOM folder being listed, and the series of the last one listed.
+    listing: Option<series::PendingListing>,
+    pub series_browser: Option<series::SeriesBrowser>,
 }
 
 impl HeartlocApp {
@@ -208,6 +212,8 @@ impl HeartlocApp {
             about_open: false,
             cine: None,
             rerun_when_shown: false,
+            listing: None,
+            series_browser: None,
         }
     }
 
@@ -215,7 +221,7 @@ impl HeartlocApp {
     pub fn open(&mut self, source: Source, ctx: &egui::Context) {
         let pending = match &source {
             Source::Demo | Source::Phantom => PendingLandmarks::Known(LandmarkTarget::None),
-            Source::Path(p) | Source::Phase(p, _) => PendingLandmarks::for_path(p),
+            Source::Path(p) | Source::Part { path: p, .. } => PendingLandmarks::for_path(p),
         };
         self.pending_landmarks = Some(pending);
         self.loader.start(source, ctx);
@@ -264,7 +270,10 @@ impl HeartlocApp {
         }
         // Another phase of the scan on screen keeps the views, the window and the models' run.
         let another_phase = self.doc.as_ref().is_some_and(|d| {
-            d.source().is_some() && d.source() == doc.source() && d.volume.grid == doc.volume.grid
+            d.source().is_some()
+                && d.source() == doc.source()
+                && d.volume.grid == doc.volume.grid
+                && d.volume.series == doc.volume.series
         });
         let rerun = another_phase
             && (self.models.predictions.is_some() || std::mem::take(&mut self.rerun_when_shown))
@@ -373,6 +382,7 @@ impl eframe::App for HeartlocApp {
         self.preview
             .frame(std::time::Instant::now(), self.interacting);
         self.poll_loading(&ctx);
+        self.poll_listing(&ctx);
         self.advance_cine(&ctx);
         let news = self.models.poll(
             &ctx,
@@ -400,6 +410,7 @@ impl eframe::App for HeartlocApp {
             });
         egui::CentralPanel::no_frame().show(ui, |ui| self.panes_ui(ui));
         commands.extend(menu::about_ui(&ctx, self.about_open));
+        commands.extend(series::series_ui(&ctx, self.series_browser.as_ref()));
         for c in commands {
             self.apply(c, &ctx);
         }
