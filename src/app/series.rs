@@ -22,10 +22,13 @@ pub struct SeriesBrowser {
     pub open: bool,
 }
 
+/// A folder's series and the notes on what was skipped, or why it could not be listed.
+type Listing = Result<(Vec<SeriesSummary>, Vec<String>), String>;
+
 /// A folder being listed on a background thread.
 pub struct PendingListing {
     folder: PathBuf,
-    rx: Receiver<Result<(Vec<SeriesSummary>, Vec<String>), String>>,
+    rx: Receiver<Listing>,
 }
 
 /// The series most likely wanted: CT or MR before anything else, then the most images.
