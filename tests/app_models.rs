@@ -179,14 +179,7 @@ fn a_label_map_opens_over_a_real_case_with_names_and_colours() {
     let before = h.render().expect("render");
     // The case folder has labels.nii.gz: the panel offers it (names come from the manifest).
     h.get_by_label("labels.nii.gz");
-    h.state_mut().open_labels(case.join("labels.nii.gz"));
-    for _ in 0..500 {
-        h.step();
-        if h.state().models.labels.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    open_labels(&mut h, case.join("labels.nii.gz"));
     h.run_steps(2);
     let l = h.state().models.labels.as_ref().unwrap_or_else(|| {
         panic!("labels not loaded: {:?}", h.state().message);
@@ -279,14 +272,7 @@ fn file_export_writes_the_segmented_heart_and_each_labelled_structure_as_closed_
     let ctx = h.ctx.clone();
     h.state_mut().run_models(&ctx);
     wait_models(&mut h);
-    h.state_mut().open_labels(case.join("labels.nii.gz"));
-    for _ in 0..500 {
-        h.step();
-        if h.state().models.labels.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    open_labels(&mut h, case.join("labels.nii.gz"));
     h.get_by_label("File").click();
     h.run_steps(2);
     h.get_by_label("Export 3D model…").click();
@@ -332,14 +318,7 @@ fn a_label_map_shows_in_3d_by_structure_with_names_and_each_can_be_hidden() {
     };
     let case = data.join("ct-segthor/Patient_12");
     let mut h = harness(Source::Path(case.join("image.nii.gz")));
-    h.state_mut().open_labels(case.join("labels.nii.gz"));
-    for _ in 0..500 {
-        h.step();
-        if h.state().models.labels.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    open_labels(&mut h, case.join("labels.nii.gz"));
     let ctx = h.ctx.clone();
     h.state_mut()
         .apply(Command::SetMode(VolumeMode::Labels), &ctx);
@@ -427,24 +406,7 @@ fn label_names_saved_once_name_later_label_maps_without_their_own() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         nifti::write(p, &volume).unwrap();
     }
-    let open = |h: &mut egui_kittest::Harness<'static, heartloc::app::HeartlocApp>,
-                p: std::path::PathBuf| {
-        h.state_mut().open_labels(p.clone());
-        for _ in 0..500 {
-            h.step();
-            if h.state()
-                .models
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.path == p)
-            {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        h.run_steps(2);
-    };
-    open(&mut h, a.clone());
+    open_labels(&mut h, a.clone());
     assert_eq!(
         h.state().models.labels.as_ref().unwrap().table.name(1),
         "label 1"
@@ -459,7 +421,7 @@ fn label_names_saved_once_name_later_label_maps_without_their_own() {
     h.get_by_label("Save names for other label maps").click();
     h.run_steps(2);
     assert!(names.is_file(), "{:?}", h.state().message);
-    open(&mut h, b.clone());
+    open_labels(&mut h, b.clone());
     let l = h.state().models.labels.as_ref().unwrap();
     assert_eq!(
         (l.table.name(1), l.table.name(2)),

@@ -50,6 +50,24 @@ pub fn wait_models(h: &mut Harness<'static, HeartlocApp>) {
     h.run_steps(3);
 }
 
+/// Open `labels` over the volume on screen and step until it is loaded (or 5 s passed).
+pub fn open_labels(h: &mut Harness<'static, HeartlocApp>, labels: PathBuf) {
+    h.state_mut().open_labels(labels.clone());
+    for _ in 0..500 {
+        h.step();
+        if h.state()
+            .models
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.path == labels)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.run_steps(2);
+}
+
 /// Brightness-weighted centre of near-white pixels inside `rect` (margins excluded).
 pub fn bright_centre(img: &image::RgbaImage, rect: egui::Rect) -> Option<DVec2> {
     let (mut sum, mut n) = (DVec2::ZERO, 0.0);
