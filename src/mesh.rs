@@ -82,10 +82,12 @@ pub const SMOOTHING_STEPS: usize = 10;
 
 impl Mesh {
     /// The surface where the volume's values cross `level`, in LPS mm (values outside the grid
-    /// and non-finite values count as 0; `level` must be above 0). Only the block of cubes
-    /// around the values at or above `level` is visited.
+    /// and non-finite values count as 0, so a level at or below 0, or not finite, gives an empty
+    /// mesh). Only the block of cubes around the values at or above `level` is visited.
     pub fn isosurface(volume: &Volume, level: f32) -> Mesh {
-        assert!(level > 0.0 && level.is_finite(), "isosurface level {level}");
+        if !(level > 0.0 && level.is_finite()) {
+            return Mesh::default();
+        }
         let dims = volume.dims();
         let Some((lo, hi)) = block_where(volume, |v| v >= level) else {
             return Mesh::default();
@@ -563,6 +565,11 @@ mod tests {
         let v = mesh.volume_mm3();
         assert!((190.0..=216.0).contains(&v), "{v}");
         assert!(Mesh::of_label(&labels, 1).triangles.is_empty());
+        // A level the border's zeros cannot close around gives nothing, never a panic.
+        let ones = Volume::new(grid, Voxels::F32(vec![1.0; 216]));
+        for level in [0.0, -1.0, f32::NAN] {
+            assert!(Mesh::isosurface(&ones, level).triangles.is_empty());
+        }
     }
 
     #[test]
