@@ -67,8 +67,14 @@ pub fn series_landmarks_path(study_uid: &str, series_uid: &str) -> PathBuf {
         .join(format!("{}.mrk.json", safe(series_uid)))
 }
 
-/// Whether a new file can be created in `dir` (tried, then removed).
+/// Whether a new file may be created in `dir`: not where the folder's own mode allows no
+/// writing at all (a read-only archive or data share, even to a root user the system would let
+/// through), else tried, then removed.
 pub fn folder_is_writable(dir: &Path) -> bool {
+    let read_only = std::fs::metadata(dir).map_or(true, |m| m.permissions().readonly());
+    if read_only {
+        return false;
+    }
     let probe = dir.join(format!(".heartloc-write-test-{}", std::process::id()));
     let ok = std::fs::OpenOptions::new()
         .write(true)
@@ -476,6 +482,23 @@ mod tests {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("image.nii.gz"), b"x").unwrap();
+    }
+
+    #[test]
+    fn a_folder_whose_mode_forbids_writing_is_never_written_even_by_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("archive");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(folder_is_writable(&dir));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        assert!(!folder_is_writable(&dir));
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no probe file left"
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]
