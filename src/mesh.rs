@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use glam::{DMat4, DVec3};
 
@@ -251,6 +251,17 @@ impl Mesh {
         (volume.abs() > 1e-9).then(|| sum / volume)
     }
 
+    /// Volume, area and size in words: "436.0 ml, 325.0 cm², 65796 triangles, LPS mm" (the CLI
+    /// and the app say it this way).
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.1} ml, {:.1} cm², {} triangles, LPS mm",
+            self.volume_mm3() / 1000.0,
+            self.area_mm2() / 100.0,
+            self.triangles.len()
+        )
+    }
+
     /// Directed edges that do not have exactly one twin running the other way: 0 for a closed,
     /// consistently wound surface.
     pub fn open_edges(&self) -> usize {
@@ -379,20 +390,54 @@ pub fn label_values(labels: &Volume) -> Result<Vec<u32>, String> {
     Ok(seen.into_iter().collect())
 }
 
-/// The file name of one structure's surface: `<stem>-<value>-<name>.<extension>`, the name's
-/// characters other than ASCII letters, digits and `-` replaced by `_`.
-pub fn structure_file_name(stem: &str, value: u32, name: &str, extension: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{stem}-{value}-{safe}.{extension}")
+/// One structure of a label map, as [`write_structures`] left it: its value, its name, and
+/// the file written with its surface (`None`: too small to enclose anything, nothing written).
+pub struct Structure {
+    pub value: u32,
+    pub name: String,
+    pub written: Option<(PathBuf, Mesh)>,
+}
+
+/// The surface of each of `values` in `labels`, written to
+/// `<dir>/<stem>-<value>-<name>.<format>` (the name's characters other than ASCII letters,
+/// digits and `-` as `_`); structures too small for a surface are listed, not written. The
+/// one routine behind `heartloc mesh` and the app's export.
+pub fn write_structures(
+    labels: &Volume,
+    values: &[u32],
+    name_of: impl Fn(u32) -> String,
+    dir: &Path,
+    stem: &str,
+    format: MeshFormat,
+) -> Result<Vec<Structure>, FileError> {
+    let mut out = Vec::new();
+    for &value in values {
+        let name = name_of(value);
+        let mesh = Mesh::of_label(labels, value);
+        let written = if mesh.triangles.is_empty() {
+            None
+        } else {
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let path = dir.join(format!("{stem}-{value}-{safe}.{}", format.extension()));
+            mesh.write(&path)?;
+            Some((path, mesh))
+        };
+        out.push(Structure {
+            value,
+            name,
+            written,
+        });
+    }
+    Ok(out)
 }
 
 /// Builds the surface one tetrahedron at a time, sharing the vertex of each lattice edge.

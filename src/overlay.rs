@@ -312,8 +312,9 @@ impl LabelTable {
     }
 
     /// The table for a label file: a Slicer colour table or ITK-SNAP label description beside
-    /// it (`<stem>.ctbl`, `<stem>.txt` or `<stem>.label.txt`), else the `labels` column of a `manifest.csv` one or two folders up whose
-    /// `case` is the file's folder, else empty (values are shown as `label N`).
+    /// it (`<stem>.ctbl`, `<stem>.txt` or `<stem>.label.txt`), else the `labels` column of a
+    /// `manifest.csv` one or two folders up whose `case` is the file's folder, else empty
+    /// (values are shown as `label N`).
     pub fn find_for(labels: &Path) -> Self {
         let stem = crate::io::nifti::stem(labels);
         let dir = labels.parent().unwrap_or(Path::new("."));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::HeartlocApp;
 use crate::io::nifti;
-use crate::mesh::{structure_file_name, Mesh, MeshFormat};
+use crate::mesh::{write_structures, Mesh, MeshFormat};
 use crate::ml::preprocess::Method;
 
 impl HeartlocApp {
@@ -49,19 +49,15 @@ impl HeartlocApp {
             mesh.write(path)?;
             written.push(describe(path, "heart (segmentation)", &mesh));
         }
-        if let Some(labels) = &self.models.labels {
+        if let Some(l) = &self.models.labels {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             let stem = stem.trim_end_matches("-heart");
-            for &value in &labels.present {
-                let name = labels.table.name(value);
-                let mesh = Mesh::of_label(&labels.volume, value);
-                if mesh.triangles.is_empty() {
-                    continue;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let name_of = |v| l.table.name(v);
+            for s in write_structures(&l.volume, &l.present, name_of, dir, stem, format)? {
+                if let Some((out, mesh)) = s.written {
+                    written.push(describe(&out, &s.name, &mesh));
                 }
-                let file = structure_file_name(stem, value, &name, format.extension());
-                let out = path.with_file_name(file);
-                mesh.write(&out)?;
-                written.push(describe(&out, &name, &mesh));
             }
         }
         Ok(written)
@@ -69,10 +65,5 @@ impl HeartlocApp {
 }
 
 fn describe(path: &Path, what: &str, mesh: &Mesh) -> String {
-    format!(
-        "{what} {:.0} ml, {:.0} cm² in {}",
-        mesh.volume_mm3() / 1000.0,
-        mesh.area_mm2() / 100.0,
-        path.display()
-    )
+    format!("{what} ({}) in {}", mesh.describe(), path.display())
 }

@@ -1,5 +1,5 @@
-//! The menu bar: File (open file, DICOM folder, worklist, demo CT or phantom, recent, export a
-//! 3D model, screenshots), View (maximise a pane) and Help (the About box), with the loading spinner.
+//! The menu bar: File (open file, DICOM folder, worklist, demo CT or phantom, recent, export a 3D
+//! model, screenshots), View (maximise a pane) and Help (the About box), with the loading spinner.
 //! It reads the app and returns commands.
 
 use eframe::egui;

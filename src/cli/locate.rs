@@ -118,13 +118,11 @@ fn one_phase(input: &Path, models: &[Model], req: &Request, many: bool) -> anyho
             "triangles": mesh.triangles.len(),
         });
         if !req.json {
+            let what = mesh.describe();
             println!(
-                "{}: heart surface {} ({:.0} ml, {:.0} cm², {} triangles, LPS mm)",
+                "{}: heart surface {} ({what})",
                 input.display(),
-                out.display(),
-                mesh.volume_mm3() / 1000.0,
-                mesh.area_mm2() / 100.0,
-                mesh.triangles.len()
+                out.display()
             );
         }
         Ok(Some(("mesh", summary)))

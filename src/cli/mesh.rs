@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use heartloc::io::{self, OpenOptions};
-use heartloc::mesh::{label_values, structure_file_name, Mesh, MeshFormat};
+use heartloc::mesh::{label_values, write_structures, MeshFormat};
 use heartloc::overlay::LabelTable;
 
 /// Write `<out>/<stem>-<value>-<name>.<format>` for each chosen structure (all when `only`
@@ -32,32 +32,30 @@ pub fn run(
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", out.display()))?;
     let table = LabelTable::find_for(labels);
-    let stem = io::nifti::stem(labels);
-    let mut written = Vec::new();
-    for value in present
+    let chosen: Vec<u32> = present
         .into_iter()
         .filter(|v| only.is_empty() || only.contains(v))
-    {
-        let name = table.name(value);
-        let path = out.join(structure_file_name(&stem, value, &name, format.extension()));
-        let mesh = Mesh::of_label(&volume, value);
-        if mesh.triangles.is_empty() {
-            println!(
+        .collect();
+    let stem = io::nifti::stem(labels);
+    let structures = write_structures(&volume, &chosen, |v| table.name(v), out, &stem, format)?;
+    let mut written = Vec::new();
+    for s in structures {
+        let (value, name) = (s.value, &s.name);
+        match s.written {
+            None => println!(
                 "{}: {value} {name}: too small for a surface, skipped",
                 labels.display()
-            );
-            continue;
+            ),
+            Some((path, mesh)) => {
+                let what = mesh.describe();
+                println!(
+                    "{}: {value} {name}: {} ({what})",
+                    labels.display(),
+                    path.display()
+                );
+                written.push(path);
+            }
         }
-        mesh.write(&path)?;
-        println!(
-            "{}: {value} {name}: {} ({:.1} ml, {:.1} cm², {} triangles, LPS mm)",
-            labels.display(),
-            path.display(),
-            mesh.volume_mm3() / 1000.0,
-            mesh.area_mm2() / 100.0,
-            mesh.triangles.len()
-        );
-        written.push(path);
     }
     Ok(written)
 }

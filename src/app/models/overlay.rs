@@ -370,10 +370,11 @@ pub fn pick_structure(
             let name = match slot {
                 0 => None,
                 s if s == overlay::MASK_SLOT => Some("heart (segmentation)".to_string()),
-                s => labels
-                    .and_then(|l| l.present.get(s as usize - 1))
-                    .filter(|v| !models.hidden_structures.contains(v))
-                    .map(|v| labels.map_or(String::new(), |l| l.table.name(*v))),
+                s => labels.and_then(|l| {
+                    let value = l.present.get(s as usize - 1)?;
+                    let shown = !models.hidden_structures.contains(value);
+                    shown.then(|| l.table.name(*value))
+                }),
             };
             if let Some(name) = name {
                 return Some((name, origin + dir * t));
