@@ -14,6 +14,7 @@ use glam::{DMat4, DVec2, DVec3};
 
 use crate::slice_view::{DvrPreset, OrbitCamera, Pane, SliceView, VolumeMode, Window};
 mod texture;
+use texture::{structures_texture, texture_3d};
 pub use texture::{GpuStructures, GpuVolume};
 
 /// Keep in sync with `SliceUniforms` in shaders/slice.wgsl.
@@ -102,7 +103,11 @@ struct PaneUniforms {
 impl Renderer {
     /// Create pipelines once and store them for the paint callbacks.
     pub fn install(render_state: &egui_wgpu::RenderState) {
-        let renderer = Renderer::new(&render_state.device, render_state.target_format);
+        let renderer = Renderer::new(
+            &render_state.device,
+            &render_state.queue,
+            render_state.target_format,
+        );
         render_state
             .renderer
             .write()
@@ -110,11 +115,11 @@ impl Renderer {
             .insert(renderer);
     }
 
-    fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
+    fn new(device: &wgpu::Device, queue: &wgpu::Queue, target: wgpu::TextureFormat) -> Self {
         let layout = bind_group_layout(device, "heartloc volume", wgpu::TextureViewDimension::D3);
         let blit_layout =
             bind_group_layout(device, "heartloc blit", wgpu::TextureViewDimension::D2);
-        let no_structures = structures_texture(device, None);
+        let no_structures = structures_texture(device, queue, None);
         let pipeline_layout = |l: &wgpu::BindGroupLayout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("heartloc"),
@@ -161,10 +166,7 @@ impl Renderer {
         if self.structures.0 == key {
             return;
         }
-        let view = match structures {
-            Some(s) => structures_texture(device, Some((queue, s))),
-            None => structures_texture(device, None),
-        };
+        let view = structures_texture(device, queue, structures);
         self.structures = (key, view);
     }
 
@@ -176,32 +178,17 @@ impl Renderer {
         {
             return;
         }
-        let size = wgpu::Extent3d {
-            width: volume.dims[0],
-            height: volume.dims[1],
-            depth_or_array_layers: volume.dims[2],
-        };
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("heartloc volume"),
-            size,
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D3,
-            format: wgpu::TextureFormat::R16Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
-        queue.write_texture(
-            texture.as_image_copy(),
-            bytemuck::cast_slice(&volume.texels),
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(volume.dims[0] * 2),
-                rows_per_image: Some(volume.dims[1]),
-            },
-            size,
+        let texels = bytemuck::cast_slice(&volume.texels);
+        let format = wgpu::TextureFormat::R16Float;
+        let view = texture_3d(
+            device,
+            queue,
+            "heartloc volume",
+            format,
+            volume.dims,
+            2,
+            texels,
         );
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         self.texture = Some((volume.id, view));
     }
 
@@ -358,47 +345,6 @@ fn bind_group_layout(
         label: Some(label),
         entries: &entries,
     })
-}
-
-/// An `R8Uint` 3D texture of structure slots (none: 1×1×1 of slot 0).
-fn structures_texture(
-    device: &wgpu::Device,
-    data: Option<(&wgpu::Queue, &GpuStructures)>,
-) -> wgpu::TextureView {
-    let dims = data.map_or([1, 1, 1], |(_, s)| s.dims);
-    let size = wgpu::Extent3d {
-        width: dims[0],
-        height: dims[1],
-        depth_or_array_layers: dims[2],
-    };
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("heartloc structures"),
-        size,
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D3,
-        format: wgpu::TextureFormat::R8Uint,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
-    let zero = [0u8];
-    let (queue, texels) = match data {
-        Some((q, s)) => (Some(q), s.texels.as_slice()),
-        None => (None, &zero[..]),
-    };
-    if let Some(queue) = queue {
-        queue.write_texture(
-            texture.as_image_copy(),
-            texels,
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(dims[0]),
-                rows_per_image: Some(dims[1]),
-            },
-            size,
-        );
-    }
-    texture.create_view(&wgpu::TextureViewDescriptor::default())
 }
 
 /// A full-screen-triangle pipeline of one WGSL file (`vs_main`, `fs_main`) drawing into

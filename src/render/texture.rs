@@ -1,7 +1,9 @@
 //! The volume as the GPU holds it: values normalised to 0..1 over the volume's range as
 //! `R16Float`, downsampled by an integer factor (with a notice) beyond the adapter's 3D-texture
-//! limit, and its placement in the world (`tex_from_world`).
+//! limit, and its placement in the world (`tex_from_world`); the structure slots beside it; the
+//! one routine that makes a 3D texture of either.
 
+use eframe::egui_wgpu::wgpu;
 use glam::{DMat4, DVec3};
 
 use crate::volume::Volume;
@@ -114,6 +116,64 @@ impl GpuVolume {
     pub fn normalise(&self, v: f64) -> f32 {
         ((v - self.value_lo) / (self.value_hi - self.value_lo)) as f32
     }
+}
+
+/// A 3D texture of `dims` texels of `texel_bytes` each, filled with `data` (memory order, x
+/// fastest): the volume and the structure slots alike.
+pub(super) fn texture_3d(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    label: &str,
+    format: wgpu::TextureFormat,
+    dims: [u32; 3],
+    texel_bytes: u32,
+    data: &[u8],
+) -> wgpu::TextureView {
+    let size = wgpu::Extent3d {
+        width: dims[0],
+        height: dims[1],
+        depth_or_array_layers: dims[2],
+    };
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D3,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    queue.write_texture(
+        texture.as_image_copy(),
+        data,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(dims[0] * texel_bytes),
+            rows_per_image: Some(dims[1]),
+        },
+        size,
+    );
+    texture.create_view(&wgpu::TextureViewDescriptor::default())
+}
+
+/// The structure slots as an `R8Uint` 3D texture (none: 1×1×1 of slot 0).
+pub(super) fn structures_texture(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    data: Option<&GpuStructures>,
+) -> wgpu::TextureView {
+    let (dims, texels) = data.map_or(([1, 1, 1], &[0u8][..]), |s| (s.dims, &s.texels[..]));
+    let format = wgpu::TextureFormat::R8Uint;
+    texture_3d(
+        device,
+        queue,
+        "heartloc structures",
+        format,
+        dims,
+        1,
+        texels,
+    )
 }
 
 #[cfg(test)]
