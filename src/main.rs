@@ -232,6 +232,16 @@ struct EvalArgs {
     jsonl_out: Option<PathBuf>,
     #[command(flatten)]
     batch: BatchArgs,
+    /// Also see each scan disturbed, the truth moved with it: `rotate:45,90` (about a random
+    /// axis per case, affine only), `mirror` (left-right), `crop[:MM]` (a face MM beyond the
+    /// heart, 20), `noise[:SD]` (0.45 of the scan's SD), `thick[:N]` (slices N times thicker,
+    /// 3). The unperturbed scan always comes first; a table per perturbation follows.
+    #[arg(long, num_args = 1.., value_parser = parse_perturbation)]
+    perturb: Vec<Vec<heartloc::ml::perturb::Perturbation>>,
+}
+
+fn parse_perturbation(word: &str) -> Result<Vec<heartloc::ml::perturb::Perturbation>, String> {
+    heartloc::ml::perturb::Perturbation::parse(word)
 }
 
 #[derive(clap::Args)]
@@ -547,10 +557,17 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     // The cases done before this run (the log itself is written to as cases finish).
     let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
     let shard = a.batch.shard;
+    let mut perturbations = vec![heartloc::ml::perturb::Perturbation::None];
+    for p in a.perturb.into_iter().flatten() {
+        if !perturbations.contains(&p) {
+            perturbations.push(p);
+        }
+    }
     eval::evaluate(
         &a.manifest,
         &models,
         split,
+        &perturbations,
         |n, case| shard.takes(n) && !done.contains(case),
         |rs| {
             for r in rs {
@@ -569,6 +586,10 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         results = read_eval_lines(path)?;
     }
     println!("\n{}", eval::summary(&results));
+    if perturbations.len() > 1 {
+        println!("{}", eval::robustness(&results));
+    }
+    println!("{}", eval::flag_summary(&results));
     Ok(ExitCode::SUCCESS)
 }
 

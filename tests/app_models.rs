@@ -132,6 +132,9 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
         map: vec![0.0; 8],
         threshold: 0.5,
         timing: Default::default(),
+        coarse_center_lps: DVec3::new(1.0, 2.0, 3.0),
+        truncated: Vec::new(),
+        doubts: Vec::new(),
     };
     h.key_press(egui::Key::R);
     h.run_steps(1);

@@ -7,6 +7,7 @@ use glam::DVec3;
 
 use super::data::{heart_mask, is_validation, read_manifest};
 use super::model::{dice, locate_all, Model};
+use super::perturb::{Perturbation, Scene};
 use super::preprocess::Method;
 use crate::io::{self, FileError};
 use crate::stats::percentile;
@@ -35,6 +36,9 @@ pub struct CaseResult {
     pub case: String,
     pub modality: String,
     pub method: Method,
+    /// How the scan was disturbed (`Perturbation::name`).
+    #[serde(default = "unperturbed")]
+    pub perturbation: String,
     /// `None` when the model found nothing (counted as a failure).
     pub center_error_mm: Option<f64>,
     /// |predicted − expert| extent per axis (segmentation).
@@ -44,15 +48,37 @@ pub struct CaseResult {
     /// Inference time, file loading excluded.
     pub seconds: f64,
     pub error: Option<String>,
+    /// The result's own verdict (`None`: nothing found) and its doubts.
+    #[serde(default)]
+    pub reliable: Option<bool>,
+    #[serde(default)]
+    pub doubts: Vec<String>,
+    /// Faces of the scan the segmented heart touches.
+    #[serde(default)]
+    pub truncated: Vec<String>,
+    /// What the reliability checks look at: the other method's centre (mm away), the fine
+    /// answer's distance from the coarse centre, the segmented volume.
+    #[serde(default)]
+    pub agreement_mm: Option<f64>,
+    #[serde(default)]
+    pub drift_mm: Option<f64>,
+    #[serde(default)]
+    pub volume_ml: Option<f64>,
 }
 
-/// Evaluate `models` on the manifest's cases in `split` for which `wanted(position among the
+fn unperturbed() -> String {
+    Perturbation::None.name()
+}
+
+/// Evaluate `models` on the manifest's cases in `split`, each seen as every one of
+/// `perturbations` (seeded by case and perturbation), for which `wanted(position among the
 /// split's cases, case)` holds (a shard, cases not done yet). `done` is told each case's results
 /// (one per model) as they come; an error it returns stops the run.
 pub fn evaluate(
     manifest: &std::path::Path,
     models: &[Model],
     split: Split,
+    perturbations: &[Perturbation],
     wanted: impl Fn(usize, &str) -> bool,
     mut done: impl FnMut(&[CaseResult]) -> Result<(), FileError>,
 ) -> Result<(), FileError> {
@@ -66,7 +92,6 @@ pub fn evaluate(
         if !wanted(n, &row.case) {
             continue;
         }
-        let mut out = Vec::new();
         let image_path = row.folder.join("image.nii.gz");
         let (volume, _) = io::open(&image_path, &Default::default())?;
         let labels_path = row.folder.join("labels.nii.gz");
@@ -76,53 +101,116 @@ pub fn evaluate(
         } else {
             None
         };
-        let found_all = locate_all(models, &volume, |_| true)
-            .map_err(|e| FileError::new(&image_path, e.to_string()))?;
-        for (model, found) in models.iter().zip(found_all) {
-            let method = model.recipe.method;
-            let seconds = found.as_ref().map_or(0.0, |f| f.timing.total());
-            let mut r = CaseResult {
-                case: row.case.clone(),
-                modality: row.modality.clone(),
-                method,
-                center_error_mm: None,
-                extent_error_mm: None,
-                dice: None,
-                confidence: None,
-                seconds,
-                error: None,
-            };
-            match found {
-                Ok(f) => {
-                    r.confidence = Some(f.confidence);
-                    r.center_error_mm = row.heart_center_lps_mm.map(|c| f.center_lps.distance(c));
-                    if let (Some(ext), Some(want)) = (f.extent_mm(), row.heart_extent_mm) {
-                        let d: DVec3 = (ext - want).abs();
-                        r.extent_error_mm = Some(d.to_array());
-                    }
-                    if let (Method::Segmentation, Some(truth)) = (method, &truth) {
-                        let pred = f.mask_on(&volume.grid, model.recipe.threshold);
-                        r.dice = Some(dice(
-                            (0..pred.voxels.len()).map(|i| pred.voxels.get(i) > 0.5),
-                            (0..truth.voxels.len()).map(|i| truth.voxels.get(i) > 0.5),
-                        ));
-                    }
+        let scene = Scene {
+            volume,
+            truth,
+            center_lps: row.heart_center_lps_mm,
+        };
+        let mut out = Vec::new();
+        for &p in perturbations {
+            let seed = io::fnv1a(format!("{}/{}", row.case, p.name()).as_bytes());
+            let seen = scene.perturbed(p, seed);
+            let found_all = locate_all(models, &seen.volume, |_| true)
+                .map_err(|e| FileError::new(&image_path, e.to_string()))?;
+            let centres: Vec<Option<DVec3>> = found_all
+                .iter()
+                .map(|f| f.as_ref().ok().map(|f| f.center_lps))
+                .collect();
+            for (i, (model, found)) in models.iter().zip(found_all).enumerate() {
+                let others = centres
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .filter_map(|(_, c)| *c);
+                let mut r = case_result(row, model, p, &seen, found);
+                if let Some(c) = centres[i] {
+                    r.agreement_mm = others.map(|o| o.distance(c)).reduce(f64::max);
                 }
-                Err(e) => r.error = Some(e.to_string()),
+                out.push(r);
             }
-            out.push(r);
         }
         done(&out)?;
     }
     Ok(())
 }
 
+/// One model's answer on one (perturbed) scan, measured against the scan's truth.
+fn case_result(
+    row: &super::data::ManifestRow,
+    model: &Model,
+    p: Perturbation,
+    seen: &Scene,
+    found: Result<super::model::Finding, super::model::ModelError>,
+) -> CaseResult {
+    let method = model.recipe.method;
+    let mut r = CaseResult {
+        case: row.case.clone(),
+        modality: row.modality.clone(),
+        method,
+        perturbation: p.name(),
+        center_error_mm: None,
+        extent_error_mm: None,
+        dice: None,
+        confidence: None,
+        seconds: found.as_ref().map_or(0.0, |f| f.timing.total()),
+        error: None,
+        reliable: None,
+        doubts: Vec::new(),
+        truncated: Vec::new(),
+        agreement_mm: None,
+        drift_mm: None,
+        volume_ml: None,
+    };
+    let f = match found {
+        Ok(f) => f,
+        Err(e) => {
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    r.confidence = Some(f.confidence);
+    r.reliable = Some(f.reliable());
+    r.doubts = f.doubts.iter().map(|d| d.to_string()).collect();
+    r.truncated = f.truncated.iter().map(|t| t.name().to_string()).collect();
+    r.drift_mm = Some(f.center_lps.distance(f.coarse_center_lps));
+    r.volume_ml = f.volume_ml;
+    r.center_error_mm = seen.center_lps.map(|c| f.center_lps.distance(c));
+    let want = match (&seen.truth, p) {
+        (Some(t), _) => mask_extent(t),
+        (None, Perturbation::None) => row.heart_extent_mm,
+        (None, _) => None,
+    };
+    if let (Some(ext), Some(want)) = (f.extent_mm(), want) {
+        r.extent_error_mm = Some((ext - want).abs().to_array());
+    }
+    if let (Method::Segmentation, Some(truth)) = (method, &seen.truth) {
+        let pred = f.mask_on(&seen.volume.grid, model.recipe.threshold);
+        r.dice = Some(dice(
+            (0..pred.voxels.len()).map(|i| pred.voxels.get(i) > 0.5),
+            (0..truth.voxels.len()).map(|i| truth.voxels.get(i) > 0.5),
+        ));
+    }
+    r
+}
+
+/// The LPS extent of a mask's voxel centres (`None` when empty).
+fn mask_extent(mask: &crate::volume::Volume) -> Option<DVec3> {
+    let (mut lo, mut hi) = (DVec3::splat(f64::INFINITY), DVec3::splat(f64::NEG_INFINITY));
+    for i in (0..mask.voxels.len()).filter(|&i| mask.voxels.get(i) > 0.5) {
+        let p = mask.grid.world_from_flat(i);
+        lo = lo.min(p);
+        hi = hi.max(p);
+    }
+    (lo.x <= hi.x).then(|| hi - lo)
+}
+
 /// One line per case.
 pub fn case_line(r: &CaseResult) -> String {
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
     format!(
-        "{:<26} {:<3} {:<12} centre {:>7} mm  extent {:>6} mm  Dice {:>5}  conf {:>5}  {:.2} s{}",
+        "{:<26} {:<10} {:<3} {:<12} centre {:>7} mm  extent {:>6} mm  Dice {:>5}  conf {:>5}  {:.2} s{}{}{}",
         r.case,
+        r.perturbation,
         r.modality,
         r.method.name(),
         f(r.center_error_mm, 1),
@@ -134,6 +222,16 @@ pub fn case_line(r: &CaseResult) -> String {
         f(r.dice, 3),
         f(r.confidence, 2),
         r.seconds,
+        if r.truncated.is_empty() {
+            String::new()
+        } else {
+            format!("  cut: {}", r.truncated.join(" "))
+        },
+        if r.doubts.is_empty() {
+            String::new()
+        } else {
+            format!("  DOUBT: {}", r.doubts.join("; "))
+        },
         r.error
             .as_ref()
             .map(|e| format!("  FAILED: {e}"))
@@ -144,16 +242,24 @@ pub fn case_line(r: &CaseResult) -> String {
 /// Summary per modality and method: centre error (median, mean, p90, max), extent error
 /// (median over cases and axes), Dice (mean, min), success within 10 and 20 mm, seconds.
 pub fn summary(results: &[CaseResult]) -> String {
-    let mut groups: Vec<(String, Method)> = results
+    let order = perturbation_order(results);
+    let mut groups: Vec<(usize, String, Method)> = results
         .iter()
-        .map(|r| (r.modality.clone(), r.method))
+        .map(|r| {
+            (
+                position(&order, &r.perturbation),
+                r.modality.clone(),
+                r.method,
+            )
+        })
         .collect();
-    groups.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
+    groups.sort_by(|a, b| (a.0, &a.1, a.2.name()).cmp(&(b.0, &b.1, b.2.name())));
     groups.dedup();
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>7} {:>7} {:>8}",
+        "{:<10} {:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>7} {:>7} {:>8}",
+        "perturb",
         "mod",
         "method",
         "cases",
@@ -168,10 +274,10 @@ pub fn summary(results: &[CaseResult]) -> String {
         "<=20mm",
         "s/case"
     );
-    for (modality, method) in groups {
+    for (p, modality, method) in groups {
         let rs: Vec<&CaseResult> = results
             .iter()
-            .filter(|r| r.modality == modality && r.method == method)
+            .filter(|r| r.perturbation == order[p] && r.modality == modality && r.method == method)
             .collect();
         let n = rs.len();
         // A case where nothing was found counts as an infinite error.
@@ -195,7 +301,8 @@ pub fn summary(results: &[CaseResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>6.0}% {:>6.0}% {:>8.3}",
+            "{:<10} {:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>6.0}% {:>6.0}% {:>8.3}",
+            order[p],
             modality,
             method.name(),
             n,
@@ -216,4 +323,81 @@ pub fn summary(results: &[CaseResult]) -> String {
         );
     }
     s
+}
+
+/// The perturbations in the order they first appear.
+fn perturbation_order(results: &[CaseResult]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for r in results {
+        if !order.contains(&r.perturbation) {
+            order.push(r.perturbation.clone());
+        }
+    }
+    order
+}
+
+fn position(order: &[String], name: &str) -> usize {
+    order.iter().position(|o| o == name).unwrap_or(usize::MAX)
+}
+
+/// Centre error median / max (mm) per modality and method (rows) and perturbation (columns);
+/// a case where nothing was found counts as infinite.
+pub fn robustness(results: &[CaseResult]) -> String {
+    let order = perturbation_order(results);
+    let mut rows: Vec<(String, Method)> = results
+        .iter()
+        .map(|r| (r.modality.clone(), r.method))
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
+    rows.dedup();
+    let mut s = String::new();
+    let _ = write!(s, "{:<17}", "median / max mm");
+    for p in &order {
+        let _ = write!(s, " {p:>15}");
+    }
+    s.push('\n');
+    for (modality, method) in rows {
+        let _ = write!(s, "{:<17}", format!("{modality} {}", method.name()));
+        for p in &order {
+            let errs: Vec<f64> = results
+                .iter()
+                .filter(|r| &r.perturbation == p && r.modality == modality && r.method == method)
+                .map(|r| r.center_error_mm.unwrap_or(f64::INFINITY))
+                .collect();
+            let max = errs.iter().copied().fold(f64::NAN, f64::max);
+            let _ = write!(
+                s,
+                " {:>15}",
+                format!("{:.1} / {:.0}", percentile(&errs, 50.0), max)
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// How well `"reliable": false` separates failures: of the answers off by more than 20 mm (or
+/// not found), how many were flagged; of those within 10 mm, how many were flagged wrongly.
+pub fn flag_summary(results: &[CaseResult]) -> String {
+    let err = |r: &CaseResult| r.center_error_mm.unwrap_or(f64::INFINITY);
+    let flagged = |r: &CaseResult| r.reliable != Some(true);
+    let bad: Vec<&CaseResult> = results.iter().filter(|r| err(r) > 20.0).collect();
+    let good: Vec<&CaseResult> = results.iter().filter(|r| err(r) <= 10.0).collect();
+    let pct = |n: usize, of: usize| {
+        if of == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}%", 100.0 * n as f64 / of as f64)
+        }
+    };
+    let bad_flagged = bad.iter().filter(|r| flagged(r)).count();
+    let good_flagged = good.iter().filter(|r| flagged(r)).count();
+    format!(
+        "flagged unreliable: {bad_flagged} of {} answers off by > 20 mm ({}), {good_flagged} of {} \
+         within 10 mm ({})",
+        bad.len(),
+        pct(bad_flagged, bad.len()),
+        good.len(),
+        pct(good_flagged, good.len())
+    )
 }

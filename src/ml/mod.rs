@@ -9,6 +9,8 @@ pub mod eval;
 pub mod heatmap;
 pub mod model;
 pub mod net;
+pub mod perturb;
 pub mod preprocess;
+pub mod reliability;
 pub mod rng;
 pub mod train;

@@ -12,6 +12,7 @@ use glam::DVec3;
 use super::heatmap::decode_peak;
 use super::net::UNet3d;
 use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
+use super::reliability::{assess, cut_faces, own_doubts, Doubt, Face};
 use crate::volume::{face_neighbours, Grid, Interpolation, Volume, Voxels};
 
 /// The weights shipped in `weights/`, embedded in the binary so it works from any folder.
@@ -85,9 +86,20 @@ pub struct Finding {
     /// The recipe's mask threshold on `map` (segmentation).
     pub threshold: f64,
     pub timing: Timing,
+    /// Where the coarse stage put the heart: the fine stage's crop centre (LPS mm).
+    pub coarse_center_lps: DVec3,
+    /// Segmentation: the scan's faces the heart is cut by (its volume and extent are then
+    /// lower bounds). Empty for the heatmap.
+    pub truncated: Vec<Face>,
+    /// Why this result may be wrong; none: reliable (see `reliability`).
+    pub doubts: Vec<Doubt>,
 }
 
 impl Finding {
+    pub fn reliable(&self) -> bool {
+        self.doubts.is_empty()
+    }
+
     pub fn extent_mm(&self) -> Option<DVec3> {
         self.bbox_lps.map(|(lo, hi)| hi - lo)
     }
@@ -116,7 +128,19 @@ impl Finding {
             ));
         }
         parts.push(format!("{:.2} s", self.timing.total()));
-        parts.join(", ")
+        let mut text = parts.join(", ");
+        if !self.truncated.is_empty() {
+            let faces: Vec<&str> = self.truncated.iter().map(|f| f.name()).collect();
+            text.push_str(&format!(
+                "; the heart is cut by the scan's {} edge (volume and extent are lower bounds)",
+                faces.join(", ")
+            ));
+        }
+        if !self.doubts.is_empty() {
+            let why: Vec<String> = self.doubts.iter().map(|d| d.to_string()).collect();
+            text.push_str(&format!("; MAY BE WRONG: {}", why.join("; ")));
+        }
+        text
     }
 
     /// The `locate --json` form of one result.
@@ -135,6 +159,16 @@ impl Finding {
         o["confidence"] = serde_json::json!((self.confidence * 1000.0).round() / 1000.0);
         o["seconds"] = serde_json::json!((self.timing.total() * 1000.0).round() / 1000.0);
         o["timing"] = serde_json::json!(self.timing);
+        o["reliable"] = serde_json::json!(self.reliable());
+        o["doubts"] = serde_json::json!(self
+            .doubts
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>());
+        if self.method == Method::Segmentation {
+            o["truncated"] =
+                serde_json::json!(self.truncated.iter().map(|f| f.name()).collect::<Vec<_>>());
+        }
         o
     }
 }
@@ -304,6 +338,8 @@ impl Model {
                         *v = 0.0;
                     }
                 }
+                let truncated =
+                    cut_faces(&volume.grid, &grid, &map, r.threshold, r.fine.spacing_mm);
                 Finding {
                     method: r.method,
                     center_lps: c.center_lps,
@@ -314,6 +350,9 @@ impl Model {
                     map,
                     threshold: r.threshold,
                     timing,
+                    coarse_center_lps: centre,
+                    truncated,
+                    doubts: Vec::new(),
                 }
             }
             Method::Heatmap => {
@@ -329,9 +368,13 @@ impl Model {
                     map,
                     threshold: r.threshold,
                     timing,
+                    coarse_center_lps: centre,
+                    truncated: Vec::new(),
+                    doubts: Vec::new(),
                 }
             }
         };
+        finding.doubts = own_doubts(&finding);
         finding.timing.post += t.elapsed().as_secs_f64();
         Ok(finding)
     }
@@ -376,6 +419,7 @@ pub fn locate_all(
             f
         }));
     }
+    assess(&mut out);
     Ok(out)
 }
 
