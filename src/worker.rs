@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use crate::ml::model::{load_models, locate_all, Finding, Model, ModelError};
+use crate::ml::pose::Step;
 use crate::ml::preprocess::Method;
 use crate::volume::Volume;
 
@@ -217,13 +218,17 @@ impl Serve {
     ) -> Result<Vec<Result<Finding, ModelError>>, ModelError> {
         let total = METHODS.len() + 1;
         let run = || {
-            locate_all(models, volume, |i| {
+            locate_all(models, volume, |step| {
+                let (done, step) = match step {
+                    Step::Method(i) => (i + 1, models[i].recipe.method.name().to_string()),
+                    Step::PoseSearch => (total - 1, "searching the scan's pose".to_string()),
+                };
                 self.wanted(id)
                     && self.send(Event::Progress {
                         id,
-                        done: i + 1,
+                        done,
                         total,
-                        step: models[i].recipe.method.name().to_string(),
+                        step,
                     })
             })
         };

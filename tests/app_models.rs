@@ -133,6 +133,8 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
         threshold: 0.5,
         timing: Default::default(),
         coarse_center_lps: DVec3::new(1.0, 2.0, 3.0),
+        pose: glam::DMat3::IDENTITY,
+        coarse_score: 1.0,
         truncated: Vec::new(),
         doubts: Vec::new(),
     };
@@ -503,4 +505,38 @@ fn the_cine_loop_plays_through_the_phases_and_the_models_run_on_the_one_it_stops
         p.volume_id, doc.gpu.id,
         "the models ran on the phase it stopped at"
     );
+}
+
+/// A scan whose header mirrors the body (the demo CT saved with its x axis flipped): the
+/// models search its pose, find the heart, and the results panel says the scan looks mirrored
+/// and that the answer came from a searched pose.
+#[test]
+fn a_mirrored_scan_is_found_and_the_results_panel_says_how() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vol = heartloc::io::demo::chest_ct().unwrap();
+    let (lo, hi) = vol.grid.world_bbox();
+    let c = (lo + hi) * 0.5;
+    let mirror = DMat4::from_translation(c)
+        * DMat4::from_scale(DVec3::new(-1.0, 1.0, 1.0))
+        * DMat4::from_translation(-c);
+    vol.grid.world_from_voxel = mirror * vol.grid.world_from_voxel;
+    let path = tmp.path().join("mirrored.nii.gz");
+    nifti::write(&path, &vol).unwrap();
+    let mut h = harness_sized(Source::Path(path), 1500.0);
+    wait_loaded(&mut h);
+    h.get_by_label("Run models (R)").click();
+    h.run_steps(2);
+    wait_models(&mut h);
+    let p = h.state().models.predictions.as_ref().expect("predictions");
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    for f in &p.findings {
+        assert!(f.pose.determinant() < 0.0, "{}: not un-mirrored", f.method.name());
+    }
+    h.run_steps(2);
+    h.get_by_label_contains("looks turned or mirrored");
+    if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
+        let img = h.render().expect("render");
+        img.save(std::path::Path::new(&dir).join("mirrored-demo.png"))
+            .unwrap();
+    }
 }

@@ -188,11 +188,14 @@ fn answers(
         let extra = each(model, &found)?;
         points.push(ControlPoint {
             label: format!("heart-center-{}", found.method.name()),
-            description: format!(
+            description: std::iter::once(format!(
                 "heartloc {} prediction, confidence {:.3}",
                 found.method.name(),
                 found.confidence
-            ),
+            ))
+            .chain(found.warnings())
+            .collect::<Vec<_>>()
+            .join("; "),
             position_lps: Some(found.center_lps.to_array()),
             status: crate::io::markups::PositionStatus::Defined,
         });
@@ -210,7 +213,10 @@ fn answers(
                 c.x,
                 c.y,
                 c.z,
-                found.describe()
+                std::iter::once(found.describe())
+                    .chain(found.warnings())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
         let mut r = found.to_json();

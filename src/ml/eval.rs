@@ -64,6 +64,9 @@ pub struct CaseResult {
     pub drift_mm: Option<f64>,
     #[serde(default)]
     pub volume_ml: Option<f64>,
+    /// The pose the answer came from (`pose::describe`; "as stored" unless a search turned it).
+    #[serde(default)]
+    pub pose: Option<String>,
 }
 
 fn unperturbed() -> String {
@@ -160,6 +163,7 @@ fn case_result(
         agreement_mm: None,
         drift_mm: None,
         volume_ml: None,
+        pose: None,
     };
     let f = match found {
         Ok(f) => f,
@@ -174,6 +178,7 @@ fn case_result(
     r.truncated = f.truncated.iter().map(|t| t.name().to_string()).collect();
     r.drift_mm = Some(f.center_lps.distance(f.coarse_center_lps));
     r.volume_ml = f.volume_ml;
+    r.pose = Some(super::pose::describe(f.pose));
     r.center_error_mm = seen.center_lps.map(|c| f.center_lps.distance(c));
     let want = match (&seen.truth, p) {
         (Some(t), _) => mask_extent(t),
@@ -390,14 +395,19 @@ pub fn flag_summary(results: &[CaseResult]) -> String {
             format!("{:.0}%", 100.0 * n as f64 / of as f64)
         }
     };
+    let turned = results
+        .iter()
+        .filter(|r| r.pose.as_deref().is_some_and(|p| p != "as stored"))
+        .count();
     let bad_flagged = bad.iter().filter(|r| flagged(r)).count();
     let good_flagged = good.iter().filter(|r| flagged(r)).count();
     format!(
         "flagged unreliable: {bad_flagged} of {} answers off by > 20 mm ({}), {good_flagged} of {} \
-         within 10 mm ({})",
+         within 10 mm ({}); {turned} of {} answers from a searched pose",
         bad.len(),
         pct(bad_flagged, bad.len()),
         good.len(),
-        pct(good_flagged, good.len())
+        pct(good_flagged, good.len()),
+        results.len()
     )
 }

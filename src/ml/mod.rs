@@ -10,6 +10,7 @@ pub mod heatmap;
 pub mod model;
 pub mod net;
 pub mod perturb;
+pub mod pose;
 pub mod preprocess;
 pub mod reliability;
 pub mod rng;

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use glam::DVec3;
+use glam::{DMat3, DVec3};
 
 use super::heatmap::decode_peak;
 use super::net::UNet3d;
 use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
+use super::pose::{posed, search_pose, Look, Step};
 use super::reliability::{assess, cut_faces, own_doubts, Doubt, Face};
 use crate::volume::{face_neighbours, Grid, Interpolation, Volume, Voxels};
 
@@ -60,11 +61,13 @@ pub struct Timing {
     pub normalise: f64,
     pub network: f64,
     pub post: f64,
+    /// The pose search, when one ran (shared by the methods, each charged it).
+    pub search: f64,
 }
 
 impl Timing {
     pub fn total(&self) -> f64 {
-        self.resample + self.normalise + self.network + self.post
+        self.resample + self.normalise + self.network + self.post + self.search
     }
 }
 
@@ -88,6 +91,10 @@ pub struct Finding {
     pub timing: Timing,
     /// Where the coarse stage put the heart: the fine stage's crop centre (LPS mm).
     pub coarse_center_lps: DVec3,
+    /// The networks' grid directions in the world (`pose`): identity unless a pose search
+    /// found the scan turned or mirrored; and the heatmap coarse stage's peak there.
+    pub pose: DMat3,
+    pub coarse_score: f64,
     /// Segmentation: the scan's faces the heart is cut by (its volume and extent are then
     /// lower bounds). Empty for the heatmap.
     pub truncated: Vec<Face>,
@@ -128,19 +135,32 @@ impl Finding {
             ));
         }
         parts.push(format!("{:.2} s", self.timing.total()));
-        let mut text = parts.join(", ");
+        parts.join(", ")
+    }
+
+    /// What the reader must know before trusting this result, one sentence each: where the
+    /// heart leaves the scan, and every doubt (see `reliability`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.pose != DMat3::IDENTITY {
+            out.push(format!(
+                "the scan looks turned or mirrored against a chest as usually scanned (check its \
+                 orientation): found by looking at it {}",
+                super::pose::describe(self.pose)
+            ));
+        }
         if !self.truncated.is_empty() {
             let faces: Vec<&str> = self.truncated.iter().map(|f| f.name()).collect();
-            text.push_str(&format!(
-                "; the heart is cut by the scan's {} edge (volume and extent are lower bounds)",
-                faces.join(", ")
+            out.push(format!(
+                "the heart reaches the scan's {} edge: volume and extent are lower bounds",
+                faces.join(" and ")
             ));
         }
         if !self.doubts.is_empty() {
             let why: Vec<String> = self.doubts.iter().map(|d| d.to_string()).collect();
-            text.push_str(&format!("; MAY BE WRONG: {}", why.join("; ")));
+            out.push(format!("MAY BE WRONG: {}", why.join("; ")));
         }
-        text
+        out
     }
 
     /// The `locate --json` form of one result.
@@ -159,6 +179,7 @@ impl Finding {
         o["confidence"] = serde_json::json!((self.confidence * 1000.0).round() / 1000.0);
         o["seconds"] = serde_json::json!((self.timing.total() * 1000.0).round() / 1000.0);
         o["timing"] = serde_json::json!(self.timing);
+        o["pose"] = serde_json::json!(super::pose::describe(self.pose));
         o["reliable"] = serde_json::json!(self.reliable());
         o["doubts"] = serde_json::json!(self
             .doubts
@@ -267,10 +288,11 @@ impl Model {
         volume: &Volume,
         norm: &Normalizer,
         centre: DVec3,
+        pose: DMat3,
         timing: &mut Timing,
     ) -> Result<(Grid, Vec<f32>), ModelError> {
         let t = Instant::now();
-        let grid = network_grid(stage, centre);
+        let grid = posed(network_grid(stage, centre), centre, pose);
         let values = norm.sample(volume, &grid);
         timing.resample += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -290,24 +312,60 @@ impl Model {
             None => Normalizer::of(volume, r.clip_percentiles).map_err(ModelError::Input)?,
         };
         timing.normalise += t.elapsed().as_secs_f64();
+        let look = self.coarse_look(volume, &norm, DMat3::IDENTITY, &mut timing)?;
+        self.locate_posed(volume, &norm, look, timing)
+    }
+
+    /// The fine stage after a coarse look: the crop at the look's centre, in its pose.
+    pub fn locate_posed(
+        &self,
+        volume: &Volume,
+        norm: &Normalizer,
+        look: Look,
+        timing: Timing,
+    ) -> Result<Finding, ModelError> {
+        let mut f = self.locate_fine_at(volume, norm, look.center_lps, look.pose, timing)?;
+        f.coarse_score = look.score;
+        Ok(f)
+    }
+
+    /// The coarse stage on the whole scan, its grid turned by `pose` about the scan's centre:
+    /// where it puts the heart and how sure it is.
+    pub fn coarse_look(
+        &self,
+        volume: &Volume,
+        norm: &Normalizer,
+        pose: DMat3,
+        timing: &mut Timing,
+    ) -> Result<Look, ModelError> {
+        let r = &self.recipe;
         let (cgrid, cmap) = self.stage_output(
             &r.coarse,
             &self.coarse,
             volume,
-            &norm,
+            norm,
             scan_center(volume),
-            &mut timing,
+            pose,
+            timing,
         )?;
         let t = Instant::now();
-        let coarse_centre = match r.method {
+        let look = match r.method {
             Method::Segmentation => largest_component(&cgrid, &cmap, r.threshold)
-                .map(|c| c.center_lps)
-                .or_else(|| decode_peak(&cgrid, &cmap).map(|p| p.center_lps)),
-            Method::Heatmap => decode_peak(&cgrid, &cmap).map(|p| p.center_lps),
+                .map(|c| (c.center_lps, c.mean_probability, c.voxels))
+                .or_else(|| decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, 0.0, 0))),
+            Method::Heatmap => {
+                decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, f64::from(p.confidence), 0))
+            }
         }
+        .map(|(center_lps, score, voxels)| Look {
+            pose,
+            center_lps,
+            score,
+            voxels,
+        })
         .ok_or_else(|| ModelError::Input("the coarse stage's output is not finite".into()))?;
         timing.post += t.elapsed().as_secs_f64();
-        self.locate_fine_at(volume, &norm, coarse_centre, timing)
+        Ok(look)
     }
 
     /// The fine stage alone, on a crop centred at `centre` (LPS mm): what `locate` does after
@@ -318,11 +376,12 @@ impl Model {
         volume: &Volume,
         norm: &Normalizer,
         centre: DVec3,
+        pose: DMat3,
         mut timing: Timing,
     ) -> Result<Finding, ModelError> {
         let r = &self.recipe;
         let (grid, mut map) =
-            self.stage_output(&r.fine, &self.fine, volume, norm, centre, &mut timing)?;
+            self.stage_output(&r.fine, &self.fine, volume, norm, centre, pose, &mut timing)?;
         let t = Instant::now();
         let mut finding = match r.method {
             Method::Segmentation => {
@@ -351,6 +410,8 @@ impl Model {
                     threshold: r.threshold,
                     timing,
                     coarse_center_lps: centre,
+                    pose,
+                    coarse_score: f64::NAN,
                     truncated,
                     doubts: Vec::new(),
                 }
@@ -369,6 +430,8 @@ impl Model {
                     threshold: r.threshold,
                     timing,
                     coarse_center_lps: centre,
+                    pose,
+                    coarse_score: f64::NAN,
                     truncated: Vec::new(),
                     doubts: Vec::new(),
                 }
@@ -392,12 +455,14 @@ pub fn load_models(methods: &[Method], dir: Option<&Path>) -> Result<Vec<Model>,
 }
 
 /// Run each model on `volume`, sharing one intensity normalisation (each method is charged it,
-/// as if it ran alone). `proceed(i)` is asked before model `i` starts; when it says no the run
-/// stops with [`ModelError::Cancelled`]. A failing method does not stop the others.
+/// as if it ran alone); where the answers look doubtful, search the scan's pose
+/// (`pose::search_pose`) and keep what it finds if that is more believable. `proceed(step)`
+/// is asked before each step; when it says no the run stops with [`ModelError::Cancelled`].
+/// A failing method does not stop the others.
 pub fn locate_all(
     models: &[Model],
     volume: &Volume,
-    mut proceed: impl FnMut(usize) -> bool,
+    mut proceed: impl FnMut(Step) -> bool,
 ) -> Result<Vec<Result<Finding, ModelError>>, ModelError> {
     let Some(first) = models.first() else {
         return Ok(Vec::new());
@@ -408,7 +473,7 @@ pub fn locate_all(
     let norm_seconds = t.elapsed().as_secs_f64();
     let mut out = Vec::with_capacity(models.len());
     for (i, model) in models.iter().enumerate() {
-        if !proceed(i) {
+        if !proceed(Step::Method(i)) {
             return Err(ModelError::Cancelled);
         }
         let shared = (model.recipe.clip_percentiles == clip).then_some(norm);
@@ -420,6 +485,10 @@ pub fn locate_all(
         }));
     }
     assess(&mut out);
+    if models.iter().all(|m| m.recipe.clip_percentiles == clip) {
+        search_pose(models, volume, &norm, &mut out, &mut proceed)?;
+        assess(&mut out);
+    }
     Ok(out)
 }
 

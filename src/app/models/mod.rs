@@ -103,6 +103,7 @@ impl Predictions {
         CaseScore {
             confidence,
             disagreement_mm: self.disagreement_mm().unwrap_or(f64::INFINITY),
+            reliable: self.errors.is_empty() && self.findings.iter().all(|f| f.reliable()),
         }
     }
 
@@ -162,6 +163,8 @@ pub struct CaseScore {
     /// The lower of the two methods' confidences.
     pub confidence: f64,
     pub disagreement_mm: f64,
+    /// No method failed or doubted its answer.
+    pub reliable: bool,
 }
 
 impl CaseScore {
@@ -169,8 +172,10 @@ impl CaseScore {
     pub fn text(&self) -> String {
         if self.disagreement_mm.is_finite() {
             format!(
-                "  conf {:.2}  Δ {:.0} mm",
-                self.confidence, self.disagreement_mm
+                "  conf {:.2}  Δ {:.0} mm{}",
+                self.confidence,
+                self.disagreement_mm,
+                if self.reliable { "" } else { "  MAY BE WRONG" }
             )
         } else {
             "  model failed".to_string()
@@ -183,13 +188,16 @@ impl CaseScore {
 pub enum CaseOrder {
     #[default]
     File,
+    /// Cases whose answers may be wrong first, then by confidence.
+    Unreliable,
     LowConfidence,
     Disagreement,
 }
 
 impl CaseOrder {
-    pub const ALL: [(CaseOrder, &'static str); 3] = [
+    pub const ALL: [(CaseOrder, &'static str); 4] = [
         (CaseOrder::File, "file"),
+        (CaseOrder::Unreliable, "may be wrong first"),
         (CaseOrder::LowConfidence, "low confidence"),
         (CaseOrder::Disagreement, "disagreement"),
     ];
@@ -201,6 +209,7 @@ pub fn order_cases(n: usize, scores: &HashMap<usize, CaseScore>, order: CaseOrde
     let key = |i: &usize| -> f64 {
         match (order, scores.get(i)) {
             (CaseOrder::File, _) | (_, None) => f64::INFINITY,
+            (CaseOrder::Unreliable, Some(s)) => s.confidence - if s.reliable { 0.0 } else { 2.0 },
             (CaseOrder::LowConfidence, Some(s)) => s.confidence,
             (CaseOrder::Disagreement, Some(s)) => -s.disagreement_mm,
         }
@@ -391,6 +400,7 @@ impl ModelsState {
                     let failed = CaseScore {
                         confidence: 0.0,
                         disagreement_mm: f64::INFINITY,
+                        reliable: false,
                     };
                     self.scores.insert(i, failed);
                     return vec![News::Message(format!("models on case {}: {error}", i + 1))];
@@ -487,6 +497,7 @@ mod tests {
             CaseScore {
                 confidence: 0.3,
                 disagreement_mm: 5.0,
+                reliable: true,
             },
         );
         s.insert(
@@ -494,6 +505,7 @@ mod tests {
             CaseScore {
                 confidence: 0.9,
                 disagreement_mm: 40.0,
+                reliable: false,
             },
         );
         assert_eq!(order_cases(4, &s, CaseOrder::File), vec![0, 1, 2, 3]);
@@ -505,5 +517,11 @@ mod tests {
             order_cases(4, &s, CaseOrder::Disagreement),
             vec![0, 2, 1, 3]
         );
+        // The doubted case comes first though its confidence is the higher.
+        assert_eq!(
+            order_cases(4, &s, CaseOrder::Unreliable),
+            vec![0, 2, 1, 3]
+        );
+        assert!(s[&0].text().contains("MAY BE WRONG") && !s[&2].text().contains("MAY BE"));
     }
 }

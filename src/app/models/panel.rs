@@ -96,6 +96,9 @@ fn findings_ui(ui: &mut egui::Ui, app: &HeartlocApp, p: &Predictions, out: &mut 
             ),
         );
         ui.small(f.describe());
+        for w in f.warnings() {
+            ui.colored_label(Color32::from_rgb(255, 170, 60), w);
+        }
         for (name, at) in app.landmarks.annotation.set.defined() {
             ui.small(format!("  {:.1} mm from {name}", at.distance(c)));
         }

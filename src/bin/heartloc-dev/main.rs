@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use heartloc::ml::preprocess::Method;
 
 mod crop_dependence;
+mod pose_dump;
 mod training_cache;
 
 #[derive(Parser)]
@@ -34,6 +35,20 @@ enum Command {
         #[arg(long, default_value = "heatmap")]
         method: Method,
     },
+    /// The coarse (and fine) stage in each of the 48 cube poses on turned scans, as JSON lines.
+    PoseDump {
+        manifest: PathBuf,
+        out: PathBuf,
+        /// The training cases instead of the held-out ones.
+        #[arg(long)]
+        train: bool,
+        /// Every N-th case of the split.
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// Also run the fine stage in every pose.
+        #[arg(long)]
+        fine: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +61,12 @@ fn main() -> anyhow::Result<()> {
         Command::CropDependence { weights, method } => {
             crop_dependence::run(weights.as_deref(), method)
         }
+        Command::PoseDump {
+            manifest,
+            out,
+            train,
+            every,
+            fine,
+        } => pose_dump::run(&manifest, &out, !train, every, fine),
     }
 }
