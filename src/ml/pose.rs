@@ -1,9 +1,12 @@
 //! The scan's pose: a scan whose header turns or mirrors the body (a short-axis stack stored as
 //! axial, LPS written as RAS, a flipped axis) shows the networks a chest they never learned.
-//! When the first answers look doubtful, the heatmap's coarse stage looks at the scan in each of
-//! the 48 cube poses (24 turns, 24 mirrored); the poses where it sees the clearest heart are run
-//! through both methods, and the pose whose answers are most believable (a high coarse peak, the
-//! methods agreeing) is kept. The limits were chosen on turned and mirrored training cases
+//! When the first answers are doubtful (a method failed, or the two methods disagree), the
+//! heatmap's coarse stage looks at the scan in each of the 48 cube poses (24 turns, 24
+//! mirrored); the poses where it sees the clearest heart are run through both methods, and a
+//! pose whose answers are clearly more believable (a high coarse peak, the methods agreeing)
+//! replaces the stored one. Searching also when the coarse peak was merely low turned more
+//! scans right on training cases but moved correct answers on held-out unturned ones, so it is
+//! not done. The limits were chosen on turned and mirrored training cases
 //! (`heartloc-dev pose-dump`) and measured on held-out ones (see the model card).
 
 use std::time::Instant;
@@ -14,10 +17,6 @@ use super::model::{Finding, Model, ModelError, Timing};
 use super::preprocess::{Method, Normalizer};
 use crate::volume::{Grid, Volume};
 
-/// Search when the heatmap's coarse peak in the scan's own pose is below this (or when the
-/// methods disagree). Chosen on the training cases as the highest limit that searches at most
-/// one unturned scan in ten (0.88 turned more scans right, but searched a third of them).
-pub const SEARCH_BELOW: f64 = 0.84;
 /// How many of the best-looking poses both methods run in.
 pub const CANDIDATES: usize = 3;
 /// How much a mm of disagreement between the methods costs a pose (in coarse peak units).
@@ -59,7 +58,14 @@ pub fn posed(grid: Grid, centre: DVec3, pose: DMat3) -> Grid {
 /// The 24 turns of a cube (signed permutation matrices of determinant 1), the identity first;
 /// with `mirrored` also their 24 mirror images after them.
 pub fn cube_poses(mirrored: bool) -> Vec<DMat3> {
-    let perms = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]];
+    let perms = [
+        [0, 1, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [0, 2, 1],
+        [2, 1, 0],
+        [1, 0, 2],
+    ];
     let mut out = Vec::new();
     for p in perms {
         for signs in 0..8u32 {
@@ -90,7 +96,11 @@ pub fn describe(pose: DMat3) -> String {
         pose
     };
     let (axis, angle) = glam::DQuat::from_mat3(&turn).to_axis_angle();
-    let mut text = if mirrored { "mirrored left-right".to_string() } else { String::new() };
+    let mut text = if mirrored {
+        "mirrored left-right".to_string()
+    } else {
+        String::new()
+    };
     if angle.to_degrees().abs() > 0.5 {
         if !text.is_empty() {
             text.push_str(", then ");
@@ -111,7 +121,10 @@ pub fn describe(pose: DMat3) -> String {
 /// methods are apart; `None` when a method failed. A searched pose replaces the stored one
 /// only when it is `MARGIN` more believable.
 fn belief(found: &[Result<Finding, ModelError>], heat: usize) -> Option<f64> {
-    let ok: Vec<&Finding> = found.iter().map(|f| f.as_ref().ok()).collect::<Option<_>>()?;
+    let ok: Vec<&Finding> = found
+        .iter()
+        .map(|f| f.as_ref().ok())
+        .collect::<Option<_>>()?;
     let apart = ok
         .iter()
         .flat_map(|a| ok.iter().map(|b| a.center_lps.distance(b.center_lps)))
@@ -119,8 +132,8 @@ fn belief(found: &[Result<Finding, ModelError>], heat: usize) -> Option<f64> {
     Some(ok[heat].coarse_score - PER_MM * apart)
 }
 
-/// Search the scan's pose when the answers in its own pose are doubtful (a method failed, the
-/// methods disagree, or the heatmap's coarse peak is low): the answers of a more believable
+/// Search the scan's pose when the answers in its own pose are doubtful (a method failed or
+/// the methods disagree): the answers of a more believable
 /// pose replace `found`, each charged the search's time (as are the kept ones when the stored
 /// pose stays). Needs the heatmap model among `models`.
 pub fn search_pose(
@@ -130,20 +143,19 @@ pub fn search_pose(
     found: &mut Vec<Result<Finding, ModelError>>,
     proceed: &mut impl FnMut(Step) -> bool,
 ) -> Result<(), ModelError> {
-    let Some(heat) = models.iter().position(|m| m.recipe.method == Method::Heatmap) else {
+    let Some(heat) = models
+        .iter()
+        .position(|m| m.recipe.method == Method::Heatmap)
+    else {
         return Ok(());
     };
     let as_stored = belief(found, heat);
-    let low_peak = found[heat]
-        .as_ref()
-        .map_or(true, |f| f.coarse_score < SEARCH_BELOW);
-    let disagree = as_stored.is_none()
-        || found.iter().flatten().any(|f| {
-            f.doubts
-                .iter()
-                .any(|d| matches!(d, super::reliability::Doubt::MethodsDisagree { .. }))
-        });
-    if !(low_peak || disagree) {
+    let disagree = found.iter().flatten().any(|f| {
+        f.doubts
+            .iter()
+            .any(|d| matches!(d, super::reliability::Doubt::MethodsDisagree { .. }))
+    });
+    if as_stored.is_some() && !disagree {
         return Ok(());
     }
     if !proceed(Step::PoseSearch) {
@@ -164,12 +176,15 @@ pub fn search_pose(
             } else {
                 model.coarse_look(volume, norm, look.pose, &mut Timing::default())
             };
-            answers.push(own.and_then(|own| model.locate_posed(volume, norm, own, Timing::default())));
+            answers
+                .push(own.and_then(|own| model.locate_posed(volume, norm, own, Timing::default())));
         }
         let Some(b) = belief(&answers, heat) else {
             continue;
         };
-        if as_stored.map_or(true, |a| b > a + MARGIN) && best.as_ref().map_or(true, |(bb, _)| b > *bb) {
+        if as_stored.map_or(true, |a| b > a + MARGIN)
+            && best.as_ref().map_or(true, |(bb, _)| b > *bb)
+        {
             best = Some((b, answers));
         }
     }

@@ -518,10 +518,7 @@ mod tests {
             vec![0, 2, 1, 3]
         );
         // The doubted case comes first though its confidence is the higher.
-        assert_eq!(
-            order_cases(4, &s, CaseOrder::Unreliable),
-            vec![0, 2, 1, 3]
-        );
+        assert_eq!(order_cases(4, &s, CaseOrder::Unreliable), vec![0, 2, 1, 3]);
         assert!(s[&0].text().contains("MAY BE WRONG") && !s[&2].text().contains("MAY BE"));
     }
 }

@@ -44,7 +44,13 @@ pub fn run(weights: Option<&Path>, method: Method) -> anyhow::Result<()> {
                 let mut centre = case.target_lps;
                 centre[axis] += shift;
                 let found = model
-                    .locate_fine_at(&case.volume, &case.norm, centre, glam::DMat3::IDENTITY, Timing::default())
+                    .locate_fine_at(
+                        &case.volume,
+                        &case.norm,
+                        centre,
+                        glam::DMat3::IDENTITY,
+                        Timing::default(),
+                    )
                     .ok()
                     .map(|f| f.center_lps);
                 let error = found.map_or(f64::NAN, |c| (c - case.target_lps)[axis]);

@@ -11,8 +11,8 @@ use std::path::Path;
 use heartloc::io;
 use heartloc::ml::data::{heart_mask, is_validation, read_manifest};
 use heartloc::ml::model::{load_models, Timing};
-use heartloc::ml::pose::cube_poses;
 use heartloc::ml::perturb::{Perturbation, Scene};
+use heartloc::ml::pose::cube_poses;
 use heartloc::ml::preprocess::{Method, Normalizer};
 
 pub fn run(
@@ -67,7 +67,10 @@ pub fn run(
                 looks.push((k, look));
             }
             looks.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
-            let identity = looks.iter().position(|(k, _)| *k == 0).expect("identity pose");
+            let identity = looks
+                .iter()
+                .position(|(k, _)| *k == 0)
+                .expect("identity pose");
             let mut ranks: Vec<usize> = vec![0, 1, 2];
             if !ranks.contains(&identity) {
                 ranks.push(identity);
