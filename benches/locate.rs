@@ -2,7 +2,8 @@
 //! excluded), with the breakdown per step (normalise, resample, network, post), and with the
 //! shared data also on a real SegTHOR CT and ACDC MR. Side by side, per layer shape of both
 //! networks: the 3D convolution the networks use, its two algorithms alone (direct loops,
-//! im2col + gemm) and a baseline built from candle's conv2d over depth-shifted slabs.
+//! im2col + gemm) and a baseline built from candle's conv2d over depth-shifted slabs. And the
+//! cost of the pose search: `locate_all` on the demo CT as stored and turned 90°.
 //!
 //! Run: `cargo bench --bench locate`
 
@@ -99,6 +100,47 @@ fn bench_volume(label: &str, volume: &Volume, models: &[Model]) {
     }
 }
 
+/// `locate_all` on the demo CT as stored (no search) and turned 90° by its affine (the methods
+/// disagree, so the pose search runs): what a doubted scan costs.
+fn bench_pose_search(models: &[Model]) {
+    use heartloc::ml::perturb::{Perturbation, Scene};
+    use heartloc::ml::pose::Step;
+    let volume = heartloc::io::demo::chest_ct().unwrap();
+    let dims = volume.dims();
+    let scene = Scene {
+        volume,
+        truth: None,
+        center_lps: None,
+    };
+    let turned = scene
+        .perturbed(Perturbation::Rotate { degrees: 90.0 }, 1)
+        .volume;
+    println!("\npose search, demo CT {dims:?} (locate_all, both methods, median of {RUNS}):");
+    for (label, v) in [("as stored", &scene.volume), ("turned 90°", &turned)] {
+        let mut times = Vec::new();
+        let mut searched = false;
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let found = heartloc::ml::model::locate_all(models, v, |s| {
+                searched |= s == Step::PoseSearch;
+                true
+            })
+            .unwrap();
+            times.push(t.elapsed().as_secs_f64());
+            assert!(found.iter().all(|f| f.is_ok()));
+        }
+        println!(
+            "  {label:<11} {:.3} s ({})",
+            median(&times),
+            if searched {
+                "pose searched"
+            } else {
+                "no search"
+            }
+        );
+    }
+}
+
 fn main() {
     let threads = candle_core::utils::get_num_threads();
     println!("heartloc locate benchmark ({threads} threads)");
@@ -122,6 +164,8 @@ fn main() {
             Err(_) => println!("\nSKIP {case}: ../shared/data is absent"),
         }
     }
+
+    bench_pose_search(&models);
 
     println!(
         "\n3D convolution per layer of the networks, 3×3×3, fwd+bwd ms (fwd alone for the used one):"

@@ -10,6 +10,7 @@ use heartloc::ml::data::Augment;
 use heartloc::ml::preprocess::{Method, Recipe};
 
 mod cli {
+    pub mod eval;
     pub mod locate;
     pub mod mesh;
 }
@@ -539,57 +540,28 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `heartloc eval`: per-case lines, the durable log, the summary over every logged case.
+/// `heartloc eval` (see `cli::eval`).
 fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    use heartloc::ml::eval;
-    let models = heartloc::ml::model::load_models(&a.method.list(), a.weights.as_deref())?;
-    let split = match a.split {
-        SplitArg::All => eval::Split::All,
-        SplitArg::Val => eval::Split::Validation(a.val_every),
-        SplitArg::Train => eval::Split::Training(a.val_every),
-    };
-    let mut log = a
-        .jsonl_out
-        .as_deref()
-        .map(|p| io::durable::JsonLines::open(p, "case", a.batch.resume))
-        .transpose()?;
-    let mut results = Vec::new();
-    // The cases done before this run (the log itself is written to as cases finish).
-    let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
-    let shard = a.batch.shard;
+    use heartloc::ml::eval::Split;
     let mut perturbations = vec![heartloc::ml::perturb::Perturbation::None];
     for p in a.perturb.into_iter().flatten() {
         if !perturbations.contains(&p) {
             perturbations.push(p);
         }
     }
-    eval::evaluate(
-        &a.manifest,
-        &models,
-        split,
-        &perturbations,
-        |n, case| shard.takes(n) && !done.contains(case),
-        |rs| {
-            for r in rs {
-                println!("{}", eval::case_line(r));
-            }
-            if let (Some(log), Some(first)) = (log.as_mut(), rs.first()) {
-                let line = serde_json::json!({ "case": first.case, "results": rs });
-                log.append(&first.case, &line)?;
-            }
-            results.extend_from_slice(rs);
-            Ok(())
+    let req = cli::eval::Request {
+        models: heartloc::ml::model::load_models(&a.method.list(), a.weights.as_deref())?,
+        split: match a.split {
+            SplitArg::All => Split::All,
+            SplitArg::Val => Split::Validation(a.val_every),
+            SplitArg::Train => Split::Training(a.val_every),
         },
-    )?;
-    if let Some(path) = &a.jsonl_out {
-        // The summary covers every case in the file, earlier runs' included.
-        results = read_eval_lines(path)?;
-    }
-    println!("\n{}", eval::summary(&results));
-    if perturbations.len() > 1 {
-        println!("{}", eval::robustness(&results));
-    }
-    println!("{}", eval::flag_summary(&results));
+        perturbations,
+        jsonl_out: a.jsonl_out,
+        resume: a.batch.resume,
+        shard: a.batch.shard,
+    };
+    cli::eval::run(&a.manifest, &req)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -699,21 +671,4 @@ fn print_progress(p: heartloc::ml::train::Progress) {
         }
     }
     let _ = std::io::stderr().flush();
-}
-
-/// Every case result in an `eval --jsonl-out` file.
-fn read_eval_lines(path: &std::path::Path) -> anyhow::Result<Vec<heartloc::ml::eval::CaseResult>> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        results: Vec<heartloc::ml::eval::CaseResult>,
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let l: Line = serde_json::from_str(line)
-            .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))?;
-        out.extend(l.results);
-    }
-    Ok(out)
 }

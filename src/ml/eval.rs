@@ -284,50 +284,58 @@ pub fn summary(results: &[CaseResult]) -> String {
             .iter()
             .filter(|r| r.perturbation == order[p] && r.modality == modality && r.method == method)
             .collect();
-        let n = rs.len();
-        // A case where nothing was found counts as an infinite error.
-        let errs: Vec<f64> = rs
-            .iter()
-            .map(|r| r.center_error_mm.unwrap_or(f64::INFINITY))
-            .collect();
-        let ext: Vec<f64> = rs
-            .iter()
-            .filter_map(|r| r.extent_error_mm)
-            .flatten()
-            .collect();
-        let dices: Vec<f64> = rs.iter().filter_map(|r| r.dice).collect();
-        let within = |mm: f64| errs.iter().filter(|&&e| e <= mm).count() as f64 / n as f64;
-        let fmt = |v: f64| {
-            if v.is_nan() {
-                "-".to_string()
-            } else {
-                format!("{v:.2}")
-            }
-        };
         let _ = writeln!(
             s,
-            "{:<10} {:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>6.0}% {:>6.0}% {:>8.3}",
+            "{:<10} {:<4} {:<12} {}",
             order[p],
             modality,
             method.name(),
-            n,
-            fmt(percentile(&errs, 50.0)),
-            fmt(errs.iter().sum::<f64>() / n as f64),
-            fmt(percentile(&errs, 90.0)),
-            fmt(errs.iter().copied().fold(f64::NAN, f64::max)),
-            fmt(percentile(&ext, 50.0)),
-            fmt(if dices.is_empty() {
-                f64::NAN
-            } else {
-                dices.iter().sum::<f64>() / dices.len() as f64
-            }),
-            fmt(dices.iter().copied().fold(f64::NAN, f64::min)),
-            100.0 * within(10.0),
-            100.0 * within(20.0),
-            rs.iter().map(|r| r.seconds).sum::<f64>() / n as f64,
+            summary_row(&rs)
         );
     }
     s
+}
+
+/// One summary row's figures (`summary`'s columns after the method).
+fn summary_row(rs: &[&CaseResult]) -> String {
+    let n = rs.len();
+    // A case where nothing was found counts as an infinite error.
+    let errs: Vec<f64> = rs
+        .iter()
+        .map(|r| r.center_error_mm.unwrap_or(f64::INFINITY))
+        .collect();
+    let ext: Vec<f64> = rs
+        .iter()
+        .filter_map(|r| r.extent_error_mm)
+        .flatten()
+        .collect();
+    let dices: Vec<f64> = rs.iter().filter_map(|r| r.dice).collect();
+    let within = |mm: f64| errs.iter().filter(|&&e| e <= mm).count() as f64 / n as f64;
+    let fmt = |v: f64| {
+        if v.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    format!(
+        "{:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>6.0}% {:>6.0}% {:>8.3}",
+        n,
+        fmt(percentile(&errs, 50.0)),
+        fmt(errs.iter().sum::<f64>() / n as f64),
+        fmt(percentile(&errs, 90.0)),
+        fmt(errs.iter().copied().fold(f64::NAN, f64::max)),
+        fmt(percentile(&ext, 50.0)),
+        fmt(if dices.is_empty() {
+            f64::NAN
+        } else {
+            dices.iter().sum::<f64>() / dices.len() as f64
+        }),
+        fmt(dices.iter().copied().fold(f64::NAN, f64::min)),
+        100.0 * within(10.0),
+        100.0 * within(20.0),
+        rs.iter().map(|r| r.seconds).sum::<f64>() / n as f64,
+    )
 }
 
 /// The perturbations in the order they first appear.

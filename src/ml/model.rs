@@ -279,19 +279,18 @@ impl Model {
         Ok(y.flatten_all()?.to_vec1::<f32>()?)
     }
 
-    /// Resample `volume` onto `stage`'s grid centred at `centre`, normalise and run `net`.
+    /// Resample `volume` onto `stage`'s grid centred at `at.0` and turned by `at.1` (a pose),
+    /// normalise and run `net`.
     fn stage_output(
         &self,
-        stage: &super::preprocess::Stage,
-        net: &UNet3d,
+        (stage, net): (&super::preprocess::Stage, &UNet3d),
         volume: &Volume,
         norm: &Normalizer,
-        centre: DVec3,
-        pose: DMat3,
+        at: (DVec3, DMat3),
         timing: &mut Timing,
     ) -> Result<(Grid, Vec<f32>), ModelError> {
         let t = Instant::now();
-        let grid = posed(network_grid(stage, centre), centre, pose);
+        let grid = posed(network_grid(stage, at.0), at.0, at.1);
         let values = norm.sample(volume, &grid);
         timing.resample += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -339,12 +338,10 @@ impl Model {
     ) -> Result<Look, ModelError> {
         let r = &self.recipe;
         let (cgrid, cmap) = self.stage_output(
-            &r.coarse,
-            &self.coarse,
+            (&r.coarse, &self.coarse),
             volume,
             norm,
-            scan_center(volume),
-            pose,
+            (scan_center(volume), pose),
             timing,
         )?;
         let t = Instant::now();
@@ -379,8 +376,13 @@ impl Model {
         mut timing: Timing,
     ) -> Result<Finding, ModelError> {
         let r = &self.recipe;
-        let (grid, mut map) =
-            self.stage_output(&r.fine, &self.fine, volume, norm, centre, pose, &mut timing)?;
+        let (grid, mut map) = self.stage_output(
+            (&r.fine, &self.fine),
+            volume,
+            norm,
+            (centre, pose),
+            &mut timing,
+        )?;
         let t = Instant::now();
         let mut finding = match r.method {
             Method::Segmentation => {

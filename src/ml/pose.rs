@@ -133,9 +133,9 @@ fn belief(found: &[Result<Finding, ModelError>], heat: usize) -> Option<f64> {
 }
 
 /// Search the scan's pose when the answers in its own pose are doubtful (a method failed or
-/// the methods disagree): the answers of a more believable
-/// pose replace `found`, each charged the search's time (as are the kept ones when the stored
-/// pose stays). Needs the heatmap model among `models`.
+/// the methods disagree): the answers of a more believable pose replace `found`, each charged
+/// the search's time (as are the kept ones when the stored pose stays). `proceed` is asked
+/// again every few looks, so a cancel stops the search. Needs the heatmap model in `models`.
 pub fn search_pose(
     models: &[Model],
     volume: &Volume,
@@ -158,12 +158,12 @@ pub fn search_pose(
     if as_stored.is_some() && !disagree {
         return Ok(());
     }
-    if !proceed(Step::PoseSearch) {
-        return Err(ModelError::Cancelled);
-    }
     let t = Instant::now();
     let mut looks = Vec::new();
-    for pose in cube_poses(true).into_iter().skip(1) {
+    for (i, pose) in cube_poses(true).into_iter().enumerate().skip(1) {
+        if i % 8 == 1 && !proceed(Step::PoseSearch) {
+            return Err(ModelError::Cancelled);
+        }
         looks.push(models[heat].coarse_look(volume, norm, pose, &mut Timing::default())?);
     }
     looks.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -182,9 +182,7 @@ pub fn search_pose(
         let Some(b) = belief(&answers, heat) else {
             continue;
         };
-        if as_stored.map_or(true, |a| b > a + MARGIN)
-            && best.as_ref().map_or(true, |(bb, _)| b > *bb)
-        {
+        if as_stored.is_none_or(|a| b > a + MARGIN) && best.as_ref().is_none_or(|(bb, _)| b > *bb) {
             best = Some((b, answers));
         }
     }

@@ -35,7 +35,8 @@ enum Command {
         #[arg(long, default_value = "heatmap")]
         method: Method,
     },
-    /// The coarse (and fine) stage in each of the 48 cube poses on turned scans, as JSON lines.
+    /// The heatmap's coarse stage in each of the 48 cube poses on turned scans, both methods in
+    /// the best three, as JSON lines.
     PoseDump {
         manifest: PathBuf,
         out: PathBuf,
@@ -45,9 +46,6 @@ enum Command {
         /// Every N-th case of the split.
         #[arg(long, default_value_t = 1)]
         every: usize,
-        /// Also run the fine stage in every pose.
-        #[arg(long)]
-        fine: bool,
     },
 }
 
@@ -66,7 +64,6 @@ fn main() -> anyhow::Result<()> {
             out,
             train,
             every,
-            fine,
-        } => pose_dump::run(&manifest, &out, !train, every, fine),
+        } => pose_dump::run(&manifest, &out, !train, every),
     }
 }
