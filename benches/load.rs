@@ -140,6 +140,7 @@ fn markups(dir: &std::path::Path) {
             description: String::new(),
             position_lps: Some([i as f64 * 0.1, -(i as f64) * 0.2, 3.5]),
             status: PositionStatus::Defined,
+            locked: false,
         })
         .collect();
     markups::write(&path, &points).expect("write markups");

@@ -50,6 +50,9 @@ pub struct Landmark {
     pub name: String,
     pub status: Status,
     pub note: String,
+    /// Locked (Slicer's per-point `locked`): it is not placed, moved, skipped or cleared until
+    /// unlocked; its note stays editable.
+    pub locked: bool,
 }
 
 /// The slot a control point belongs to: its label, `unnamed` when it has none.
@@ -66,6 +69,7 @@ impl Landmark {
             name: name.to_string(),
             status: Status::Undefined,
             note: String::new(),
+            locked: false,
         }
     }
 
@@ -95,6 +99,18 @@ impl Default for LandmarkSet {
 impl LandmarkSet {
     pub fn get(&self, name: &str) -> Option<&Landmark> {
         self.landmarks.iter().find(|l| l.name == name)
+    }
+
+    pub fn is_locked(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|l| l.locked)
+    }
+
+    /// The slot's status set to `status`, unless the slot is locked.
+    fn set_status(&mut self, name: &str, status: Status) {
+        let l = self.slot(name);
+        if !l.locked {
+            l.status = status;
+        }
     }
 
     fn slot(&mut self, name: &str) -> &mut Landmark {
@@ -139,6 +155,7 @@ impl LandmarkSet {
             });
             let slot = &mut set.landmarks[i];
             slot.note = p.description.clone();
+            slot.locked = p.locked;
             match Status::of_point(p) {
                 Status::Undefined => {}
                 status => slot.status = status,
@@ -191,6 +208,7 @@ impl LandmarkSet {
                     Status::Undefined => PositionStatus::Undefined,
                     Status::Skipped => PositionStatus::Missing,
                 },
+                locked: l.locked,
             })
             .collect()
     }
@@ -225,12 +243,16 @@ impl Annotation {
         }
     }
 
+    /// Placing, moving, skipping and clearing leave a locked slot as it is.
     pub fn place(&mut self, name: &str, position_lps: DVec3) {
-        self.edit(|s| s.slot(name).status = Status::Defined(position_lps));
+        self.edit(|s| s.set_status(name, Status::Defined(position_lps)));
     }
 
     /// Place with a note saying where the point came from (an accepted prediction).
     pub fn place_with_note(&mut self, name: &str, position_lps: DVec3, note: &str) {
+        if self.set.is_locked(name) {
+            return;
+        }
         self.edit(|s| {
             let l = s.slot(name);
             l.status = Status::Defined(position_lps);
@@ -240,15 +262,18 @@ impl Annotation {
 
     /// Back to undefined (the Delete key).
     pub fn delete(&mut self, name: &str) {
-        self.edit(|s| {
-            if let Some(l) = s.landmarks.iter_mut().find(|l| l.name == name) {
-                l.status = Status::Undefined;
-            }
-        });
+        if self.set.get(name).is_some() {
+            self.edit(|s| s.set_status(name, Status::Undefined));
+        }
     }
 
     pub fn skip(&mut self, name: &str) {
-        self.edit(|s| s.slot(name).status = Status::Skipped);
+        self.edit(|s| s.set_status(name, Status::Skipped));
+    }
+
+    /// Lock or unlock a slot (an undoable edit).
+    pub fn set_locked(&mut self, name: &str, locked: bool) {
+        self.edit(|s| s.slot(name).locked = locked);
     }
 
     pub fn add_slot(&mut self, name: &str) {
@@ -289,7 +314,7 @@ impl Annotation {
     /// Replace the position during a drag without recording history; [`Annotation::edit`]
     /// records the whole drag once it ends (see [`Annotation::finish_drag`]).
     pub fn drag_to(&mut self, name: &str, position_lps: DVec3) {
-        self.set.slot(name).status = Status::Defined(position_lps);
+        self.set.set_status(name, Status::Defined(position_lps));
     }
 
     /// End a drag that started from `before`: one undo step, or a cancel back to `before`.
@@ -362,6 +387,7 @@ mod tests {
             description: String::new(),
             position_lps: p,
             status,
+            locked: false,
         };
         let pts = [
             point(PositionStatus::Defined, Some([1.0, 2.0, 3.0])),
@@ -379,7 +405,40 @@ mod tests {
         a.add_slot("apex");
         a.set_note("apex", "not visible");
         a.skip("aortic-valve");
-        let back = LandmarkSet::from_points(&a.set.to_points());
+        a.set_locked("heart-center", true);
+        let points = a.set.to_points();
+        assert!(points.iter().any(|p| p.label == "heart-center" && p.locked));
+        let back = LandmarkSet::from_points(&points);
         assert_eq!(back, a.set);
+    }
+
+    #[test]
+    fn a_locked_landmark_is_not_placed_moved_skipped_or_cleared_until_unlocked() {
+        let mut a = Annotation::default();
+        let at = DVec3::new(1.0, 2.0, 3.0);
+        a.place("heart-center", at);
+        a.set_locked("heart-center", true);
+        let locked = a.set.clone();
+        let rev = a.revision;
+        a.place("heart-center", DVec3::ZERO);
+        a.place_with_note("heart-center", DVec3::ZERO, "accepted");
+        a.skip("heart-center");
+        a.delete("heart-center");
+        a.drag_to("heart-center", DVec3::ZERO);
+        a.finish_drag(locked.clone(), false);
+        assert_eq!(a.set, locked);
+        assert_eq!(a.revision, rev, "refused edits are not recorded");
+        // Its note stays editable; unlocking is an undoable edit, and then it moves again.
+        a.set_note("heart-center", "checked twice");
+        a.set_locked("heart-center", false);
+        a.place("heart-center", DVec3::ZERO);
+        assert_eq!(
+            a.set.get("heart-center").unwrap().position_lps(),
+            Some(DVec3::ZERO)
+        );
+        a.undo();
+        a.undo();
+        assert!(a.set.is_locked("heart-center"));
+        assert_eq!(a.set.get("heart-center").unwrap().position_lps(), Some(at));
     }
 }

@@ -622,6 +622,7 @@ fn stress_save(file: &std::path::Path) -> anyhow::Result<ExitCode> {
                 description: note.clone(),
                 position_lps: Some([v, v, v]),
                 status: heartloc::io::markups::PositionStatus::Defined,
+                locked: false,
             })
             .collect();
         heartloc::io::markups::write(file, &points)?;

@@ -19,6 +19,7 @@ fn killing_a_saving_process_never_leaves_a_torn_file() {
         description: String::new(),
         position_lps: Some([-1.0, -1.0, -1.0]),
         status: heartloc::io::markups::PositionStatus::Defined,
+        locked: false,
     }];
     markups::write(&file, &seed).unwrap();
     let mut last_seen = -1.0;
@@ -204,6 +205,7 @@ fn slicer_files_edited_here_keep_everything_else_and_match_slicers_schema() {
             description: String::new(),
             position_lps: None,
             status: markups::PositionStatus::Undefined,
+            locked: false,
         });
         markups::save(&path, &points).unwrap();
         let after: serde_json::Value =

@@ -364,3 +364,86 @@ fn typed_coordinates_move_the_active_landmark_as_one_undoable_edit() {
     h.run_steps(2);
     assert_eq!(heart_center(&h), Some(placed));
 }
+
+/// A locked landmark (the panel's Lock button) is not moved by a drag, a placing click, a
+/// nudge or Delete; the status bar says why; the lock is saved as Slicer's per-point `locked`
+/// and comes back on reopening; Unlock frees it again.
+#[test]
+fn a_locked_landmark_stays_put_is_saved_locked_and_unlocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
+    let img = h.render().expect("render");
+    let axial = h.state().pane_rects()[0];
+    let seen = bright_centre(&img, axial).expect("marker visible");
+    let at = egui::pos2(seen.x as f32, seen.y as f32);
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    click(&mut h, at);
+    let placed = heart_center(&h).expect("placed");
+    h.get_by_label("Lock").click();
+    h.run_steps(2);
+    assert!(h.state().landmarks.annotation.set.is_locked("heart-center"));
+    drag(&mut h, at, at + egui::vec2(30.0, 0.0));
+    assert_eq!(heart_center(&h), Some(placed), "a drag leaves it");
+    let msg = h.state().message.clone().unwrap_or_default();
+    assert!(msg.contains("heart-center is locked"), "{msg}");
+    h.key_press(egui::Key::Num2);
+    h.run_steps(1);
+    let crosshair = h.state().crosshair;
+    click(&mut h, at + egui::vec2(20.0, 20.0));
+    assert_eq!(
+        h.state().crosshair,
+        crosshair,
+        "a refused placement moves no view"
+    );
+    h.hover_at(at);
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowUp);
+    h.key_press(egui::Key::Delete);
+    h.run_steps(2);
+    assert_eq!(
+        heart_center(&h),
+        Some(placed),
+        "placing, nudging, Delete leave it"
+    );
+    assert_eq!(
+        h.query_all_by_label_contains("  locked").count(),
+        1,
+        "the row says so"
+    );
+    if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
+        let img = h.render().expect("render");
+        img.save(std::path::Path::new(&dir).join("locked.png"))
+            .unwrap();
+    }
+    let saved = heartloc::app::landmarks_beside(&path);
+    let pts = heartloc::io::markups::read(&saved).expect("autosaved");
+    let hc = pts.iter().find(|p| p.label == "heart-center").unwrap();
+    assert!(hc.locked, "saved as Slicer's locked");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("\"locked\": true"), "{text}");
+    drop(h);
+    // Reopened, it is still locked; unlocked, it moves again.
+    let (mut again, _, _) = marker_harness(tmp.path(), 760.0);
+    assert!(again
+        .state()
+        .landmarks
+        .annotation
+        .set
+        .is_locked("heart-center"));
+    assert_eq!(heart_center(&again), Some(placed));
+    again.state_mut().landmarks.active_slot = "heart-center".into();
+    again.run_steps(1);
+    again.get_by_label("Unlock").click();
+    again.run_steps(2);
+    again.state_mut().crosshair = marker;
+    again.run_steps(2);
+    drag(&mut again, at, at + egui::vec2(30.0, 0.0));
+    assert_ne!(
+        heart_center(&again),
+        Some(placed),
+        "unlocked, a drag moves it"
+    );
+}

@@ -294,6 +294,7 @@ fn landmarks_from_markups_become_training_targets() {
             description: String::new(),
             position_lps: Some(valve.to_array()),
             status: heartloc::io::markups::PositionStatus::Defined,
+            locked: false,
         }],
     )
     .unwrap();

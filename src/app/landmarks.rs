@@ -123,6 +123,8 @@ pub enum LandmarkEdit {
     /// Cancel a drag (back to where it started) or placing.
     Cancel,
     ToggleShown,
+    /// Lock the active slot, or unlock it.
+    ToggleLock,
 }
 
 /// Landmarks of the open volume and the state of editing them.
@@ -138,6 +140,8 @@ pub struct LandmarksState {
     /// Landmark being dragged and the set before the drag (for one undo step or Escape).
     drag: Option<(String, LandmarkSet)>,
     saved_revision: u64,
+    /// Why the last edit did nothing (a locked landmark), for the status bar.
+    pub notice: Option<String>,
 }
 
 impl Default for LandmarksState {
@@ -150,6 +154,7 @@ impl Default for LandmarksState {
             target: LandmarkTarget::None,
             drag: None,
             saved_revision: 0,
+            notice: None,
         }
     }
 }
@@ -190,10 +195,15 @@ impl LandmarksState {
                 }
             }
             LandmarkEdit::ToggleArmed => self.armed = !self.armed,
-            LandmarkEdit::Skip => self.annotation.skip(&slot),
-            LandmarkEdit::Delete => self.annotation.delete(&slot),
+            LandmarkEdit::Skip if !self.refused(&slot) => self.annotation.skip(&slot),
+            LandmarkEdit::Delete if !self.refused(&slot) => self.annotation.delete(&slot),
             LandmarkEdit::SetNote(note) => self.annotation.set_note(&slot, &note),
-            LandmarkEdit::SetPosition(p) => self.annotation.place(&slot, p),
+            LandmarkEdit::SetPosition(p) if !self.refused(&slot) => self.annotation.place(&slot, p),
+            LandmarkEdit::Skip | LandmarkEdit::Delete | LandmarkEdit::SetPosition(_) => {}
+            LandmarkEdit::ToggleLock => {
+                let locked = self.annotation.set.is_locked(&slot);
+                self.annotation.set_locked(&slot, !locked);
+            }
             LandmarkEdit::AddSlot(name) => {
                 self.annotation.add_slot(&name);
                 self.active_slot = name;
@@ -210,10 +220,21 @@ impl LandmarksState {
         }
     }
 
+    /// True (and a notice set) when `slot` is locked: the edit asked for is not made.
+    fn refused(&mut self, slot: &str) -> bool {
+        let locked = self.annotation.set.is_locked(slot);
+        if locked {
+            self.notice = Some(format!("{slot} is locked: unlock it to change it"));
+        }
+        locked
+    }
+
     /// Put the active slot at `at` (an ordinary, undoable edit).
     pub fn place_active(&mut self, at: DVec3) {
         let slot = self.active_slot.clone();
-        self.annotation.place(&slot, at);
+        if !self.refused(&slot) {
+            self.annotation.place(&slot, at);
+        }
         self.armed = false;
     }
 
@@ -227,7 +248,9 @@ impl LandmarksState {
             .map(|(name, p)| (name, super::panes::to_d(frame.screen(p).to_vec2())));
         let hit = crate::slice_view::hit_test(on_slice, super::panes::to_d(pos.to_vec2()), 8.0);
         if let Some(name) = hit.map(str::to_string) {
-            self.drag = Some((name.clone(), self.annotation.set.clone()));
+            if !self.refused(&name) {
+                self.drag = Some((name.clone(), self.annotation.set.clone()));
+            }
             self.active_slot = name;
         }
     }
@@ -240,6 +263,12 @@ impl LandmarksState {
             self.annotation.drag_to(&name, world);
             Pointer::Dragged
         } else if self.armed && click {
+            let slot = self.active_slot.clone();
+            if self.refused(&slot) {
+                // Nothing placed, so the views stay where they are.
+                self.armed = false;
+                return Pointer::Waiting;
+            }
             self.place_active(world);
             Pointer::Placed
         } else if self.armed {
@@ -254,13 +283,18 @@ impl LandmarksState {
     pub fn nudge_active(&mut self, by: DVec3) -> Option<DVec3> {
         let at = self.annotation.set.get(&self.active_slot)?.position_lps()? + by;
         let slot = self.active_slot.clone();
+        if self.refused(&slot) {
+            return None;
+        }
         self.annotation.place(&slot, at);
         Some(at)
     }
 
     /// Put an accepted prediction into `slot` (made active) with a note on where it came from.
     pub fn accept(&mut self, slot: &str, at: DVec3, note: &str) {
-        self.annotation.place_with_note(slot, at, note);
+        if !self.refused(slot) {
+            self.annotation.place_with_note(slot, at, note);
+        }
         self.active_slot = slot.to_string();
         self.armed = false;
     }
@@ -336,7 +370,8 @@ pub fn panel_ui(ui: &mut egui::Ui, lm: &LandmarksState, where_saved: &str) -> Ve
             Status::Skipped => l.status.to_string(),
             Status::Undefined => "–".to_string(),
         };
-        let text = egui::RichText::new(format!("{} {}  {state}", n + 1, l.name))
+        let lock = if l.locked { "  locked" } else { "" };
+        let text = egui::RichText::new(format!("{} {}  {state}{lock}", n + 1, l.name))
             .color(slot_color(&l.name));
         if ui
             .selectable_label(l.name == lm.active_slot, text)
@@ -362,6 +397,10 @@ pub fn panel_ui(ui: &mut egui::Ui, lm: &LandmarksState, where_saved: &str) -> Ve
         }
         if ui.button("Delete").clicked() {
             edit(&mut out, LandmarkEdit::Delete);
+        }
+        let locked = lm.annotation.set.is_locked(&lm.active_slot);
+        if ui.button(if locked { "Unlock" } else { "Lock" }).clicked() {
+            edit(&mut out, LandmarkEdit::ToggleLock);
         }
     });
     let active = lm.annotation.set.get(&lm.active_slot);

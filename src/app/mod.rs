@@ -414,6 +414,9 @@ impl eframe::App for HeartlocApp {
         for c in commands {
             self.apply(c, &ctx);
         }
+        if let Some(notice) = self.landmarks.notice.take() {
+            self.message = Some(notice);
+        }
         self.autosave();
         if self.is_loading() || self.interacting {
             ctx.request_repaint();

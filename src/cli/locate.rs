@@ -198,6 +198,7 @@ fn answers(
             .join("; "),
             position_lps: Some(found.center_lps.to_array()),
             status: crate::io::markups::PositionStatus::Defined,
+            locked: false,
         });
         if !req.json {
             let c = found.center_lps;

@@ -6,8 +6,9 @@
 //! Plane, ROI) are kept in the document and named in [`Markups::notes`].
 //!
 //! Write: into the document that was read, so a file that came from Slicer keeps everything
-//! heartloc does not model (other markups, display, measurements, locks, ids, orientations):
-//! points are matched by label and only their label, description, position and status change;
+//! heartloc does not model (other markups, display, measurements, the lists' locks, ids,
+//! orientations): points are matched by label and only their label, description, position,
+//! status and lock change;
 //! new points get the next id after `lastUsedControlPointNumber`, which is kept up to date.
 //! A new file is a point list in LPS mm as Slicer 5 writes one. Every write is durable
 //! (temporary file, fsync, rename): a crash leaves the previous or the new complete file.
@@ -31,6 +32,8 @@ pub struct ControlPoint {
     /// `None` when the point has no position (status undefined or skipped).
     pub position_lps: Option<[f64; 3]>,
     pub status: PositionStatus,
+    /// Slicer's per-point `locked`: not to be moved.
+    pub locked: bool,
 }
 
 /// Slicer's `positionStatus` of a control point.
@@ -280,6 +283,7 @@ fn set_point(cp: &mut Value, p: &ControlPoint, flip: f64) {
         .map_or(json!(""), |[x, y, z]| json!([x * flip, y * flip, z]));
     set(o, "position", position);
     set(o, "positionStatus", json!(p.status.as_str()));
+    set(o, "locked", json!(p.locked));
 }
 
 /// One control point of a markup whose coordinates are multiplied by `flip` in x and y (-1
@@ -330,6 +334,7 @@ fn control_point(cp: &Value, flip: f64) -> Result<ControlPoint, String> {
         description: text("description"),
         position_lps: position.filter(|_| status.has_position()),
         status,
+        locked: cp.get("locked").and_then(Value::as_bool).unwrap_or(false),
     })
 }
 
@@ -375,6 +380,7 @@ mod tests {
             description: String::new(),
             position_lps: p,
             status,
+            locked: false,
         }
     }
 
