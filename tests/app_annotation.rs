@@ -11,11 +11,9 @@ use egui_kittest::Harness;
 use glam::DVec3;
 use heartloc::app::{HeartlocApp, NoDialog, Source};
 
-#[test]
-fn place_move_undo_redo_save_and_reopen_a_landmark() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
-    // Find the marker on screen from the pixels alone, then place heart-center there (key 2).
+/// Find the marker on screen from the pixels alone, then place heart-center there (key 2):
+/// where on screen, and the point placed.
+fn place_heart_center_on_marker(h: &mut Harness<'static, HeartlocApp>) -> (egui::Pos2, DVec3) {
     let img = h.render().expect("render");
     let axial = h.state().pane_rects()[0];
     let seen = bright_centre(&img, axial).expect("marker visible");
@@ -25,8 +23,15 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     h.key_press(egui::Key::Num2);
     h.run_steps(1);
     assert!(h.state().landmarks.armed && h.state().landmarks.active_slot == "heart-center");
-    click(&mut h, at);
-    let placed = heart_center(&h).expect("placed");
+    click(h, at);
+    (at, heart_center(h).expect("placed"))
+}
+
+#[test]
+fn place_move_undo_redo_save_and_reopen_a_landmark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
+    let (at, placed) = place_heart_center_on_marker(&mut h);
     // Within half a voxel (2 mm voxels) of the marker's true centre, in x and y; z is the slice.
     assert!(
         (placed.truncate() - marker.truncate()).length() < 1.0,
@@ -85,7 +90,7 @@ fn place_move_undo_redo_save_and_reopen_a_landmark() {
     assert!(back.distance(moved) < 1e-6);
 
     // Escape cancels a drag in progress.
-    let start = egui::pos2(seen.x as f32 + 30.0, seen.y as f32);
+    let start = at + egui::vec2(30.0, 0.0);
     again.state_mut().crosshair = marker;
     again.run_steps(2);
     again.hover_at(start);
@@ -372,16 +377,7 @@ fn typed_coordinates_move_the_active_landmark_as_one_undoable_edit() {
 fn a_locked_landmark_stays_put_is_saved_locked_and_unlocks() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
-    let img = h.render().expect("render");
-    let axial = h.state().pane_rects()[0];
-    let seen = bright_centre(&img, axial).expect("marker visible");
-    let at = egui::pos2(seen.x as f32, seen.y as f32);
-    h.hover_at(at);
-    h.run_steps(1);
-    h.key_press(egui::Key::Num2);
-    h.run_steps(1);
-    click(&mut h, at);
-    let placed = heart_center(&h).expect("placed");
+    let (at, placed) = place_heart_center_on_marker(&mut h);
     h.get_by_label("Lock").click();
     h.run_steps(2);
     assert!(h.state().landmarks.annotation.set.is_locked("heart-center"));
