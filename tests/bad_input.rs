@@ -256,3 +256,25 @@ fn cli_reports_errors_without_panicking() {
     assert!(err.contains("bad.nii.gz") && err.contains("error"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A command-line run piped into a reader that stops early (`heartloc info … | head -1`)
+/// ends quietly with status 141, as a tool killed by SIGPIPE does, instead of a panic.
+#[test]
+fn a_reader_that_stops_early_ends_the_run_quietly() {
+    use std::io::Read;
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/chest-ct.nii.gz");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .arg("info")
+        .args(std::iter::repeat_n(demo, 400))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's reader is gone (dropped above); the run must notice on its next print.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
