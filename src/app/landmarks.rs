@@ -195,11 +195,13 @@ impl LandmarksState {
                 }
             }
             LandmarkEdit::ToggleArmed => self.armed = !self.armed,
-            LandmarkEdit::Skip if !self.refused(&slot) => self.annotation.skip(&slot),
-            LandmarkEdit::Delete if !self.refused(&slot) => self.annotation.delete(&slot),
+            // The annotation refuses these for a locked slot; here the user is told why.
+            LandmarkEdit::Skip | LandmarkEdit::Delete | LandmarkEdit::SetPosition(_)
+                if self.refused(&slot) => {}
+            LandmarkEdit::Skip => self.annotation.skip(&slot),
+            LandmarkEdit::Delete => self.annotation.delete(&slot),
             LandmarkEdit::SetNote(note) => self.annotation.set_note(&slot, &note),
-            LandmarkEdit::SetPosition(p) if !self.refused(&slot) => self.annotation.place(&slot, p),
-            LandmarkEdit::Skip | LandmarkEdit::Delete | LandmarkEdit::SetPosition(_) => {}
+            LandmarkEdit::SetPosition(p) => self.annotation.place(&slot, p),
             LandmarkEdit::ToggleLock => {
                 let locked = self.annotation.set.is_locked(&slot);
                 self.annotation.set_locked(&slot, !locked);

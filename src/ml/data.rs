@@ -9,7 +9,7 @@ use super::heatmap::gaussian_target;
 use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
 use super::rng::Rng;
 use crate::io::{self, markups, FileError};
-use crate::volume::{ijk_of, Grid, Interpolation, Volume, Voxels};
+use crate::volume::{about_point, ijk_of, Grid, Interpolation, Volume, Voxels};
 
 /// One row of a manifest: `case` (a folder with `image.nii.gz` and `labels.nii.gz`, relative
 /// to the manifest), `modality`, `heart_values` (label values that make up the heart) and
@@ -286,10 +286,11 @@ pub fn sample(
     let angle = rng.range(-1.0, 1.0) * aug.rotate_deg.to_radians();
     let scale = (rng.range(-1.0, 1.0) * (1.0 + aug.scale).ln()).exp();
     // world_from_world: rotate and scale the sampling grid about its centre.
-    let world_from_world = DMat4::from_translation(c)
-        * DMat4::from_quat(DQuat::from_axis_angle(axis, angle))
-        * DMat4::from_scale(DVec3::splat(scale))
-        * DMat4::from_translation(-c);
+    let world_from_world = about_point(
+        c,
+        DMat4::from_quat(DQuat::from_axis_angle(axis, angle))
+            * DMat4::from_scale(DVec3::splat(scale)),
+    );
     let grid = Grid::new(base.dims, world_from_world * base.world_from_voxel);
     let mut input = case.norm.sample(&case.volume, &grid);
     let mut target = match method {

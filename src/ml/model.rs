@@ -347,17 +347,16 @@ impl Model {
         let t = Instant::now();
         let look = match r.method {
             Method::Segmentation => largest_component(&cgrid, &cmap, r.threshold)
-                .map(|c| (c.center_lps, c.mean_probability, c.voxels))
-                .or_else(|| decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, 0.0, 0))),
+                .map(|c| (c.center_lps, c.mean_probability))
+                .or_else(|| decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, 0.0))),
             Method::Heatmap => {
-                decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, f64::from(p.confidence), 0))
+                decode_peak(&cgrid, &cmap).map(|p| (p.center_lps, f64::from(p.confidence)))
             }
         }
-        .map(|(center_lps, score, voxels)| Look {
+        .map(|(center_lps, score)| Look {
             pose,
             center_lps,
             score,
-            voxels,
         })
         .ok_or_else(|| ModelError::Input("the coarse stage's output is not finite".into()))?;
         timing.post += t.elapsed().as_secs_f64();

@@ -6,7 +6,7 @@
 use glam::{DMat4, DQuat, DVec3};
 
 use super::rng::Rng;
-use crate::volume::{Grid, Interpolation, Volume, Voxels};
+use crate::volume::{about_point, Grid, Interpolation, Volume, Voxels};
 
 /// One way of disturbing a scan.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -141,9 +141,7 @@ impl Scene {
 
     /// `world_from_world` applied about the scan's centre.
     fn about_centre(&self, m: DMat4) -> DMat4 {
-        let (lo, hi) = self.volume.grid.world_bbox();
-        let c = (lo + hi) * 0.5;
-        DMat4::from_translation(c) * m * DMat4::from_translation(-c)
+        about_point(super::preprocess::scan_center(&self.volume), m)
     }
 
     /// The same voxels placed elsewhere in the world (`world_from_world`), the truth with them.
@@ -235,9 +233,11 @@ impl Scene {
         let values = (0..v.len())
             .map(|i| (f64::from(v.get(i)) + scale * rng.normal()) as f32)
             .collect();
-        let mut scene = self.moved(DMat4::IDENTITY);
-        scene.volume.voxels = Voxels::F32(values);
-        scene
+        Scene {
+            volume: Volume::new(self.volume.grid, Voxels::F32(values)),
+            truth: self.truth.clone(),
+            center_lps: self.center_lps,
+        }
     }
 
     /// Slices `factor` times thicker along the thickest voxel axis (the last on ties), each

@@ -15,7 +15,7 @@ use glam::{DMat3, DMat4, DVec3};
 
 use super::model::{Finding, Model, ModelError, Timing};
 use super::preprocess::{Method, Normalizer};
-use crate::volume::{Grid, Volume};
+use crate::volume::{about_point, Grid, Volume};
 
 /// How many of the best-looking poses both methods run in.
 pub const CANDIDATES: usize = 3;
@@ -41,8 +41,6 @@ pub struct Look {
     pub center_lps: DVec3,
     /// Segmentation: mean probability in the largest component; heatmap: peak height.
     pub score: f64,
-    /// Segmentation: the component's coarse voxels.
-    pub voxels: usize,
 }
 
 /// `grid` turned by `pose` about `centre` (LPS mm).
@@ -50,8 +48,7 @@ pub fn posed(grid: Grid, centre: DVec3, pose: DMat3) -> Grid {
     if pose == DMat3::IDENTITY {
         return grid;
     }
-    let world_from_world =
-        DMat4::from_translation(centre) * DMat4::from_mat3(pose) * DMat4::from_translation(-centre);
+    let world_from_world = about_point(centre, DMat4::from_mat3(pose));
     Grid::new(grid.dims, world_from_world * grid.world_from_voxel)
 }
 

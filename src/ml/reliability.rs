@@ -38,23 +38,13 @@ impl Face {
 
     /// The face lying toward `d` (LPS), by its largest component.
     fn toward(d: DVec3) -> Face {
-        let a = d.abs();
-        if a.x >= a.y && a.x >= a.z {
-            if d.x > 0.0 {
-                Face::Left
-            } else {
-                Face::Right
-            }
-        } else if a.y >= a.z {
-            if d.y > 0.0 {
-                Face::Posterior
-            } else {
-                Face::Anterior
-            }
-        } else if d.z > 0.0 {
-            Face::Superior
-        } else {
-            Face::Inferior
+        match crate::volume::direction_letter(d) {
+            "L" => Face::Left,
+            "R" => Face::Right,
+            "P" => Face::Posterior,
+            "A" => Face::Anterior,
+            "S" => Face::Superior,
+            _ => Face::Inferior,
         }
     }
 }

@@ -11,7 +11,7 @@
 use glam::DMat4;
 use glam::{DQuat, DVec2, DVec3};
 
-use crate::volume::Grid;
+use crate::volume::{direction_letter, Grid};
 
 mod camera;
 mod window;
@@ -158,19 +158,6 @@ impl SliceView {
     pub fn edge_letters(&self) -> [&'static str; 4] {
         let (r, d, _) = self.axes();
         [-r, r, -d, d].map(direction_letter)
-    }
-}
-
-/// "L", "R", "P", "A", "S" or "I": the patient direction a world vector points to most.
-fn direction_letter(v: DVec3) -> &'static str {
-    let a = v.abs();
-    match (a.x >= a.y && a.x >= a.z, a.y >= a.z) {
-        (true, _) if v.x > 0.0 => "L",
-        (true, _) => "R",
-        (false, true) if v.y > 0.0 => "P",
-        (false, true) => "A",
-        _ if v.z > 0.0 => "S",
-        _ => "I",
     }
 }
 

@@ -136,7 +136,8 @@ impl Grid {
     }
 }
 
-fn direction_letter(d: DVec3) -> char {
+/// "L", "R", "P", "A", "S" or "I": the patient direction an LPS vector points to most.
+pub fn direction_letter(d: DVec3) -> &'static str {
     let a = d.abs();
     let (axis, value) = if a.x >= a.y && a.x >= a.z {
         (0, d.x)
@@ -146,13 +147,19 @@ fn direction_letter(d: DVec3) -> char {
         (2, d.z)
     };
     match (axis, value >= 0.0) {
-        (0, true) => 'L',
-        (0, false) => 'R',
-        (1, true) => 'P',
-        (1, false) => 'A',
-        (_, true) => 'S',
-        (_, false) => 'I',
+        (0, true) => "L",
+        (0, false) => "R",
+        (1, true) => "P",
+        (1, false) => "A",
+        (_, true) => "S",
+        (_, false) => "I",
     }
+}
+
+/// `m` (a world_from_world transform: a turn, a mirror, a scaling) applied about `centre`
+/// (LPS mm) instead of the origin.
+pub fn about_point(centre: DVec3, m: DMat4) -> DMat4 {
+    DMat4::from_translation(centre) * m * DMat4::from_translation(-centre)
 }
 
 /// The voxel index (i, j, k) of position `idx` in memory order (i fastest) in a grid of `dims`.
