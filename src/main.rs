@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use heartloc::info::Report;
 use heartloc::io::{self, OpenOptions};
-use heartloc::ml::data::Augment;
-use heartloc::ml::preprocess::{Method, Recipe};
+use heartloc::ml::preprocess::Method;
 
 mod cli {
     pub mod eval;
     pub mod locate;
     pub mod mesh;
     pub mod pipe;
+    pub mod train;
 }
 
 #[derive(Parser)]
@@ -37,7 +37,10 @@ enum Command {
     /// Summarise a worklist and export its landmarks as CSV.
     Worklist(WorklistArgs),
     /// Train one method's model (coarse + fine 3D U-Nets) on a manifest of labelled cases.
-    Train(Box<TrainArgs>),
+    Train(Box<cli::train::TrainArgs>),
+    /// How well a landmark is learnt from 5, 10, 20 … annotated cases: held-out error per
+    /// training set size and fold.
+    LearningCurve(cli::train::CurveArgs),
     /// Evaluate models on a manifest's cases: per-case table and summary per modality.
     Eval(EvalArgs),
     /// Find the heart in volumes (NIfTI files or DICOM series folders).
@@ -149,71 +152,6 @@ struct WorklistArgs {
     /// Write case, landmark, x, y, z (LPS mm), status for every landmark.
     #[arg(long)]
     export_csv: Option<PathBuf>,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
-    /// `heart_values`, `heart_center_lps_mm`.
-    #[arg(long)]
-    manifest: PathBuf,
-    #[arg(long, value_enum)]
-    method: MethodArg,
-    /// Folder for `<method>.safetensors`, `<method>.recipe.json`, `<method>.training.json`.
-    #[arg(long)]
-    out: PathBuf,
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Hold out every Nth manifest case for validation (0: none).
-    #[arg(long, default_value_t = 5)]
-    val_every: usize,
-    #[arg(long, default_value_t = 2e-3)]
-    learning_rate: f64,
-    /// Heatmap only: train on this landmark of each case's `.mrk.json` files (e.g.
-    /// aortic-valve) instead of the heart-mask centroid.
-    #[arg(long)]
-    landmark: Option<String>,
-    /// Heatmap only: weight of the loss on the decoded centre beside the cross-entropy.
-    #[arg(long, default_value_t = 0.2)]
-    centre_weight: f64,
-    /// Samples per optimiser step, computed on that many threads and their gradients
-    /// averaged (run with RAYON_NUM_THREADS=1 so each sample keeps one core).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Stop after the epoch that passes this many minutes (the best epoch is kept).
-    #[arg(long)]
-    max_minutes: Option<f64>,
-    /// Use only the first N manifest rows.
-    #[arg(long)]
-    limit_cases: Option<usize>,
-    /// Start from trained weights: a folder (its model of the same method) or a
-    /// `<method>.safetensors` file (that method's networks, e.g. segmentation to warm-start
-    /// a heatmap; the channels must match).
-    #[arg(long)]
-    init_from: Option<PathBuf>,
-    /// Switch all augmentation off.
-    #[arg(long)]
-    no_augment: bool,
-    /// Random rotation up to ± this many degrees.
-    #[arg(long, default_value_t = 25.0)]
-    rotate_deg: f64,
-    /// Random scaling up to ± this fraction.
-    #[arg(long, default_value_t = 0.15)]
-    scale: f64,
-    /// Random grid shift up to ± this many mm per axis.
-    #[arg(long, default_value_t = 20.0)]
-    shift_mm: f64,
-    /// Probability of a field of view cut through or near the heart.
-    #[arg(long, default_value_t = 0.2)]
-    partial_fov: f64,
-    /// Probability of thick-slice resampling.
-    #[arg(long, default_value_t = 0.25)]
-    resolution: f64,
-    /// No gamma/contrast/noise/blur.
-    #[arg(long)]
-    no_intensity: bool,
 }
 
 #[derive(clap::Args)]
@@ -379,7 +317,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Info(a)) => info(a),
         Some(Command::Series(a)) => series(a),
         Some(Command::Worklist(a)) => worklist(a),
-        Some(Command::Train(a)) => train(*a),
+        Some(Command::Train(a)) => cli::train::train(*a),
+        Some(Command::LearningCurve(a)) => cli::train::learning_curve(a),
         Some(Command::Eval(a)) => eval(a),
         Some(Command::Locate(a)) => locate(a),
         Some(Command::Mesh(a)) => {
@@ -495,59 +434,6 @@ fn worklist(a: WorklistArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `heartloc train`: one method's model, with progress on stderr.
-fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
-    let method = Method::from(a.method);
-    if a.landmark.is_some() && method != Method::Heatmap {
-        anyhow::bail!("--landmark trains a heatmap model; use --method heatmap");
-    }
-    if a.batch == 0 {
-        anyhow::bail!("--batch must be at least 1");
-    }
-    let augment = if a.no_augment {
-        Augment::none()
-    } else {
-        Augment {
-            rotate_deg: a.rotate_deg,
-            scale: a.scale,
-            shift_mm: a.shift_mm,
-            partial_fov: a.partial_fov,
-            intensity: !a.no_intensity,
-            resolution: a.resolution,
-        }
-    };
-    let mut recipe = Recipe::new(method);
-    if let Some(l) = &a.landmark {
-        recipe.target = format!("{l}: from each case's .mrk.json files");
-    }
-    let opts = heartloc::ml::train::TrainOptions {
-        manifest: a.manifest,
-        out: a.out,
-        recipe,
-        epochs: a.epochs,
-        seed: a.seed,
-        val_every: a.val_every,
-        augment,
-        learning_rate: a.learning_rate,
-        landmark: a.landmark,
-        centre_weight: a.centre_weight,
-        max_minutes: a.max_minutes,
-        limit_cases: a.limit_cases,
-        init_from: a.init_from,
-        batch: a.batch,
-    };
-    let log = heartloc::ml::train::train(&opts, print_progress)?;
-    eprintln!();
-    println!(
-        "best epoch {:?} of {} in {:.1} min; model in {}",
-        log.best_epoch,
-        log.epochs.len(),
-        log.minutes,
-        opts.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `heartloc eval` (see `cli::eval`).
 fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     use heartloc::ml::eval::Split;
@@ -636,48 +522,4 @@ fn stress_save(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         heartloc::io::markups::write(file, &points)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A one-line progress bar on stderr; one line per epoch.
-fn print_progress(p: heartloc::ml::train::Progress) {
-    use heartloc::ml::train::Progress;
-    use std::io::Write;
-    match p {
-        Progress::Loading { done, total } => {
-            eprint!("\rloading cases {done}/{total}");
-        }
-        Progress::Step {
-            epoch,
-            epochs,
-            step,
-            steps,
-            loss,
-            elapsed,
-        } => {
-            let width = 30;
-            let filled = width * step / steps.max(1);
-            eprint!(
-                "\repoch {epoch}/{epochs} [{}{}] {step}/{steps} loss {loss:.4} {:.0}s ",
-                "#".repeat(filled),
-                "-".repeat(width - filled),
-                elapsed
-            );
-        }
-        Progress::Epoch(r) => {
-            eprintln!(
-                "\repoch {}: loss {:.4}, val centre error median {:.1} mm, mean {:.1}, max {:.1}{}, {:.0} s{}",
-                r.epoch,
-                r.train_loss,
-                r.val_center_error_mm_median,
-                r.val_center_error_mm_mean,
-                r.val_center_error_mm_max,
-                r.val_dice_fine_grid
-                    .map(|d| format!(", Dice (fine grid) {d:.3}"))
-                    .unwrap_or_default(),
-                r.seconds,
-                if r.kept { "  (kept)" } else { "" }
-            );
-        }
-    }
-    let _ = std::io::stderr().flush();
 }

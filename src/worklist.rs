@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use glam::DVec3;
+
 use crate::annotation::{LandmarkSet, Status};
 use crate::io::markups::ControlPoint;
 use crate::io::{markups, FileError};
@@ -21,16 +23,7 @@ pub fn user_landmarks_folder() -> PathBuf {
     if let Some(d) = std::env::var_os("HEARTLOC_LANDMARKS_DIR") {
         return PathBuf::from(d);
     }
-    user_data_folder().join("landmarks")
-}
-
-/// `$XDG_DATA_HOME/heartloc`, else `~/.local/share/heartloc` (else the temporary folder's).
-fn user_data_folder() -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    data.join("heartloc")
+    crate::io::user_data_folder().join("landmarks")
 }
 
 /// The label names the user saved once, for label maps that come without names of their own
@@ -38,7 +31,7 @@ fn user_data_folder() -> PathBuf {
 pub fn user_label_names_path() -> PathBuf {
     match std::env::var_os("HEARTLOC_LABEL_NAMES") {
         Some(p) => PathBuf::from(p),
-        None => user_data_folder().join("label-names.ctbl"),
+        None => crate::io::user_data_folder().join("label-names.ctbl"),
     }
 }
 
@@ -285,6 +278,23 @@ impl Worklist {
         })
     }
 
+    /// Every case where `landmark` is placed: (name, image, position LPS mm); and a line for
+    /// each case whose landmarks cannot be read. Cases without it are simply not listed.
+    pub fn landmark_cases(&self, landmark: &str) -> (Vec<(String, PathBuf, DVec3)>, Vec<String>) {
+        let (mut found, mut problems) = (Vec::new(), Vec::new());
+        for (i, case) in self.cases.iter().enumerate() {
+            match self.load_landmarks(i) {
+                Ok(set) => {
+                    if let Some(p) = set.get(landmark).and_then(|l| l.position_lps()) {
+                        found.push((case.name.clone(), case.image.clone(), p));
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        (found, problems)
+    }
+
     /// Save a case's landmarks (durably, keeping what else its file holds) and refresh its row.
     pub fn save_landmarks(&mut self, i: usize, set: &LandmarkSet) -> Result<(), FileError> {
         markups::save(&self.cases[i].landmarks, &set.to_points())?;
@@ -318,7 +328,8 @@ impl Worklist {
         crate::io::durable::write_atomic(&self.state_path, text.as_bytes())
     }
 
-    /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status. A case
+    /// Every landmark of every case as CSV: case, landmark, x, y, z (LPS mm), status, note (an
+    /// accepted suggestion's names the model version that made it). A case
     /// whose files cannot be read, or whose labels repeat (then every point is written as it
     /// is), is named in the report's problems; it never stops the others.
     pub fn export_csv(&self, path: &Path) -> Result<Export, FileError> {
@@ -336,29 +347,32 @@ impl Worklist {
                 .into_iter()
                 .map(|n| format!("case {}: {n}", case.name));
             notes.extend(case_notes);
-            let landmarks: Vec<(String, Status)> = match LandmarkSet::from_markups(&points) {
+            let landmarks: Vec<(String, Status, String)> = match LandmarkSet::from_markups(&points)
+            {
                 Ok(set) => set
                     .landmarks
                     .into_iter()
-                    .map(|l| (l.name, l.status))
+                    .map(|l| (l.name, l.status, l.note))
                     .collect(),
                 Err(e) => {
                     problems.push(format!("case {}: {e}; every point exported", case.name));
-                    let row = |p: &ControlPoint| (p.label.clone(), Status::of_point(p));
+                    let row = |p: &ControlPoint| {
+                        (p.label.clone(), Status::of_point(p), p.description.clone())
+                    };
                     points.iter().map(row).collect()
                 }
             };
-            for (name, status) in landmarks {
+            for (name, status, note) in landmarks {
                 let xyz = match status {
                     Status::Defined(p) => [p.x, p.y, p.z].map(|v| format!("{v:.3}")),
                     _ => [String::new(), String::new(), String::new()],
                 };
                 let [x, y, z] = xyz;
-                rows.push([case.name.clone(), name, x, y, z, status.to_string()]);
+                rows.push([case.name.clone(), name, x, y, z, status.to_string(), note]);
             }
         }
         let header = [
-            "case", "landmark", "x_lps_mm", "y_lps_mm", "z_lps_mm", "status",
+            "case", "landmark", "x_lps_mm", "y_lps_mm", "z_lps_mm", "status", "note",
         ];
         let text = crate::io::table::to_csv(&header, &rows)
             .map_err(|e| FileError::new(path, format!("cannot encode CSV: {e}")))?;

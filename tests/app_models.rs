@@ -137,6 +137,7 @@ fn a_result_for_a_volume_no_longer_open_is_never_shown() {
         coarse_score: 1.0,
         truncated: Vec::new(),
         doubts: Vec::new(),
+        landmark: None,
     };
     h.key_press(egui::Key::R);
     h.run_steps(1);
@@ -549,4 +550,175 @@ fn a_turned_scan_is_found_and_the_results_panel_says_how() {
         .query_all_by_label_contains("looks turned or mirrored")
         .count();
     assert_eq!(warnings, 2);
+}
+
+/// Step until `done` holds (or `seconds` pass).
+fn step_until(
+    h: &mut egui_kittest::Harness<'static, heartloc::app::HeartlocApp>,
+    seconds: u64,
+    done: impl Fn(&heartloc::app::HeartlocApp) -> bool,
+) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done(h.state()) && std::time::Instant::now() < until {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.run_steps(2);
+}
+
+/// Issue 23: annotate a worklist's `valve` on six phantom cases (written through the
+/// worklist, as the app saves them), press Train, watch the progress and the new version
+/// appear, accept its suggestion on the next case with one key; a second run cancelled leaves
+/// the first version active and no trace of itself; the models folder holds the version with
+/// its recipe and figures.
+#[test]
+fn a_landmark_is_trained_from_the_worklist_and_its_suggestion_accepted_on_the_next_case() {
+    use heartloc::app::models::learning::LandmarkModels;
+    use heartloc::ml::versions::Store;
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = tmp.path().join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let offset = DVec3::new(-20.0, 5.0, 25.0);
+    let (vol, truth) = heartloc::phantom::chest_ct([64, 64, 48], 6.0);
+    let mut valves = Vec::new();
+    for i in 0..7 {
+        // Each case lies elsewhere in the world: the valve moves with it.
+        let shift = DVec3::new(
+            i as f64 * 9.0 - 27.0,
+            (i % 3) as f64 * 12.0 - 12.0,
+            i as f64 * -6.0,
+        );
+        let grid = Grid::new(
+            vol.dims(),
+            DMat4::from_translation(shift) * vol.grid.world_from_voxel,
+        );
+        let moved = heartloc::volume::Volume::new(grid, vol.voxels.clone());
+        nifti::write(&cases.join(format!("case{i}.nii.gz")), &moved).unwrap();
+        valves.push(truth.heart_center_lps_mm + shift + offset);
+    }
+    let out = tmp.path().join("out");
+    let mut list = heartloc::worklist::Worklist::open(&cases, Some(&out)).unwrap();
+    for (i, v) in valves.iter().enumerate().take(6) {
+        let mut a = heartloc::annotation::Annotation::new(list.load_landmarks(i).unwrap());
+        a.place("valve", *v);
+        list.save_landmarks(i, &a.set).unwrap();
+    }
+    let models = tmp.path().join("models");
+    let mut h = harness_sized(Source::Phantom, 1500.0);
+    let ctx = h.ctx.clone();
+    h.state_mut().models.landmarks = LandmarkModels::with_store(Store::new(models.clone()));
+    h.state_mut().models.landmarks.minutes = 0.25;
+    h.state_mut().open_worklist(&cases, Some(&out), &ctx);
+    wait_loaded(&mut h);
+
+    h.get_by_label("Train valve from this worklist").click();
+    h.run_steps(2);
+    assert!(
+        h.state().models.landmarks.training.is_some(),
+        "{:?}",
+        h.state().message
+    );
+    step_until(&mut h, 60, |a| {
+        a.models
+            .landmarks
+            .training
+            .as_ref()
+            .is_some_and(|t| t.progress.stage == "training")
+    });
+    assert!(!h
+        .query_all_by_label_contains("valve: training")
+        .collect::<Vec<_>>()
+        .is_empty());
+    // The cases stay annotatable while it trains.
+    h.state_mut()
+        .landmarks
+        .annotation
+        .place("heart-center", valves[0]);
+    step_until(&mut h, 120, |a| a.models.landmarks.training.is_none());
+    let message = h.state().message.clone().unwrap_or_default();
+    assert!(message.contains("valve model v1 trained"), "{message}");
+    let history = &h.state().models.landmarks.histories;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].active, Some(1));
+    let v1 = history[0].versions[0].clone();
+    assert_eq!((v1.train_cases, v1.held_out), (5, 1));
+    assert!(v1.median_mm.is_finite());
+    h.get_by_label(&v1.summary());
+    for f in [
+        "heatmap.safetensors",
+        "heatmap.recipe.json",
+        "heatmap.training.json",
+    ] {
+        assert!(models.join("valve/v1").join(f).is_file(), "{f}");
+    }
+    let recipe = std::fs::read_to_string(models.join("valve/v1/heatmap.recipe.json")).unwrap();
+    assert!(recipe.contains("\"landmark\": \"valve\""), "{recipe}");
+
+    // The next case, never annotated: the active version suggests, G accepts.
+    h.state_mut().open_case(6, &ctx);
+    wait_loaded(&mut h);
+    step_until(&mut h, 60, |a| {
+        a.doc
+            .as_ref()
+            .is_some_and(|d| a.models.landmarks.suggestion(d.gpu.id, "valve").is_some())
+    });
+    let doc = h.state().doc.as_ref().unwrap().gpu.id;
+    let suggested = match &h
+        .state()
+        .models
+        .landmarks
+        .suggestion(doc, "valve")
+        .unwrap()
+        .found
+    {
+        Ok(f) => f.center_lps,
+        Err(e) => panic!("{e}"),
+    };
+    eprintln!(
+        "suggestion {:.1} mm from the true valve; held out {:.1} mm",
+        suggested.distance(valves[6]),
+        v1.median_mm
+    );
+    assert!(
+        suggested.distance(valves[6]) < 20.0,
+        "a 15-second model from five cases still lands near the valve"
+    );
+    if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
+        h.render()
+            .unwrap()
+            .save(std::path::Path::new(&dir).join("landmark_suggestion.png"))
+            .unwrap();
+    }
+    h.key_press(egui::Key::G);
+    h.run_steps(2);
+    let set = &h.state().landmarks.annotation.set;
+    let valve = set.get("valve").expect("the slot");
+    assert_eq!(valve.position_lps(), Some(suggested));
+    assert!(valve.note.contains("valve model v1"), "{}", valve.note);
+    h.run_steps(2);
+    let saved = heartloc::io::markups::read(&out.join("case6.mrk.json")).unwrap();
+    assert!(saved
+        .iter()
+        .any(|p| p.label == "valve" && p.description.contains("v1")));
+
+    // A second run, cancelled: v1 stays active, no v2, no staging folder left.
+    h.get_by_label("Train valve from this worklist").click();
+    step_until(&mut h, 60, |a| {
+        a.models
+            .landmarks
+            .training
+            .as_ref()
+            .is_some_and(|t| t.progress.stage == "training")
+    });
+    h.get_by_label("Cancel training").click();
+    step_until(&mut h, 60, |a| a.models.landmarks.training.is_none());
+    let message = h.state().message.clone().unwrap_or_default();
+    assert!(message.contains("cancelled"), "{message}");
+    let history = &h.state().models.landmarks.histories[0];
+    assert_eq!((history.versions.len(), history.active), (1, Some(1)));
+    let left: Vec<_> = std::fs::read_dir(models.join("valve"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(left.iter().all(|n| !n.starts_with(".training")), "{left:?}");
 }

@@ -92,9 +92,6 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
     for method in [Method::Segmentation, Method::Heatmap] {
         let out = dir.path().join(method.name());
         let opts = TrainOptions {
-            manifest: manifest.clone(),
-            out: out.clone(),
-            recipe: tiny_recipe(method),
             epochs: 60,
             seed: 3,
             val_every: 0,
@@ -103,12 +100,8 @@ fn tiny_overfit_runs_converge_and_find_the_blob() {
                 ..Augment::none()
             },
             learning_rate: 1e-2,
-            landmark: None,
-            centre_weight: 0.2,
             max_minutes: Some(0.75),
-            limit_cases: None,
-            init_from: None,
-            batch: 1,
+            ..TrainOptions::new(manifest.clone(), out.clone(), tiny_recipe(method))
         };
         let mut losses = Vec::new();
         let log = train(&opts, |p| {
@@ -177,20 +170,17 @@ fn a_batch_of_two_threads_steps_like_its_mean_gradient() {
         let cases: Vec<(&str, DVec3)> = names.iter().map(|&n| (n, centre)).collect();
         let out = folder.join("out");
         let opts = TrainOptions {
-            manifest: write_manifest(folder, &cases),
-            out: out.clone(),
-            recipe: tiny_recipe(Method::Heatmap),
             epochs: 1,
             seed: 5,
             val_every: 0,
             augment: Augment::none(),
             learning_rate: 1e-2,
-            landmark: None,
-            centre_weight: 0.2,
-            max_minutes: None,
-            limit_cases: None,
-            init_from: None,
             batch,
+            ..TrainOptions::new(
+                write_manifest(folder, &cases),
+                out.clone(),
+                tiny_recipe(Method::Heatmap),
+            )
         };
         let log = train(&opts, |_| {}).unwrap();
         assert_eq!(log.batch, batch);
@@ -214,37 +204,18 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
     )
     .unwrap();
     let opts = TrainOptions {
-        manifest,
-        out: dir.path().join("out"),
-        recipe: tiny_recipe(Method::Segmentation),
         epochs: 1,
-        seed: 1,
         val_every: 0,
         augment: Augment::none(),
-        learning_rate: 1e-3,
-        landmark: None,
-        centre_weight: 0.2,
-        max_minutes: None,
-        limit_cases: None,
-        init_from: None,
-        batch: 1,
+        ..TrainOptions::new(
+            manifest,
+            dir.path().join("out"),
+            tiny_recipe(Method::Segmentation),
+        )
     };
     let err = train(&opts, |_| {}).err().unwrap().to_string();
     assert!(
         err.contains("empty") && err.contains("labels.nii.gz"),
-        "{err}"
-    );
-
-    // A landmark no case has: nothing to train on.
-    let opts = TrainOptions {
-        manifest: write_manifest(dir.path(), &[("a", DVec3::ZERO)]),
-        recipe: tiny_recipe(Method::Heatmap),
-        landmark: Some("aortic-valve".into()),
-        ..opts
-    };
-    let err = train(&opts, |_| {}).err().unwrap().to_string();
-    assert!(
-        err.contains("no training cases with a `aortic-valve` landmark"),
         "{err}"
     );
 
@@ -282,34 +253,128 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
     assert!(err.contains("heatmap.safetensors"), "{err}");
 }
 
+/// Five blob scans with a `tip` landmark 24 mm left of and 16 mm above each blob, saved as a
+/// worklist's markups in `out`; the manifest they are listed in.
+fn landmark_worklist(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<DVec3>) {
+    let offset = DVec3::new(24.0, 0.0, 16.0);
+    let centres = [
+        DVec3::new(10.0, -8.0, 5.0),
+        DVec3::new(-15.0, 12.0, -6.0),
+        DVec3::new(0.0, 0.0, 0.0),
+        DVec3::new(8.0, 10.0, -10.0),
+        DVec3::new(-6.0, -12.0, 8.0),
+    ];
+    let names = ["a", "b", "c", "d", "e"];
+    let cases: Vec<(&str, DVec3)> = names
+        .iter()
+        .zip(centres)
+        .map(|(n, c)| (*n, blob_case(dir, n, c)))
+        .collect();
+    let manifest = write_manifest(dir, &cases);
+    let out = dir.join("landmarks");
+    let mut list = heartloc::worklist::Worklist::open(&manifest, Some(&out)).unwrap();
+    let mut tips = Vec::new();
+    for (i, c) in centres.iter().enumerate() {
+        let mut a = heartloc::annotation::Annotation::new(list.load_landmarks(i).unwrap());
+        if i != 2 {
+            a.place("tip", *c + offset);
+            tips.push(*c + offset);
+        }
+        list.save_landmarks(i, &a.set).unwrap();
+    }
+    (manifest, out, tips)
+}
+
+/// A landmark is learnt from a worklist's annotations: cases without it are left out, too few
+/// cases are refused by name, a cancelled run leaves nothing behind, and a finished one holds
+/// the landmark's recipe (its offset from the heart model's coarse answer) and its figures.
 #[test]
-fn landmarks_from_markups_become_training_targets() {
+fn a_landmark_is_learnt_from_a_worklists_annotations() {
+    use heartloc::ml::learn::{learn, split, LearnOptions, PointCase, MIN_CASES};
     let dir = tempfile::tempdir().unwrap();
-    let c = blob_case(dir.path(), "a", DVec3::new(5.0, 0.0, 0.0));
-    let valve = c + DVec3::new(0.0, -10.0, 12.0);
-    heartloc::io::markups::write(
-        &dir.path().join("a").join("landmarks.mrk.json"),
-        &[heartloc::io::markups::ControlPoint {
-            label: "aortic-valve".into(),
-            description: String::new(),
-            position_lps: Some(valve.to_array()),
-            status: heartloc::io::markups::PositionStatus::Defined,
-            locked: false,
-        }],
-    )
-    .unwrap();
-    let manifest = write_manifest(dir.path(), &[("a", c)]);
-    let rows = data::read_manifest(&manifest).unwrap();
-    let recipe = tiny_recipe(Method::Heatmap);
-    let case = data::load_case(&rows[0], &recipe, Some("aortic-valve"))
-        .unwrap()
-        .unwrap();
-    assert!(case.target_lps.distance(valve) < 1e-9);
-    let plain = data::load_case(&rows[0], &recipe, None).unwrap().unwrap();
-    assert!(plain.target_lps.distance(c) < 1e-9);
-    assert!(data::load_case(&rows[0], &recipe, Some("apex"))
-        .unwrap()
-        .is_none());
+    let (manifest, out, tips) = landmark_worklist(dir.path());
+    let list = heartloc::worklist::Worklist::open(&manifest, Some(&out)).unwrap();
+    let (found, problems) = list.landmark_cases("tip");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(found.len(), 4, "case c has no tip and is left out");
+    assert!(found.iter().zip(&tips).all(|(f, t)| f.2 == *t));
+    let cases: Vec<PointCase> = found
+        .into_iter()
+        .map(|(name, image, target_lps)| PointCase {
+            name,
+            image,
+            target_lps,
+        })
+        .collect();
+    let (train, val) = split(cases.clone(), 5);
+    assert_eq!((train.len(), val.len()), (3, 1), "one of four is held out");
+    let opts = LearnOptions {
+        landmark: "tip".into(),
+        source: manifest.display().to_string(),
+        train,
+        val,
+        base: None,
+        out: dir.path().join("model"),
+        seed: 2,
+        max_minutes: 0.3,
+        cancel: None,
+    };
+    let err = learn(&opts, |_| {}).err().unwrap().to_string();
+    assert!(
+        err.contains("4 cases have a `tip` landmark") && err.contains(&MIN_CASES.to_string()),
+        "{err}"
+    );
+    let five = |mut o: LearnOptions| {
+        o.train.push(PointCase {
+            name: "a-again".into(),
+            ..cases[0].clone()
+        });
+        o
+    };
+    // Cancelled before the first step: an error, and no model written.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cancelled = LearnOptions {
+        cancel: Some(cancel),
+        ..five(opts.clone())
+    };
+    let err = learn(&cancelled, |_| {}).err().unwrap().to_string();
+    assert_eq!(err, "cancelled");
+    assert!(!opts.out.join("heatmap.safetensors").exists());
+
+    let opts = five(opts);
+    let log = learn(&opts, |_| {}).unwrap();
+    assert_eq!(log.landmark.as_deref(), Some("tip"));
+    assert_eq!(log.train_cases.len(), 4);
+    assert_eq!(log.val_cases.len(), 1);
+    let last = log.epochs.last().unwrap();
+    assert!(last.kept && last.val_center_error_mm_median.is_finite());
+    let model = Model::load(&opts.out, Method::Heatmap).unwrap();
+    assert_eq!(model.recipe.landmark.as_deref(), Some("tip"));
+    // The offset is the mean of (landmark − the heart model's coarse answer) over the
+    // training cases, recomputed here with the shipped model.
+    let heart = Model::shipped(Method::Heatmap).unwrap();
+    let mut sum = DVec3::ZERO;
+    for c in &opts.train {
+        let (v, _) = heartloc::io::open(&c.image, &Default::default()).unwrap();
+        let norm = heartloc::ml::preprocess::Normalizer::of(&v, [0.5, 99.5]).unwrap();
+        let look = heart
+            .coarse_look(&v, &norm, glam::DMat3::IDENTITY, &mut Default::default())
+            .unwrap();
+        sum += c.target_lps - look.center_lps;
+    }
+    let want = sum / opts.train.len() as f64;
+    let got = DVec3::from_array(model.recipe.coarse_offset_lps_mm);
+    assert!(got.distance(want) < 1e-6, "{got} vs {want}");
+    let (v, _) = heartloc::io::open(&opts.val[0].image, &Default::default()).unwrap();
+    let a = model.locate(&v, None).unwrap();
+    let b = heart.locate(&v, None).unwrap();
+    // The coarse stage is the heart model's, untouched: the same look, moved by the offset.
+    let moved = a.coarse_center_lps - b.coarse_center_lps;
+    assert!(moved.distance(got) < 1e-9, "{moved} vs {got}");
+    assert_eq!(a.landmark.as_deref(), Some("tip"));
+    let json = a.to_json();
+    assert_eq!(json["landmark"], "tip");
+    assert!(json["position_lps_mm"].is_array() && json.get("heart_center_lps_mm").is_none());
 }
 
 #[test]

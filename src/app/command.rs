@@ -94,6 +94,15 @@ pub enum Command {
     OpenLabels(PathBuf),
     SetOverlays(OverlaySettings),
     SetOrder(CaseOrder),
+    /// Learn this landmark from the open worklist's annotated cases, in the background.
+    TrainLandmark(String),
+    CancelTraining,
+    SetTrainingMinutes(f64),
+    /// Make this version of a landmark's model the one that suggests (rolling back included).
+    UseLandmarkVersion(String, u32),
+    /// Put a landmark model's suggestion into its slot: this slot's, or (`None`, the key) the
+    /// active slot's, else the first one offered.
+    AcceptSuggestion(Option<String>),
 }
 
 impl Command {
@@ -112,6 +121,7 @@ impl Command {
             KeyAction::AcceptHeatmap => Command::AcceptPrediction(Method::Heatmap),
             KeyAction::AcceptSegmentation => Command::AcceptPrediction(Method::Segmentation),
             KeyAction::FrameHeart => Command::FrameHeart,
+            KeyAction::AcceptSuggestion => Command::AcceptSuggestion(None),
             KeyAction::Slice(_)
             | KeyAction::Maximise
             | KeyAction::Turn(_)
@@ -195,7 +205,76 @@ impl HeartlocApp {
             Command::OpenLabels(p) => self.open_labels(p),
             Command::SetOverlays(o) => self.settings.overlays = o,
             Command::SetOrder(o) => self.models.order = o,
+            Command::TrainLandmark(name) => self.train_landmark(&name, ctx),
+            Command::CancelTraining => self.models.landmarks.cancel_training(),
+            Command::SetTrainingMinutes(m) => self.models.landmarks.minutes = m,
+            Command::UseLandmarkVersion(name, n) => {
+                if let Err(e) = self.models.landmarks.use_version(&name, n) {
+                    self.message = Some(e);
+                }
+            }
+            Command::AcceptSuggestion(slot) => self.accept_suggestion(slot),
         }
+    }
+
+    /// Start learning `landmark` from the open worklist's cases that have it.
+    fn train_landmark(&mut self, landmark: &str, ctx: &egui::Context) {
+        let Some(w) = &self.worklist else {
+            self.message = Some("open a worklist to train a landmark from its cases".into());
+            return;
+        };
+        let (found, problems) = w.landmark_cases(landmark);
+        let cases = found
+            .into_iter()
+            .map(|(name, image, target_lps)| crate::ml::learn::PointCase {
+                name,
+                image,
+                target_lps,
+            })
+            .collect();
+        let source = format!("this worklist ({} cases)", w.cases.len());
+        let started = self
+            .models
+            .landmarks
+            .start_training(landmark, cases, &source, ctx);
+        self.message = Some(match started {
+            Ok(()) if problems.is_empty() => format!("training {landmark} in the background"),
+            Ok(()) => format!("training {landmark}; left out: {}", problems.join("; ")),
+            Err(e) => e,
+        });
+    }
+
+    /// Accept a landmark model's suggestion for the open volume (see
+    /// [`Command::AcceptSuggestion`]), with a note naming the model version.
+    fn accept_suggestion(&mut self, slot: Option<String>) {
+        let Some(doc) = self.doc.as_ref().map(|d| d.gpu.id) else {
+            return;
+        };
+        let lm = &self.models.landmarks;
+        let offered = |s: &str| lm.suggestion(doc, s).filter(|s| s.found.is_ok());
+        let chosen = match &slot {
+            Some(s) => offered(s),
+            None => offered(&self.landmarks.active_slot).or_else(|| {
+                lm.suggestions
+                    .as_ref()
+                    .filter(|(id, _)| *id == doc)
+                    .and_then(|(_, l)| l.iter().find(|s| s.found.is_ok()))
+            }),
+        };
+        let Some(Ok(f)) = chosen.map(|s| &s.found) else {
+            self.message = Some("no landmark suggestion to accept".into());
+            return;
+        };
+        let s = chosen.expect("a suggestion was chosen");
+        let note = format!(
+            "suggested by the {} ({}), confidence {:.2}",
+            s.version.label(),
+            s.version.summary(),
+            f.confidence
+        );
+        let (slot, at) = (s.version.landmark.clone(), f.center_lps);
+        self.landmarks.accept(&slot, at, &note);
+        self.crosshair = at;
     }
 
     /// Stop the run in flight and the worklist's batch.

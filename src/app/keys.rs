@@ -19,6 +19,7 @@ pub enum KeyAction {
     RunModels,
     AcceptHeatmap,
     AcceptSegmentation,
+    AcceptSuggestion,
     FrameHeart,
     /// In the pane under the pointer: one slice up (+1) or down (-1).
     Slice(i8),
@@ -224,6 +225,13 @@ const BINDINGS: &[Binding] = &[
         scope: Scope::Window,
         action: KeyAction::AcceptSegmentation,
         help: "",
+    },
+    Binding {
+        keys: &[Key::G],
+        mods: PLAIN,
+        scope: Scope::Window,
+        action: KeyAction::AcceptSuggestion,
+        help: "G: accept the landmark model's suggestion",
     },
     Binding {
         keys: &[Key::F],

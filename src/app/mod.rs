@@ -390,6 +390,9 @@ impl eframe::App for HeartlocApp {
             self.worklist.as_ref(),
         );
         self.take_news(news);
+        let doc = self.doc.as_ref().map(|d| (d.gpu.id, d.volume.clone()));
+        let news = self.models.landmarks.poll(&ctx, doc);
+        self.take_news(news);
         self.handle_dropped_files(&ctx);
         self.handle_screenshot_events(&ctx);
         if !ctx.egui_wants_keyboard_input() {

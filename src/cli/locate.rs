@@ -187,7 +187,10 @@ fn answers(
         })?;
         let extra = each(model, &found)?;
         points.push(ControlPoint {
-            label: format!("heart-center-{}", found.method.name()),
+            label: found
+                .landmark
+                .clone()
+                .unwrap_or_else(|| format!("heart-center-{}", found.method.name())),
             description: std::iter::once(format!(
                 "heartloc {} prediction, confidence {:.3}",
                 found.method.name(),
@@ -207,10 +210,13 @@ fn answers(
             } else {
                 String::new()
             };
+            let what = match &found.landmark {
+                Some(name) => format!("{name} (heatmap)"),
+                None => format!("{:<12} centre", found.method.name()),
+            };
             println!(
-                "{}{of_phase}: {:<12} centre ({:.1}, {:.1}, {:.1}) LPS mm, {}",
+                "{}{of_phase}: {what} ({:.1}, {:.1}, {:.1}) LPS mm, {}",
                 input.display(),
-                found.method.name(),
                 c.x,
                 c.y,
                 c.z,

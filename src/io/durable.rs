@@ -43,7 +43,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 
 /// Make a rename or a new file in `path`'s folder durable (best effort: some file systems
 /// refuse to open folders).
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

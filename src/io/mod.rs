@@ -40,6 +40,15 @@ impl FileError {
     }
 }
 
+/// `$XDG_DATA_HOME/heartloc`, else `~/.local/share/heartloc` (else the temporary folder's).
+pub fn user_data_folder() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("heartloc")
+}
+
 /// 64-bit FNV-1a of `bytes`: short stable names derived from UIDs and paths (not security).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

@@ -8,7 +8,7 @@ use glam::{DMat4, DQuat, DVec3};
 use super::heatmap::gaussian_target;
 use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
 use super::rng::Rng;
-use crate::io::{self, markups, FileError};
+use crate::io::{self, FileError};
 use crate::volume::{about_point, ijk_of, Grid, Interpolation, Volume, Voxels};
 
 /// One row of a manifest: `case` (a folder with `image.nii.gz` and `labels.nii.gz`, relative
@@ -131,35 +131,9 @@ fn centroid(mask: &Volume) -> Option<DVec3> {
     (n > 0.0).then(|| mask.grid.world_from_index(sum / n))
 }
 
-/// The named landmark from the case folder's `*.mrk.json` files.
-fn landmark_in(folder: &Path, name: &str) -> Result<Option<DVec3>, FileError> {
-    let entries = std::fs::read_dir(folder)
-        .map_err(|e| FileError::new(folder, format!("cannot list the case folder: {e}")))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".mrk.json"))
-        .collect();
-    files.sort();
-    for f in files {
-        for p in markups::read(&f)? {
-            if p.label == name {
-                if let Some(pos) = p.position_lps {
-                    return Ok(Some(DVec3::from_array(pos)));
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Load one manifest row for `method`. `landmark`: train the heatmap on this named landmark
-/// from the case's `.mrk.json` files instead of the heart-mask centroid. `Ok(None)`: the case
-/// has no such landmark and is left out.
-pub fn load_case(
-    row: &ManifestRow,
-    recipe: &Recipe,
-    landmark: Option<&str>,
-) -> Result<Option<Case>, FileError> {
+/// Load one manifest row: image, heart mask and normalisation, its target the heart centre
+/// (the manifest's, else the mask's centroid).
+pub fn load_case(row: &ManifestRow, recipe: &Recipe) -> Result<Case, FileError> {
     let image_path = row.folder.join("image.nii.gz");
     let (volume, _) = io::open(&image_path, &Default::default())?;
     let norm = match row.intensity_range {
@@ -168,26 +142,19 @@ pub fn load_case(
             .map_err(|e| FileError::new(&image_path, e))?,
     };
     let labels_path = row.folder.join("labels.nii.gz");
-    let needs_mask = recipe.method == Method::Segmentation || landmark.is_none();
-    let mask = if needs_mask || labels_path.exists() {
-        let (labels, _) = io::open(&labels_path, &Default::default())?;
-        if labels.dims() != volume.dims() {
-            return Err(FileError::new(
-                &labels_path,
-                format!(
-                    "labels are {:?}, the image is {:?}",
-                    labels.dims(),
-                    volume.dims()
-                ),
-            ));
-        }
-        let mask = heart_mask(&labels, &row.heart_values);
-        Some(mask)
-    } else {
-        None
-    };
-    let mask_centre = mask.as_ref().and_then(centroid);
-    if needs_mask && mask_centre.is_none() {
+    let (labels, _) = io::open(&labels_path, &Default::default())?;
+    if labels.dims() != volume.dims() {
+        return Err(FileError::new(
+            &labels_path,
+            format!(
+                "labels are {:?}, the image is {:?}",
+                labels.dims(),
+                volume.dims()
+            ),
+        ));
+    }
+    let mask = heart_mask(&labels, &row.heart_values);
+    let Some(mask_centre) = centroid(&mask) else {
         return Err(FileError::new(
             &labels_path,
             format!(
@@ -195,24 +162,15 @@ pub fn load_case(
                 row.heart_values
             ),
         ));
-    }
-    let target_lps = match landmark {
-        Some(name) => match landmark_in(&row.folder, name)? {
-            Some(p) => p,
-            None => return Ok(None),
-        },
-        None => row.heart_center_lps_mm.or(mask_centre).ok_or_else(|| {
-            FileError::new(&row.folder, "no heart centre in the manifest and no labels")
-        })?,
     };
-    Ok(Some(Case {
+    Ok(Case {
         name: row.case.clone(),
         modality: row.modality.clone(),
         volume,
-        mask,
-        target_lps,
+        mask: Some(mask),
+        target_lps: row.heart_center_lps_mm.unwrap_or(mask_centre),
         norm,
-    }))
+    })
 }
 
 /// Augmentation switches (the CLI's flags). Each is a range or a probability.

@@ -100,6 +100,8 @@ pub struct Finding {
     pub truncated: Vec<Face>,
     /// Why this result may be wrong; none: reliable (see `reliability`).
     pub doubts: Vec<Doubt>,
+    /// The landmark a landmark model found (`None`: the heart).
+    pub landmark: Option<String>,
 }
 
 impl Finding {
@@ -165,10 +167,17 @@ impl Finding {
     /// The `locate --json` form of one result.
     pub fn to_json(&self) -> serde_json::Value {
         let r = |v: DVec3| v.to_array().map(|x| (x * 100.0).round() / 100.0);
-        let mut o = serde_json::json!({
-            "method": self.method.name(),
-            "heart_center_lps_mm": r(self.center_lps),
-        });
+        let mut o = match &self.landmark {
+            Some(name) => serde_json::json!({
+                "method": self.method.name(),
+                "landmark": name,
+                "position_lps_mm": r(self.center_lps),
+            }),
+            None => serde_json::json!({
+                "method": self.method.name(),
+                "heart_center_lps_mm": r(self.center_lps),
+            }),
+        };
         if let (Some((lo, hi)), Some(ml)) = (self.bbox_lps, self.volume_ml) {
             o["heart_bbox_lps_min_mm"] = serde_json::json!(r(lo));
             o["heart_bbox_lps_max_mm"] = serde_json::json!(r(hi));
@@ -322,7 +331,9 @@ impl Model {
         look: Look,
         timing: Timing,
     ) -> Result<Finding, ModelError> {
-        let mut f = self.locate_fine_at(volume, norm, look.center_lps, look.pose, timing)?;
+        let offset = look.pose * DVec3::from_array(self.recipe.coarse_offset_lps_mm);
+        let centre = look.center_lps + offset;
+        let mut f = self.locate_fine_at(volume, norm, centre, look.pose, timing)?;
         f.coarse_score = look.score;
         Ok(f)
     }
@@ -414,6 +425,7 @@ impl Model {
                     coarse_score: f64::NAN,
                     truncated,
                     doubts: Vec::new(),
+                    landmark: None,
                 }
             }
             Method::Heatmap => {
@@ -434,6 +446,7 @@ impl Model {
                     coarse_score: f64::NAN,
                     truncated: Vec::new(),
                     doubts: Vec::new(),
+                    landmark: r.landmark.clone(),
                 }
             }
         };

@@ -70,6 +70,19 @@ pub struct Recipe {
     pub target: String,
     /// How modalities are handled.
     pub modality: String,
+    /// The landmark a heatmap was taught (`None`: the heart centre); its answers are reported
+    /// as that landmark's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmark: Option<String>,
+    /// Added to the coarse answer (turned with the pose) to centre the fine crop: a landmark
+    /// model keeps a heart model's coarse stage and looks this far from the heart (LPS mm, the
+    /// mean over its training cases).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coarse_offset_lps_mm: [f64; 3],
+}
+
+fn is_zero(v: &[f64; 3]) -> bool {
+    v.iter().all(|&x| x == 0.0)
 }
 
 impl Recipe {
@@ -94,6 +107,8 @@ impl Recipe {
                 Method::Heatmap => "heart-center: centroid of the expert heart mask".into(),
             },
             modality: "one model for CT and MR; per-volume percentile normalisation (HU, 8-bit scaled CT and MR alike)".into(),
+            landmark: None,
+            coarse_offset_lps_mm: [0.0; 3],
         }
     }
 }

@@ -3,6 +3,8 @@
 //! inference path; the best epoch is kept. Deterministic for a seed.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
@@ -29,8 +31,6 @@ pub struct TrainOptions {
     pub val_every: usize,
     pub augment: Augment,
     pub learning_rate: f64,
-    /// Heatmap on this landmark of the cases' `.mrk.json` files instead of the heart centre.
-    pub landmark: Option<String>,
     /// Heatmap only: weight of the centre loss (`net::centre_loss`) beside the cross-entropy.
     pub centre_weight: f64,
     /// Stop after the epoch that passes this many minutes.
@@ -42,6 +42,47 @@ pub struct TrainOptions {
     /// Samples per optimiser step, each on its own thread (data parallel: their gradients are
     /// averaged). 1 keeps the whole step on one thread and the seed's exact sample stream.
     pub batch: usize,
+    /// Keep the starting coarse network as it is and train the fine one alone (a landmark
+    /// learnt from a heart model: `ml::learn`).
+    pub freeze_coarse: bool,
+    /// Keep the last epoch rather than the best on the held-out cases, so their figures stay
+    /// an honest estimate (nothing was chosen on them).
+    pub keep_last: bool,
+    /// Validate at most this often (seconds; 0: every epoch); the last epoch always is.
+    pub validate_every_s: f64,
+    /// Set from another thread to stop before the next step ([`TrainError::Cancelled`]).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl TrainOptions {
+    /// The command line's defaults for a manifest's cases, written into `out`.
+    pub fn new(manifest: PathBuf, out: PathBuf, recipe: Recipe) -> Self {
+        TrainOptions {
+            manifest,
+            out,
+            recipe,
+            epochs: 30,
+            seed: 1,
+            val_every: 5,
+            augment: Augment::default(),
+            learning_rate: 2e-3,
+            centre_weight: 0.2,
+            max_minutes: None,
+            limit_cases: None,
+            init_from: None,
+            batch: 1,
+            freeze_coarse: false,
+            keep_last: false,
+            validate_every_s: 0.0,
+            cancel: None,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 /// One epoch's figures.
@@ -51,6 +92,7 @@ pub struct EpochReport {
     pub train_loss: f64,
     pub val_center_error_mm_median: f64,
     pub val_center_error_mm_mean: f64,
+    pub val_center_error_mm_p90: f64,
     pub val_center_error_mm_max: f64,
     /// Segmentation: mean Dice on the fine grid.
     pub val_dice_fine_grid: Option<f64>,
@@ -104,6 +146,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Setup(String),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 fn tensor(values: Vec<f32>, dims: [usize; 3]) -> candle_core::Result<Tensor> {
@@ -158,14 +202,16 @@ fn sample_step(
 ) -> candle_core::Result<(f64, GradStore)> {
     let recipe = &opts.recipe;
     let method = recipe.method;
-    let coarse_sample = data::sample(
-        case,
-        method,
-        &recipe.coarse,
-        scan_center(&case.volume),
-        &opts.augment,
-        rng,
-    );
+    let coarse_sample = (!opts.freeze_coarse).then(|| {
+        data::sample(
+            case,
+            method,
+            &recipe.coarse,
+            scan_center(&case.volume),
+            &opts.augment,
+            rng,
+        )
+    });
     let fine_sample = data::sample(
         case,
         method,
@@ -175,8 +221,11 @@ fn sample_step(
         rng,
     );
     let w = opts.centre_weight;
-    let loss = (stage_loss(&model.coarse, coarse_sample, method, &recipe.coarse, w)?
-        + stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?)?;
+    let fine = stage_loss(&model.fine, fine_sample, method, &recipe.fine, w)?;
+    let loss = match coarse_sample {
+        Some(c) => (stage_loss(&model.coarse, c, method, &recipe.coarse, w)? + fine)?,
+        None => fine,
+    };
     let value = f64::from(loss.to_scalar::<f32>()?);
     Ok((value, (loss * scale)?.backward()?))
 }
@@ -225,10 +274,23 @@ pub fn train(
     mut progress: impl FnMut(Progress),
 ) -> Result<TrainLog, TrainError> {
     let started = Instant::now();
+    let cases = load_cases(opts, &mut progress)?;
+    let start = starting_model(opts)?;
+    run(opts, &cases, start, started, progress)
+}
+
+/// Train `start` (a model and the variables the optimiser moves) on `cases`: the loop both
+/// [`train`] and `ml::learn` use. `started`: when the run began (loading counts against
+/// `max_minutes`).
+pub fn run(
+    opts: &TrainOptions,
+    cases: &Cases,
+    (model, vars): (Model, Vec<candle_core::Var>),
+    started: Instant,
+    mut progress: impl FnMut(Progress),
+) -> Result<TrainLog, TrainError> {
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| TrainError::Setup(format!("{}: cannot create: {e}", opts.out.display())))?;
-    let cases = load_cases(opts, &mut progress)?;
-    let (model, vars) = starting_model(opts)?;
     let mut opt = AdamW::new(
         vars,
         ParamsAdamW {
@@ -239,8 +301,11 @@ pub fn train(
     )?;
     let epoch_cases = balanced_epoch(&cases.train);
     let mut rng = Rng::new(opts.seed);
-    let mut log = TrainLog::start(opts, &cases);
+    let mut log = TrainLog::start(opts, cases);
     let mut best = f64::INFINITY;
+    let mut validated = Instant::now();
+    // Seconds one validation takes (a guess until one ran), so the time limit holds it.
+    let mut validation_seconds = 1.5 * cases.val.len() as f64;
     for epoch in 1..=opts.epochs {
         let epoch_start = Instant::now();
         opt.set_learning_rate(learning_rate_at(opts, epoch, started));
@@ -254,19 +319,33 @@ pub fn train(
             started,
         };
         let loss_sum = run.steps(&order, &mut opt, &mut rng, &mut progress)?;
-        let (errors, dice) = if cases.val.is_empty() {
+        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
+        // The last epoch: planned, or the next one (and its validation) would end past the
+        // time limit.
+        let last = epoch == opts.epochs
+            || opts.max_minutes.is_some_and(|m| {
+                started.elapsed().as_secs_f64() + epoch_seconds + 2.0 * validation_seconds
+                    >= m * 60.0
+            });
+        let due = last || validated.elapsed().as_secs_f64() >= opts.validate_every_s;
+        let (errors, dice) = if cases.val.is_empty() || !due {
             (Vec::new(), None)
         } else {
-            validate(&model, &cases.val)?
+            let t = Instant::now();
+            let v = validate(&model, &cases.val)?;
+            validation_seconds = t.elapsed().as_secs_f64();
+            validated = Instant::now();
+            v
         };
-        let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+        // NaN where nothing was measured this epoch.
+        let mean = errors.iter().sum::<f64>() / errors.len() as f64;
         // Lower is better: mean centre error, plus Dice loss in points for segmentation.
         let score = if errors.is_empty() {
             -(epoch as f64)
         } else {
             mean + dice.map_or(0.0, |d| 100.0 * (1.0 - d))
         };
-        let kept = score < best;
+        let kept = if opts.keep_last { last } else { score < best };
         if kept {
             best = score;
             model.save(&opts.out)?;
@@ -277,6 +356,7 @@ pub fn train(
             train_loss: loss_sum / order.len().max(1) as f64,
             val_center_error_mm_median: median(&errors),
             val_center_error_mm_mean: mean,
+            val_center_error_mm_p90: crate::stats::percentile(&errors, 90.0),
             val_center_error_mm_max: errors.iter().copied().fold(f64::NAN, f64::max),
             val_dice_fine_grid: dice,
             seconds: epoch_start.elapsed().as_secs_f64(),
@@ -286,7 +366,7 @@ pub fn train(
         log.epochs.push(report);
         log.minutes = started.elapsed().as_secs_f64() / 60.0;
         write_log(&opts.out, &log)?;
-        if opts.max_minutes.is_some_and(|m| log.minutes >= m) {
+        if last {
             break;
         }
     }
@@ -303,7 +383,7 @@ impl TrainLog {
             epochs_planned: opts.epochs,
             learning_rate: opts.learning_rate,
             augment: opts.augment.clone(),
-            landmark: opts.landmark.clone(),
+            landmark: opts.recipe.landmark.clone(),
             centre_weight: opts.centre_weight,
             batch: opts.batch.max(1),
             train_cases: cases.train.iter().map(|c| c.name.clone()).collect(),
@@ -316,11 +396,11 @@ impl TrainLog {
     }
 }
 
-/// The manifest's cases split for training and validation, and the ones skipped.
-struct Cases {
-    train: Vec<Case>,
-    val: Vec<Case>,
-    skipped: Vec<String>,
+/// Cases split for training and validation, and the ones skipped.
+pub struct Cases {
+    pub train: Vec<Case>,
+    pub val: Vec<Case>,
+    pub skipped: Vec<String>,
 }
 
 fn load_cases(
@@ -339,21 +419,18 @@ fn load_cases(
     let total = rows.len();
     for (pos, row) in rows.iter().enumerate() {
         progress(Progress::Loading { done: pos, total });
-        match data::load_case(row, &opts.recipe, opts.landmark.as_deref())? {
-            Some(case) if data::is_validation(pos, opts.val_every) => cases.val.push(case),
-            Some(case) => cases.train.push(case),
-            None => cases.skipped.push(row.case.clone()),
+        let case = data::load_case(row, &opts.recipe)?;
+        if data::is_validation(pos, opts.val_every) {
+            cases.val.push(case);
+        } else {
+            cases.train.push(case);
         }
     }
     progress(Progress::Loading { done: total, total });
     if cases.train.is_empty() {
         return Err(TrainError::Setup(format!(
-            "{}: no training cases{}",
-            opts.manifest.display(),
-            match &opts.landmark {
-                Some(l) => format!(" with a `{l}` landmark"),
-                None => String::new(),
-            }
+            "{}: no training cases",
+            opts.manifest.display()
         )));
     }
     Ok(cases)
@@ -382,7 +459,12 @@ fn starting_model(opts: &TrainOptions) -> Result<(Model, Vec<candle_core::Var>),
                     recipe.channels
                 )));
             }
-            (start.coarse.trainable()?, start.fine.trainable()?)
+            let coarse = if opts.freeze_coarse {
+                (start.coarse, Vec::new())
+            } else {
+                start.coarse.trainable()?
+            };
+            (coarse, start.fine.trainable()?)
         }
         None => (
             UNet3d::init(&recipe.channels, opts.seed, &Device::Cpu)?,
@@ -446,6 +528,9 @@ impl EpochRun<'_> {
     ) -> Result<f64, TrainError> {
         let (mut loss_sum, mut done) = (0.0, 0);
         for chunk in order.chunks(self.opts.batch.max(1)) {
+            if self.opts.cancelled() {
+                return Err(TrainError::Cancelled);
+            }
             let (loss, grads) = self.batch_gradients(chunk, rng)?;
             loss_sum += loss;
             opt.step(&grads)?;

@@ -19,6 +19,7 @@ use crate::volume::{Volume, Voxels};
 use crate::worker::{Event, Input, Request, Weights, Worker};
 use crate::worklist::Worklist;
 
+pub mod learning;
 pub mod overlay;
 pub mod panel;
 
@@ -246,6 +247,8 @@ pub struct ModelsState {
     pub scores: HashMap<usize, CaseScore>,
     pub batch: Vec<usize>,
     pub order: CaseOrder,
+    /// Landmark models: training, versions, suggestions.
+    pub landmarks: learning::LandmarkModels,
 }
 
 impl ModelsState {
@@ -314,6 +317,7 @@ impl ModelsState {
         self.predictions = None;
         self.labels = None;
         self.pending_labels = None;
+        self.landmarks.on_new_document();
     }
 
     /// Queue every worklist case without a score for a background run.

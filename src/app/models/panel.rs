@@ -27,6 +27,7 @@ pub fn models_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
         }
     }
     labels_ui(ui, app, &mut out);
+    out.extend(super::learning::ui(ui, app));
     out
 }
 

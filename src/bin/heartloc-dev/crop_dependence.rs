@@ -34,9 +34,7 @@ pub fn run(weights: Option<&Path>, method: Method) -> anyhow::Result<()> {
         if !data::is_validation(pos, 5) {
             continue;
         }
-        let Some(case) = data::load_case(row, &model.recipe, None)? else {
-            continue;
-        };
+        let case = data::load_case(row, &model.recipe)?;
         let mut line = format!("{:24}", case.name);
         for (axis, slope_list) in slopes.iter_mut().enumerate() {
             let mut errors = Vec::new();

@@ -8,6 +8,7 @@ use heartloc::ml::preprocess::Method;
 
 mod crop_dependence;
 mod pose_dump;
+mod stand_ins;
 mod training_cache;
 
 #[derive(Parser)]
@@ -47,6 +48,14 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         every: usize,
     },
+    /// Stand-in landmarks derived from the expert labels, as a worklist output folder of
+    /// markups files (for the learning curves of a landmark model).
+    StandIns {
+        manifest: PathBuf,
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        landmark: stand_ins::StandIn,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,5 +74,10 @@ fn main() -> anyhow::Result<()> {
             train,
             every,
         } => pose_dump::run(&manifest, &out, !train, every),
+        Command::StandIns {
+            manifest,
+            out,
+            landmark,
+        } => stand_ins::run(&manifest, &out, landmark),
     }
 }

@@ -19,6 +19,8 @@ use crate::ml::pose::Step;
 use crate::ml::preprocess::Method;
 use crate::volume::Volume;
 
+pub mod background;
+
 /// Run the models on one volume.
 pub struct Request {
     pub id: u64,
