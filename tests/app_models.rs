@@ -683,10 +683,16 @@ fn a_landmark_is_trained_from_the_worklist_and_its_suggestion_accepted_on_the_ne
         suggested.distance(valves[6]) < 20.0,
         "a 15-second model from five cases still lands near the valve"
     );
+    // Shown on the slices through it, as a gold ring named for its landmark.
+    h.state_mut()
+        .apply(heartloc::app::Command::GoTo(suggested), &ctx);
+    h.run_steps(2);
+    let img = h.render().unwrap();
+    let gold = heartloc::app::models::overlay::SUGGESTION_COLOR;
+    let ring = count_color(&img, h.state().pane_rects()[0], gold);
+    assert!(ring > 20, "{ring} gold pixels on the axial slice");
     if let Ok(dir) = std::env::var("HEARTLOC_SHOTS") {
-        h.render()
-            .unwrap()
-            .save(std::path::Path::new(&dir).join("landmark_suggestion.png"))
+        img.save(std::path::Path::new(&dir).join("landmark_suggestion.png"))
             .unwrap();
     }
     h.key_press(egui::Key::G);

@@ -253,8 +253,8 @@ fn bad_training_and_inference_inputs_give_clear_errors() {
     assert!(err.contains("heatmap.safetensors"), "{err}");
 }
 
-/// Five blob scans with a `tip` landmark 24 mm left of and 16 mm above each blob, saved as a
-/// worklist's markups in `out`; the manifest they are listed in.
+/// Six blob scans, five with a `tip` landmark 24 mm left of and 16 mm above the blob (case c
+/// has none), saved as a worklist's markups in `out`; the manifest they are listed in.
 fn landmark_worklist(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<DVec3>) {
     let offset = DVec3::new(24.0, 0.0, 16.0);
     let centres = [
@@ -263,8 +263,9 @@ fn landmark_worklist(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec
         DVec3::new(0.0, 0.0, 0.0),
         DVec3::new(8.0, 10.0, -10.0),
         DVec3::new(-6.0, -12.0, 8.0),
+        DVec3::new(12.0, 4.0, -4.0),
     ];
-    let names = ["a", "b", "c", "d", "e"];
+    let names = ["a", "b", "c", "d", "e", "f"];
     let cases: Vec<(&str, DVec3)> = names
         .iter()
         .zip(centres)
@@ -296,7 +297,7 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
     let list = heartloc::worklist::Worklist::open(&manifest, Some(&out)).unwrap();
     let (found, problems) = list.landmark_cases("tip");
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(found.len(), 4, "case c has no tip and is left out");
+    assert_eq!(found.len(), 5, "case c has no tip and is left out");
     assert!(found.iter().zip(&tips).all(|(f, t)| f.2 == *t));
     let cases: Vec<PointCase> = found
         .into_iter()
@@ -306,7 +307,7 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
             target_lps,
         })
         .collect();
-    let (train, val) = split(cases.clone(), 5);
+    let (train, val) = split(cases[..4].to_vec(), 5);
     assert_eq!((train.len(), val.len()), (3, 1), "one of four is held out");
     let opts = LearnOptions {
         landmark: "tip".into(),
@@ -324,12 +325,10 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
         err.contains("4 cases have a `tip` landmark") && err.contains(&MIN_CASES.to_string()),
         "{err}"
     );
-    let five = |mut o: LearnOptions| {
-        o.train.push(PointCase {
-            name: "a-again".into(),
-            ..cases[0].clone()
-        });
-        o
+    let five = |o: LearnOptions| {
+        let (train, val) = split(cases.clone(), 5);
+        assert_eq!((train.len(), val.len()), (4, 1));
+        LearnOptions { train, val, ..o }
     };
     // Cancelled before the first step: an error, and no model written.
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -375,6 +374,78 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
     let json = a.to_json();
     assert_eq!(json["landmark"], "tip");
     assert!(json["position_lps_mm"].is_array() && json.get("heart_center_lps_mm").is_none());
+}
+
+/// The command line: `train --landmark` over a worklist and its landmarks folder, then
+/// `locate --weights --json` reporting the landmark by name.
+#[test]
+fn train_landmark_and_locate_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, out, _) = landmark_worklist(dir.path());
+    let model = dir.path().join("tip-model");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args([
+            "train",
+            "--method",
+            "heatmap",
+            "--landmark",
+            "tip",
+            "--worklist",
+        ])
+        .arg(&manifest)
+        .arg("--landmarks-in")
+        .arg(&out)
+        .args(["--max-minutes", "0.1", "--out"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("5 of 6 cases have `tip`"), "{stderr}");
+    assert!(
+        stdout.contains("`tip` learnt") && stdout.contains("held out n=1:"),
+        "{stdout}"
+    );
+    let image = dir.path().join("b").join("image.nii.gz");
+    let json = common::cli_json(
+        &[
+            "locate",
+            "--method",
+            "heatmap",
+            "--weights",
+            model.to_str().unwrap(),
+            "--json",
+        ],
+        &image,
+    );
+    let r = &json["results"][0];
+    assert_eq!(r["landmark"], "tip", "{json}");
+    let p: Vec<f64> = serde_json::from_value(r["position_lps_mm"].clone()).unwrap();
+    assert!(DVec3::new(p[0], p[1], p[2]).is_finite());
+    // Without the landmarks folder no case has `tip`: refused, naming the worklist.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
+        .args([
+            "train",
+            "--method",
+            "heatmap",
+            "--landmark",
+            "tip",
+            "--worklist",
+        ])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.contains("manifest.csv") && stderr.contains("0 cases have a `tip` landmark"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -165,7 +165,7 @@ fn train_landmark(a: &TrainArgs, name: &str) -> anyhow::Result<ExitCode> {
     eprintln!();
     let last = log.epochs.last().context("no epoch ran")?;
     println!(
-        "`{name}` learnt in {:.1} min ({} epochs); held out ({} cases): median {:.1} mm, max {:.1}; \
+        "`{name}` learnt in {:.1} min ({} epochs); held out n={}: median {:.1} mm, max {:.1}; \
          model in {}",
         log.minutes,
         log.epochs.len(),
@@ -295,7 +295,7 @@ pub fn learning_curve(a: CurveArgs) -> anyhow::Result<ExitCode> {
                 minutes: log.minutes,
             };
             println!(
-                "fold {fold}: {n:3} cases -> held out ({}) median {:.1} mm, p90 {:.1}, max {:.1} \
+                "fold {fold}: {n:3} cases -> held out n={}: median {:.1} mm, p90 {:.1}, max {:.1} \
                  ({:.1} min)",
                 row.held_out, row.median_mm, row.p90_mm, row.max_mm, row.minutes
             );

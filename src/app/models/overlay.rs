@@ -180,6 +180,45 @@ pub fn paint_slice(
     if let Some(p) = &models.predictions {
         paint_slice_findings(&painter, frame, o, p);
     }
+    if o.centres {
+        paint_slice_suggestions(&painter, frame, &models.landmarks);
+    }
+}
+
+/// The colour of landmark models' suggestions (apart from the slots, crosshairs and methods).
+pub const SUGGESTION_COLOR: Color32 = Color32::from_rgb(255, 215, 0);
+
+/// Each landmark model's suggestion on the slice: a gold ring with the landmark's name, faded
+/// on nearby slices.
+fn paint_slice_suggestions(
+    painter: &egui::Painter,
+    frame: &SliceFrame,
+    lm: &super::learning::LandmarkModels,
+) {
+    let Some((_, list)) = &lm.suggestions else {
+        return;
+    };
+    for s in list {
+        let Ok(f) = &s.found else { continue };
+        let at = frame.screen(f.center_lps);
+        match frame.nearness(f.center_lps) {
+            Nearness::On => {
+                painter.circle_stroke(at, 7.0, Stroke::new(2.0, SUGGESTION_COLOR));
+                painter.text(
+                    at + Vec2::new(9.0, -9.0),
+                    egui::Align2::LEFT_BOTTOM,
+                    format!("{}?", s.version.landmark),
+                    egui::FontId::proportional(12.0),
+                    SUGGESTION_COLOR,
+                );
+            }
+            Nearness::Near => {
+                let faded = SUGGESTION_COLOR.gamma_multiply(0.35);
+                painter.circle_stroke(at, 5.0, Stroke::new(1.0, faded));
+            }
+            Nearness::Away => {}
+        }
+    }
 }
 
 /// The segmentation's box where the slice cuts it, and each method's centre (faded on nearby
