@@ -318,6 +318,7 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
         out: dir.path().join("model"),
         seed: 2,
         max_minutes: 0.3,
+        sigma_mm: heartloc::ml::learn::SIGMA_MM,
         cancel: None,
     };
     let err = learn(&opts, |_| {}).err().unwrap().to_string();

@@ -224,7 +224,7 @@ impl HeartlocApp {
             return;
         };
         let (found, problems) = w.landmark_cases(landmark);
-        let cases = found
+        let cases: Vec<crate::ml::learn::PointCase> = found
             .into_iter()
             .map(|(name, image, target_lps)| crate::ml::learn::PointCase {
                 name,
@@ -233,15 +233,22 @@ impl HeartlocApp {
             })
             .collect();
         let source = format!("this worklist ({} cases)", w.cases.len());
+        let n = cases.len();
         let started = self
             .models
             .landmarks
             .start_training(landmark, cases, &source, ctx);
-        self.message = Some(match started {
-            Ok(()) if problems.is_empty() => format!("training {landmark} in the background"),
-            Ok(()) => format!("training {landmark}; left out: {}", problems.join("; ")),
+        let mut m = match started {
+            Ok(()) => format!(
+                "training {landmark} in the background on the {n} cases that have it (one in \
+                 five held out to measure it)"
+            ),
             Err(e) => e,
-        });
+        };
+        if !problems.is_empty() {
+            m += &format!("; unreadable, left out: {}", problems.join("; "));
+        }
+        self.message = Some(m);
     }
 
     /// Accept a landmark model's suggestion for the open volume (see
@@ -261,11 +268,10 @@ impl HeartlocApp {
                     .and_then(|(_, l)| l.iter().find(|s| s.found.is_ok()))
             }),
         };
-        let Some(Ok(f)) = chosen.map(|s| &s.found) else {
+        let Some((s, Ok(f))) = chosen.map(|s| (s, &s.found)) else {
             self.message = Some("no landmark suggestion to accept".into());
             return;
         };
-        let s = chosen.expect("a suggestion was chosen");
         let note = format!(
             "suggested by the {} ({}), confidence {:.2}",
             s.version.label(),

@@ -159,6 +159,7 @@ fn train_landmark(a: &TrainArgs, name: &str) -> anyhow::Result<ExitCode> {
         out: a.out.clone(),
         seed: a.seed,
         max_minutes: a.max_minutes.unwrap_or(10.0),
+        sigma_mm: learn::SIGMA_MM,
         cancel: None,
     };
     let log = learn::learn(&opts, print_progress)?;
@@ -233,6 +234,9 @@ pub struct CurveArgs {
     init_from: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The fine stage's Gaussian width (mm), to measure another than the recipe's.
+    #[arg(long, default_value_t = learn::SIGMA_MM)]
+    sigma_mm: f64,
     /// Each run's model and log go in OUT/fold<k>-n<size>/, the table in OUT/learning-curve.json.
     #[arg(long)]
     out: PathBuf,
@@ -280,6 +284,7 @@ pub fn learning_curve(a: CurveArgs) -> anyhow::Result<ExitCode> {
                 out: a.out.join(format!("fold{fold}-n{n}")),
                 seed: a.seed,
                 max_minutes: a.max_minutes,
+                sigma_mm: a.sigma_mm,
                 cancel: None,
             };
             let log = learn::learn(&opts, print_progress)?;

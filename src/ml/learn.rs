@@ -53,6 +53,8 @@ pub struct LearnOptions {
     pub out: PathBuf,
     pub seed: u64,
     pub max_minutes: f64,
+    /// The fine stage's Gaussian width (mm; [`SIGMA_MM`] unless measuring another).
+    pub sigma_mm: f64,
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -134,7 +136,6 @@ pub fn learn(
     let cases = Cases {
         train: load(&opts.train, clip, &mut done, total, &mut progress)?,
         val: load(&opts.val, clip, &mut done, total, &mut progress)?,
-        skipped: Vec::new(),
     };
     progress(Progress::Loading { done, total });
     let offset = mean_offset(&base, &cases.train)?;
@@ -147,7 +148,7 @@ pub fn learn(
         cases.train.len(),
         r.target
     );
-    r.fine.sigma_mm = SIGMA_MM;
+    r.fine.sigma_mm = opts.sigma_mm;
     r.coarse_offset_lps_mm = offset.to_array();
     let topts = TrainOptions {
         epochs: 10_000,

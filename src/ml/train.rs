@@ -113,7 +113,6 @@ pub struct TrainLog {
     pub batch: usize,
     pub train_cases: Vec<String>,
     pub val_cases: Vec<String>,
-    pub skipped_cases: Vec<String>,
     pub epochs: Vec<EpochReport>,
     pub best_epoch: Option<usize>,
     pub minutes: f64,
@@ -320,13 +319,14 @@ pub fn run(
         };
         let loss_sum = run.steps(&order, &mut opt, &mut rng, &mut progress)?;
         let epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        // The last epoch: planned, or the next one (and its validation) would end past the
-        // time limit.
+        // The last epoch: planned, or (keeping the last) the next one and its validation would
+        // end past the time limit, so the kept epoch is measured within it.
         let last = epoch == opts.epochs
-            || opts.max_minutes.is_some_and(|m| {
-                started.elapsed().as_secs_f64() + epoch_seconds + 2.0 * validation_seconds
-                    >= m * 60.0
-            });
+            || (opts.keep_last
+                && opts.max_minutes.is_some_and(|m| {
+                    started.elapsed().as_secs_f64() + epoch_seconds + 2.0 * validation_seconds
+                        >= m * 60.0
+                }));
         let due = last || validated.elapsed().as_secs_f64() >= opts.validate_every_s;
         let (errors, dice) = if cases.val.is_empty() || !due {
             (Vec::new(), None)
@@ -366,7 +366,8 @@ pub fn run(
         log.epochs.push(report);
         log.minutes = started.elapsed().as_secs_f64() / 60.0;
         write_log(&opts.out, &log)?;
-        if last {
+        // Keeping the best, the run stops after the epoch that passes the time limit.
+        if last || (!opts.keep_last && opts.max_minutes.is_some_and(|m| log.minutes >= m)) {
             break;
         }
     }
@@ -388,7 +389,6 @@ impl TrainLog {
             batch: opts.batch.max(1),
             train_cases: cases.train.iter().map(|c| c.name.clone()).collect(),
             val_cases: cases.val.iter().map(|c| c.name.clone()).collect(),
-            skipped_cases: cases.skipped.clone(),
             epochs: Vec::new(),
             best_epoch: None,
             minutes: 0.0,
@@ -396,11 +396,10 @@ impl TrainLog {
     }
 }
 
-/// Cases split for training and validation, and the ones skipped.
+/// Cases split for training and validation.
 pub struct Cases {
     pub train: Vec<Case>,
     pub val: Vec<Case>,
-    pub skipped: Vec<String>,
 }
 
 fn load_cases(
@@ -414,7 +413,6 @@ fn load_cases(
     let mut cases = Cases {
         train: Vec::new(),
         val: Vec::new(),
-        skipped: Vec::new(),
     };
     let total = rows.len();
     for (pos, row) in rows.iter().enumerate() {

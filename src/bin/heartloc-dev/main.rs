@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use heartloc::ml::preprocess::Method;
 
 mod crop_dependence;
+mod landmark_eval;
 mod pose_dump;
 mod stand_ins;
 mod training_cache;
@@ -48,6 +49,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         every: usize,
     },
+    /// A landmark model on one fold's held-out cases, case by case, its fine stage run once
+    /// and re-centred on its answer.
+    LandmarkEval {
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        worklist: PathBuf,
+        #[arg(long)]
+        landmarks_in: PathBuf,
+        #[arg(long)]
+        landmark: String,
+        #[arg(long)]
+        fold: usize,
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+    },
     /// Stand-in landmarks derived from the expert labels, as a worklist output folder of
     /// markups files (for the learning curves of a landmark model).
     StandIns {
@@ -74,6 +91,21 @@ fn main() -> anyhow::Result<()> {
             train,
             every,
         } => pose_dump::run(&manifest, &out, !train, every),
+        Command::LandmarkEval {
+            weights,
+            worklist,
+            landmarks_in,
+            landmark,
+            fold,
+            folds,
+        } => landmark_eval::run(landmark_eval::Args {
+            weights: &weights,
+            worklist: &worklist,
+            landmarks_in: &landmarks_in,
+            landmark: &landmark,
+            fold,
+            folds,
+        }),
         Command::StandIns {
             manifest,
             out,
