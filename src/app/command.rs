@@ -205,6 +205,17 @@ impl HeartlocApp {
             Command::OpenLabels(p) => self.open_labels(p),
             Command::SetOverlays(o) => self.settings.overlays = o,
             Command::SetOrder(o) => self.models.order = o,
+            Command::TrainLandmark(_)
+            | Command::CancelTraining
+            | Command::SetTrainingMinutes(_)
+            | Command::UseLandmarkVersion(..)
+            | Command::AcceptSuggestion(_) => self.apply_learning(command, ctx),
+        }
+    }
+
+    /// The landmark models' commands.
+    fn apply_learning(&mut self, command: Command, ctx: &egui::Context) {
+        match command {
             Command::TrainLandmark(name) => self.train_landmark(&name, ctx),
             Command::CancelTraining => self.models.landmarks.cancel_training(),
             Command::SetTrainingMinutes(m) => self.models.landmarks.minutes = m,
@@ -214,6 +225,7 @@ impl HeartlocApp {
                 }
             }
             Command::AcceptSuggestion(slot) => self.accept_suggestion(slot),
+            _ => {}
         }
     }
 

@@ -302,9 +302,7 @@ pub fn run(
     let mut rng = Rng::new(opts.seed);
     let mut log = TrainLog::start(opts, cases);
     let mut best = f64::INFINITY;
-    let mut validated = Instant::now();
-    // Seconds one validation takes (a guess until one ran), so the time limit holds it.
-    let mut validation_seconds = 1.5 * cases.val.len() as f64;
+    let mut schedule = Schedule::new(cases.val.len());
     for epoch in 1..=opts.epochs {
         let epoch_start = Instant::now();
         opt.set_learning_rate(learning_rate_at(opts, epoch, started));
@@ -318,25 +316,8 @@ pub fn run(
             started,
         };
         let loss_sum = run.steps(&order, &mut opt, &mut rng, &mut progress)?;
-        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        // The last epoch: planned, or (keeping the last) the next one and its validation would
-        // end past the time limit, so the kept epoch is measured within it.
-        let last = epoch == opts.epochs
-            || (opts.keep_last
-                && opts.max_minutes.is_some_and(|m| {
-                    started.elapsed().as_secs_f64() + epoch_seconds + 2.0 * validation_seconds
-                        >= m * 60.0
-                }));
-        let due = last || validated.elapsed().as_secs_f64() >= opts.validate_every_s;
-        let (errors, dice) = if cases.val.is_empty() || !due {
-            (Vec::new(), None)
-        } else {
-            let t = Instant::now();
-            let v = validate(&model, &cases.val)?;
-            validation_seconds = t.elapsed().as_secs_f64();
-            validated = Instant::now();
-            v
-        };
+        let last = schedule.is_last(opts, epoch, started, epoch_start);
+        let (errors, dice) = schedule.measure(&model, &cases.val, last, opts)?;
         // NaN where nothing was measured this epoch.
         let mean = errors.iter().sum::<f64>() / errors.len() as f64;
         // Lower is better: mean centre error, plus Dice loss in points for segmentation.
@@ -372,6 +353,59 @@ pub fn run(
         }
     }
     Ok(log)
+}
+
+/// When the held-out cases are measured: every epoch, or at most every `validate_every_s`,
+/// and always on the last epoch.
+struct Schedule {
+    validated: Instant,
+    /// Seconds one validation takes (a guess until one ran), so the time limit holds it.
+    seconds: f64,
+}
+
+impl Schedule {
+    fn new(val_cases: usize) -> Self {
+        Schedule {
+            validated: Instant::now(),
+            seconds: 1.5 * val_cases as f64,
+        }
+    }
+
+    /// The last epoch: planned, or (keeping the last) the next one and its validation would end
+    /// past the time limit, so the kept epoch is measured within it.
+    fn is_last(
+        &self,
+        opts: &TrainOptions,
+        epoch: usize,
+        started: Instant,
+        epoch_start: Instant,
+    ) -> bool {
+        let epoch_seconds = epoch_start.elapsed().as_secs_f64();
+        epoch == opts.epochs
+            || (opts.keep_last
+                && opts.max_minutes.is_some_and(|m| {
+                    started.elapsed().as_secs_f64() + epoch_seconds + 2.0 * self.seconds >= m * 60.0
+                }))
+    }
+
+    /// The held-out errors (and Dice) when they are due; nothing otherwise.
+    fn measure(
+        &mut self,
+        model: &Model,
+        val: &[Case],
+        last: bool,
+        opts: &TrainOptions,
+    ) -> Result<(Vec<f64>, Option<f64>), TrainError> {
+        let due = last || self.validated.elapsed().as_secs_f64() >= opts.validate_every_s;
+        if val.is_empty() || !due {
+            return Ok((Vec::new(), None));
+        }
+        let t = Instant::now();
+        let v = validate(model, val)?;
+        self.seconds = t.elapsed().as_secs_f64();
+        self.validated = Instant::now();
+        Ok(v)
+    }
 }
 
 impl TrainLog {
