@@ -184,8 +184,12 @@ impl Suggester {
         Suggester { volume_id, answer }
     }
 
-    /// The answers, once they are there.
+    /// The answers, once they are there (none, should the thread have gone without one).
     pub fn poll(&self) -> Option<Vec<Suggestion>> {
-        self.answer.try_recv().ok()
+        match self.answer.try_recv() {
+            Ok(list) => Some(list),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(Vec::new()),
+        }
     }
 }

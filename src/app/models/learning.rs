@@ -211,9 +211,9 @@ impl LandmarkModels {
 }
 
 /// What to expect, as measured with a stand-in landmark (`heartloc learning-curve`, the carina
-/// on chest CT, 10 minutes a run, 6 held-out cases; weights/MODEL_CARD.md).
-const EXPECT: &str = "What to expect (carina stand-in, 10 min): 5 cases about 15 mm held-out \
-                      median, 10 to 20 cases about 7.5 mm, 24 cases about 4 mm.";
+/// on chest CT, 10 minutes a run; weights/MODEL_CARD.md).
+const EXPECT: &str = "What to expect (carina stand-in, 10 min a run, held-out median): 5 cases \
+                      about 15 mm, 10 to 20 cases 7 to 8 mm, 24 cases 4 to 6 mm.";
 
 /// The panel section: suggestions for this volume, Train per slot, progress, versions.
 pub fn ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
