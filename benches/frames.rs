@@ -187,19 +187,22 @@ fn volume_frames(h: &mut Harness<'_, HeartlocApp>, what: &str) {
     report(&format!("3D {what} orbiting"), ms);
 }
 
+/// One slice step and its frame, rendered and read back (ms); steps alternate up and down.
+fn slice_frame(h: &mut Harness<'_, HeartlocApp>, i: usize) -> f64 {
+    h.state_mut()
+        .step(Plane::Axial, if i % 2 == 0 { 1.0 } else { -1.0 });
+    let t = Instant::now();
+    h.step();
+    let _ = h.render().expect("render");
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 /// Slice stepping in the maximised axial pane, without and then with a model run in flight
 /// (both with the overlay of an earlier run).
 fn frames_while_models_run(h: &mut Harness<'_, HeartlocApp>) {
     h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Axial);
     h.run_steps(2);
-    let frame = |h: &mut Harness<'_, HeartlocApp>, i: usize| {
-        h.state_mut()
-            .step(Plane::Axial, if i % 2 == 0 { 1.0 } else { -1.0 });
-        let t = Instant::now();
-        h.step();
-        let _ = h.render().expect("render");
-        t.elapsed().as_secs_f64() * 1e3
-    };
+    let frame = slice_frame;
     // One model run, stepping slices until it ends: the frame times drawn meanwhile.
     let ctx = h.ctx.clone();
     let run = |h: &mut Harness<'_, HeartlocApp>| {
@@ -267,14 +270,7 @@ fn frames_while_training(h: &mut Harness<'_, HeartlocApp>, dir: &std::path::Path
         .collect();
     h.state_mut().settings.maximized = Some(heartloc::slice_view::Pane::Axial);
     h.run_steps(2);
-    let frame = |h: &mut Harness<'_, HeartlocApp>, i: usize| {
-        h.state_mut()
-            .step(Plane::Axial, if i % 2 == 0 { 1.0 } else { -1.0 });
-        let t = Instant::now();
-        h.step();
-        let _ = h.render().expect("render");
-        t.elapsed().as_secs_f64() * 1e3
-    };
+    let frame = slice_frame;
     let idle: Vec<f64> = (0..4 * FRAMES).map(|i| frame(h, i)).collect();
     let ctx = h.ctx.clone();
     let mut lm = LandmarkModels::with_store(Store::new(dir.join("models")));

@@ -377,6 +377,21 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
     assert!(json["position_lps_mm"].is_array() && json.get("heart_center_lps_mm").is_none());
 }
 
+/// `heartloc train --method heatmap --landmark tip --worklist MANIFEST`, more arguments to add.
+fn train_tip(manifest: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"));
+    c.args([
+        "train",
+        "--method",
+        "heatmap",
+        "--landmark",
+        "tip",
+        "--worklist",
+    ])
+    .arg(manifest);
+    c
+}
+
 /// The command line: `train --landmark` over a worklist and its landmarks folder, then
 /// `locate --weights --json` reporting the landmark by name.
 #[test]
@@ -384,16 +399,7 @@ fn train_landmark_and_locate_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let (manifest, out, _) = landmark_worklist(dir.path());
     let model = dir.path().join("tip-model");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
-        .args([
-            "train",
-            "--method",
-            "heatmap",
-            "--landmark",
-            "tip",
-            "--worklist",
-        ])
-        .arg(&manifest)
+    let run = train_tip(&manifest)
         .arg("--landmarks-in")
         .arg(&out)
         .args(["--max-minutes", "0.1", "--out"])
@@ -427,16 +433,7 @@ fn train_landmark_and_locate_from_the_command_line() {
     let p: Vec<f64> = serde_json::from_value(r["position_lps_mm"].clone()).unwrap();
     assert!(DVec3::new(p[0], p[1], p[2]).is_finite());
     // Without the landmarks folder no case has `tip`: refused, naming the worklist.
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_heartloc"))
-        .args([
-            "train",
-            "--method",
-            "heatmap",
-            "--landmark",
-            "tip",
-            "--worklist",
-        ])
-        .arg(&manifest)
+    let run = train_tip(&manifest)
         .arg("--out")
         .arg(dir.path().join("none"))
         .output()
