@@ -2,12 +2,13 @@
 //! fast fine-tuning recipe behind `heartloc train --landmark` and the app's Train button.
 //!
 //! A heart heatmap model (the shipped one unless told otherwise) is the starting point. Its
-//! coarse stage is kept frozen: it already finds the heart in any scan, so the landmark's
-//! crop is centred at the coarse heart answer plus the landmark's mean offset from it over
-//! the training cases (`Recipe::coarse_offset_lps_mm`, turned with the pose). Only the fine
-//! stage is trained, on crops around the annotated point shifted by up to [`SHIFT_MM`] (the
-//! spread of that offset), with a narrower Gaussian ([`SIGMA_MM`]) than the heart's. The last
-//! epoch is kept, so the held-out figures are not chosen on.
+//! coarse stage is kept frozen: it already finds the heart, so the landmark's crop is centred
+//! at the coarse heart answer plus the landmark's mean offset from it over the training cases
+//! (`Recipe::coarse_offset_lps_mm`, turned with the pose). Only the fine stage is trained, on
+//! crops around the annotated point shifted by up to [`SHIFT_MM`] (the spread of that
+//! offset), with a narrower Gaussian ([`SIGMA_MM`]) than the heart's. The last epoch is kept,
+//! so the held-out figures are not chosen on. A landmark model looks in the scan's stored pose
+//! (`Model::locate`); the heart models' pose search is not used for it yet.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
