@@ -299,14 +299,7 @@ fn a_landmark_is_learnt_from_a_worklists_annotations() {
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(found.len(), 5, "case c has no tip and is left out");
     assert!(found.iter().zip(&tips).all(|(f, t)| f.2 == *t));
-    let cases: Vec<PointCase> = found
-        .into_iter()
-        .map(|(name, image, target_lps)| PointCase {
-            name,
-            image,
-            target_lps,
-        })
-        .collect();
+    let cases: Vec<PointCase> = found.into_iter().map(PointCase::from).collect();
     let (train, val) = split(cases[..4].to_vec(), 5);
     assert_eq!((train.len(), val.len()), (3, 1), "one of four is held out");
     let opts = LearnOptions {

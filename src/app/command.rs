@@ -236,14 +236,7 @@ impl HeartlocApp {
             return;
         };
         let (found, problems) = w.landmark_cases(landmark);
-        let cases: Vec<crate::ml::learn::PointCase> = found
-            .into_iter()
-            .map(|(name, image, target_lps)| crate::ml::learn::PointCase {
-                name,
-                image,
-                target_lps,
-            })
-            .collect();
+        let cases: Vec<crate::ml::learn::PointCase> = found.into_iter().map(Into::into).collect();
         let source = format!("this worklist ({} cases)", w.cases.len());
         let n = cases.len();
         let started = self

@@ -195,14 +195,7 @@ fn point_cases(
         cases.len(),
         list.cases.len()
     );
-    Ok(cases
-        .into_iter()
-        .map(|(name, image, target_lps)| PointCase {
-            name,
-            image,
-            target_lps,
-        })
-        .collect())
+    Ok(cases.into_iter().map(PointCase::from).collect())
 }
 
 #[derive(clap::Args)]

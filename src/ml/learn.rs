@@ -40,6 +40,17 @@ pub struct PointCase {
     pub target_lps: DVec3,
 }
 
+/// A worklist's annotated case as `Worklist::landmark_cases` lists it: (name, image, position).
+impl From<(String, PathBuf, DVec3)> for PointCase {
+    fn from((name, image, target_lps): (String, PathBuf, DVec3)) -> Self {
+        PointCase {
+            name,
+            image,
+            target_lps,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LearnOptions {
     /// The landmark's name (the slot label in the markups files).

@@ -117,11 +117,16 @@ impl Store {
 
     /// The version the app suggests with: the one `active` names, else none.
     pub fn active(&self, landmark: &str) -> Option<Version> {
-        let text = std::fs::read_to_string(self.landmark_dir(landmark).join("active")).ok()?;
-        let number: u32 = text.trim().strip_prefix('v')?.parse().ok()?;
+        let number = self.active_number(landmark)?;
         self.versions(landmark)
             .into_iter()
             .find(|v| v.number == number)
+    }
+
+    /// The number `active` names (whether or not that version can be read).
+    pub fn active_number(&self, landmark: &str) -> Option<u32> {
+        let text = std::fs::read_to_string(self.landmark_dir(landmark).join("active")).ok()?;
+        text.trim().strip_prefix('v')?.parse().ok()
     }
 
     /// Make version `number` the active one (rolling back is choosing an older one).

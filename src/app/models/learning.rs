@@ -69,10 +69,18 @@ impl LandmarkModels {
             .store
             .landmarks()
             .into_iter()
-            .map(|landmark| History {
-                versions: self.store.versions(&landmark),
-                active: self.store.active(&landmark).map(|v| v.number),
-                landmark,
+            .map(|landmark| {
+                let versions = self.store.versions(&landmark);
+                // The active number only where that version is listed, as `Store::active` says.
+                let active = self
+                    .store
+                    .active_number(&landmark)
+                    .filter(|n| versions.iter().any(|v| v.number == *n));
+                History {
+                    versions,
+                    active,
+                    landmark,
+                }
             })
             .collect();
     }
