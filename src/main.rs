@@ -156,8 +156,14 @@ struct WorklistArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
+    /// Manifest CSV; repeat it to add another phase's frames (the split is by patient,
+    /// numbered as they first appear: list the end-diastolic manifest first).
+    #[arg(long, required = true)]
+    manifest: Vec<PathBuf>,
+    /// Put short-axis MR (ventricles named in the manifest's `labels`) into the body pose its
+    /// labels give before looking (`ml::repose`), as clinical MR with a true header lies.
     #[arg(long)]
-    manifest: PathBuf,
+    body_pose: bool,
     #[arg(long, value_enum, default_value_t = Methods::Both)]
     method: Methods,
     #[arg(long, value_enum, default_value_t = SplitArg::All)]
@@ -451,6 +457,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
             SplitArg::Train => Split::Training(a.val_every),
         },
         perturbations,
+        body_pose: a.body_pose,
         jsonl_out: a.jsonl_out,
         resume: a.batch.resume,
         shard: a.batch.shard,

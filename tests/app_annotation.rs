@@ -443,3 +443,59 @@ fn a_locked_landmark_stays_put_is_saved_locked_and_unlocks() {
         "unlocked, a drag moves it"
     );
 }
+
+/// Placing in the 3D view (issue 22): with aortic-valve armed, a click on the marker cube in the
+/// 3D pane puts the landmark where the ray first meets the isosurface level — on the cube's
+/// near face, saved there — and every view moves to it; a click beside the cube places nothing
+/// and says why.
+#[test]
+fn a_click_in_the_3d_view_places_on_the_isosurface() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, path, marker) = marker_harness(tmp.path(), 760.0);
+    h.state_mut().iso = 500.0;
+    h.state_mut().settings.mode = heartloc::slice_view::VolumeMode::Isosurface;
+    h.run_steps(2);
+    let rect = h.state().pane_rects()[3];
+    let size = glam::DVec2::new(f64::from(rect.width()), f64::from(rect.height()));
+    let camera = h.state().camera;
+    let on = camera.screen_from_world(marker, size).expect("in front");
+    let at = rect.min + egui::vec2(on.x as f32, on.y as f32);
+    let valve = |h: &Harness<'static, HeartlocApp>| {
+        h.state()
+            .landmarks
+            .annotation
+            .set
+            .get("aortic-valve")
+            .and_then(|l| l.position_lps())
+    };
+    // Beside the cube (40 points off it): nothing to meet, nothing placed.
+    h.hover_at(at + egui::vec2(0.0, 60.0));
+    h.run_steps(1);
+    h.key_press(egui::Key::Num1);
+    h.run_steps(1);
+    click(&mut h, at + egui::vec2(0.0, 60.0));
+    assert_eq!(valve(&h), None);
+    let said = h.state().message.clone().unwrap_or_default();
+    assert!(said.contains("No surface"), "{said}");
+
+    click(&mut h, at);
+    let placed = valve(&h).expect("placed on the cube");
+    // On the cube's surface (8 mm a side, 2 mm voxels: within a voxel of a face) and on the
+    // camera's side of its centre.
+    let off = (placed - marker).abs().max_element();
+    assert!(
+        (off - 4.0).abs() < 2.0,
+        "placed {placed}, {off} mm from the centre"
+    );
+    assert!(placed.distance(camera.eye()) < marker.distance(camera.eye()));
+    assert_eq!(h.state().crosshair, placed, "every view moves to the point");
+    let file = heartloc::app::landmarks_beside(&path);
+    let saved = heartloc::io::markups::read(&file)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.label == "aortic-valve")
+        .and_then(|c| c.position_lps)
+        .map(DVec3::from_array)
+        .expect("saved");
+    assert!(saved.distance(placed) < 1e-9);
+}

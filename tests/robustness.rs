@@ -212,3 +212,73 @@ fn the_demo_ct_turned_and_mirrored_is_found_where_it_lies() {
         }
     }
 }
+
+/// ACDC's short-axis stacks, stored as if axial, re-posed from their labels (`ml::repose`):
+/// in the body pose the LV lies left of the RV, the RV anterior, the apex toward the left,
+/// anterior and inferior, and the rest of the scan with it: the tissue below the heart (liver,
+/// stomach) ends up below it. Checked on every 10th ED case and on the ES frames.
+#[test]
+fn acdc_stacks_re_posed_from_their_labels_lie_as_a_chest_does() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let mut rows = read_manifest(&data.join("manifest.csv")).unwrap();
+    rows.retain(|r| r.ventricles.is_some());
+    let mut rows: Vec<ManifestRow> = rows.into_iter().step_by(10).collect();
+    rows.extend(
+        read_manifest(&data.join("manifest-es.csv"))
+            .unwrap()
+            .into_iter()
+            .step_by(6),
+    );
+    assert!(rows.len() >= 12);
+    for row in &rows {
+        let open = |f: &str| {
+            heartloc::io::open(&row.folder.join(f), &Default::default())
+                .unwrap()
+                .0
+        };
+        let (image, mut labels) = (open("image.nii.gz"), open("labels.nii.gz"));
+        let v = row.ventricles.as_ref().unwrap();
+        let centre = row.heart_center_lps_mm.unwrap();
+        let m = heartloc::ml::repose::body_from_stored(&labels, v, centre).unwrap();
+        assert!(m.transform_point3(centre).distance(centre) < 1e-6);
+        labels.grid.world_from_voxel = m * labels.grid.world_from_voxel;
+        let [_, _, slice] = labels.grid.directions();
+        let axes = heartloc::ml::repose::heart_axes(&labels, v, slice).unwrap();
+        let d = axes.long_axis;
+        assert!(
+            d.x > 0.3 && d.y < -0.3 && d.z < -0.3,
+            "{}: apex {d}",
+            row.case
+        );
+        let (lv, rv) = (axes.left_centroid, axes.right_centroid);
+        assert!(lv.x > rv.x && rv.y < lv.y, "{}: LV {lv}, RV {rv}", row.case);
+        // The handedness (a wrong mirror would turn the chest upside down about the heart):
+        // the slab 40-80 mm below the heart centre holds tissue (liver, stomach) and is
+        // brighter on average than the slab as far above it (lung).
+        let mut posed = image.clone();
+        posed.grid.world_from_voxel = m * posed.grid.world_from_voxel;
+        let slab_mean = |lo: f64, hi: f64| {
+            let (mut sum, mut n) = (0.0, 0.0);
+            for idx in 0..posed.voxels.len() {
+                let dz = posed.grid.world_from_flat(idx).z - centre.z;
+                if dz >= lo && dz < hi {
+                    sum += posed.voxels.get(idx) as f64;
+                    n += 1.0;
+                }
+            }
+            sum / n.max(1.0)
+        };
+        let (below, above) = (slab_mean(-80.0, -40.0), slab_mean(40.0, 80.0));
+        println!(
+            "{}: apex {d:.2}, mean below {below:.0}, above {above:.0}",
+            row.case
+        );
+        assert!(
+            below > above,
+            "{}: below {below:.0}, above {above:.0}",
+            row.case
+        );
+    }
+}

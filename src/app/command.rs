@@ -14,7 +14,8 @@ use super::panes::{to_d, PaneAction, SliceFrame};
 use super::{HeartlocApp, Hover};
 use crate::ml::preprocess::Method;
 use crate::slice_view::{
-    step_slice, Crop, Cut, DvrPreset, OrbitCamera, Pane, Plane, VolumeMode, Window, WindowPreset,
+    step_slice, Crop, Cut, DvrPreset, OrbitCamera, Pane, Plane, Slab, VolumeMode, Window,
+    WindowPreset,
 };
 use crate::volume::Interpolation;
 use crate::worklist::{CaseStatus, Worklist};
@@ -81,6 +82,8 @@ pub enum Command {
     ResetViews,
     /// Turn the three slice planes to this rotation (identity: the patient axes).
     SetRotation(glam::DQuat),
+    /// Show the slice views as a thin plane, a maximum intensity projection or a mean slab.
+    SetSlab(Slab),
     /// Centre every view on a point.
     GoTo(DVec3),
     Landmark(LandmarkEdit),
@@ -150,6 +153,7 @@ impl HeartlocApp {
                 self.aim_at_crop();
             }
             Command::SetCut(c) => self.settings.cut = c,
+            Command::SetSlab(s) => self.settings.slab = s,
             Command::PlayCine(fps) => self.play_cine(fps, ctx),
             Command::SetPhase(k) => self.set_phase(k, ctx),
             Command::SelectSeries(i) => {
@@ -679,8 +683,31 @@ impl HeartlocApp {
             PaneAction::Zoom { factor, .. } => self.camera.zoom(factor),
             PaneAction::ToggleMaximized => self.toggle_maximized(Pane::Volume),
             PaneAction::Hover(at) => self.hover_3d(at),
+            PaneAction::Pointer { at, click: true } if self.landmarks.armed => self.place_3d(at),
             _ => {}
         }
         self.interacting |= action.is_interactive();
+    }
+
+    /// Place the armed landmark where the ray through pane point `at` first meets the
+    /// isosurface level (what the Isosurface mode draws), inside the rendered box; every view
+    /// moves there. Where the ray meets no surface, nothing is placed and the status bar says
+    /// so.
+    fn place_3d(&mut self, at: DVec2) {
+        let Some(doc) = &self.doc else { return };
+        let ray = self.camera.ray(at, to_d(self.pane_rects[3].size()));
+        let hit = crate::volume::pick::first_crossing(&doc.volume, ray, self.iso, self.crop_lps());
+        let Some(world) = hit else {
+            self.message = Some(format!(
+                "No surface at level {:.0} under the pointer: nothing placed (set the level \
+                 under Volume view, or place on a slice)",
+                self.iso
+            ));
+            return;
+        };
+        if self.landmarks.pointer(world, true) == Pointer::Placed {
+            self.crosshair = world;
+            self.warn_if_far_from_predictions(world);
+        }
     }
 }

@@ -8,8 +8,8 @@ use super::command::{Command, Pick};
 use super::document::{Document, Origin};
 use super::{keys, landmarks, models, worklist_panel, HeartlocApp};
 use crate::slice_view::{
-    normal_along, voxel_planes, Crop, Cut, DvrPreset, Modality, Plane, VolumeMode, Window,
-    WindowPreset,
+    normal_along, voxel_planes, Crop, Cut, DvrPreset, Modality, Plane, Slab, SlabMode, VolumeMode,
+    Window, WindowPreset,
 };
 
 pub fn controls_ui(ui: &mut egui::Ui, app: &HeartlocApp) -> Vec<Command> {
@@ -257,6 +257,7 @@ fn slices_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec
         }
     }
     planes_ui(ui, app, doc, out);
+    slab_ui(ui, app, out);
 }
 
 /// How the three planes are turned: patient axes, the volume's own voxel planes, or the axial
@@ -284,6 +285,44 @@ fn planes_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut Vec
             if let Some(q) = axis.and_then(|(a, b)| normal_along(a, b)) {
                 out.push(Command::SetRotation(q));
             }
+        }
+    });
+}
+
+/// The slice views' slab: the plane alone, a maximum intensity projection or a mean, and its
+/// thickness.
+fn slab_ui(ui: &mut egui::Ui, app: &HeartlocApp, out: &mut Vec<Command>) {
+    let slab = app.settings.slab;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Slab");
+        for mode in SlabMode::ALL {
+            let on = slab.mode == mode;
+            let r = ui.selectable_label(on, mode.name());
+            // Named apart from the 3D view's own MIP.
+            let name = format!("Slab {}", mode.name());
+            r.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, on, &name));
+            if r.clicked() {
+                out.push(Command::SetSlab(Slab { mode, ..slab }));
+            }
+        }
+        let mut mm = slab.thickness_mm;
+        let thickness = ui
+            .add_enabled(
+                slab.mode != SlabMode::Thin,
+                egui::DragValue::new(&mut mm)
+                    .range(1.0..=Slab::MAX_THICKNESS_MM)
+                    .speed(0.5)
+                    .suffix(" mm"),
+            )
+            .on_hover_text("The slab's thickness, centred on the plane");
+        thickness.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::SpinButton, true, "Slab thickness")
+        });
+        if mm != slab.thickness_mm {
+            out.push(Command::SetSlab(Slab {
+                thickness_mm: mm,
+                ..slab
+            }));
         }
     });
 }

@@ -17,10 +17,10 @@ use glam::DVec3;
 use crate::annotation::LandmarkSet;
 use crate::render::{GpuVolume, Renderer};
 use crate::slice_view::{
-    Crop, Cut, DvrPreset, Modality, OrbitCamera, Pane, Plane, SliceView, VolumeMode, Window,
+    Crop, Cut, DvrPreset, Modality, OrbitCamera, Pane, Plane, Slab, SliceView, VolumeMode, Window,
     WindowPreset, HEART_MARGIN_MM,
 };
-use crate::volume::Volume;
+use crate::volume::{Grid, Volume};
 use crate::worklist::Worklist;
 
 mod cine;
@@ -75,6 +75,9 @@ pub struct Settings {
     /// The half cut away at the crosshair's plane (session only, like the crop).
     #[serde(skip)]
     pub cut: Cut,
+    /// The slice views' slab (thin, MIP or mean; session only, like the cut).
+    #[serde(skip)]
+    pub slab: Slab,
 }
 
 fn default_crop_size_mm() -> f64 {
@@ -95,6 +98,7 @@ impl Default for Settings {
             crop: Crop::Whole,
             crop_size_mm: default_crop_size_mm(),
             cut: Cut::None,
+            slab: Slab::default(),
         }
     }
 }
@@ -565,7 +569,7 @@ impl HeartlocApp {
             }
         }
         if rects[3].is_positive() {
-            self.volume_pane_ui(ui, rects[3], &gpu);
+            self.volume_pane_ui(ui, rects[3], &gpu, &volume.grid);
         }
     }
 
@@ -584,6 +588,7 @@ impl HeartlocApp {
             view: app.views[i],
             crosshair: app.crosshair,
             grid: &volume.grid,
+            slab: app.settings.slab,
         };
         for action in panes::slice_input(ui, pane, rect) {
             self.apply_slice_action(&frame(self), action);
@@ -599,7 +604,7 @@ impl HeartlocApp {
         panes::paint_slice_decorations(&painter, &frame);
     }
 
-    fn volume_pane_ui(&mut self, ui: &mut egui::Ui, rect: Rect, gpu: &Arc<GpuVolume>) {
+    fn volume_pane_ui(&mut self, ui: &mut egui::Ui, rect: Rect, gpu: &Arc<GpuVolume>, grid: &Grid) {
         for action in panes::volume_input(ui, rect) {
             self.apply_volume_action(rect.height(), action);
         }
@@ -621,7 +626,8 @@ impl HeartlocApp {
                 None
             },
         };
-        panes::paint_volume_image(ui, &frame, gpu, &look, self.crosshair);
+        let planes = (&self.views, grid);
+        panes::paint_volume_image(ui, &frame, gpu, &look, planes, self.crosshair);
         let painter = ui.painter_at(rect);
         if let Some(p) = &self.models.predictions {
             models::overlay::paint_volume(&painter, &frame, &self.settings.overlays, p);

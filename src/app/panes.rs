@@ -11,8 +11,8 @@ use glam::{DVec2, DVec3};
 use super::keys::{self, KeyAction, Scope};
 use crate::render::{self, GpuVolume, PaneDraw};
 use crate::slice_view::{
-    nearness, scale_bar_mm, DvrPreset, Nearness, OrbitCamera, Pane, Plane, SliceView, VolumeMode,
-    Window,
+    nearness, plane_outline, scale_bar_mm, DvrPreset, Nearness, OrbitCamera, Pane, Plane, Slab,
+    SliceView, VolumeMode, Window,
 };
 use crate::volume::Grid;
 
@@ -56,6 +56,8 @@ pub struct SliceFrame<'a> {
     pub view: SliceView,
     pub crosshair: DVec3,
     pub grid: &'a Grid,
+    /// The slab the image shows (thin: the plane alone).
+    pub slab: Slab,
 }
 
 impl SliceFrame<'_> {
@@ -250,6 +252,12 @@ pub fn volume_input(ui: &egui::Ui, rect: Rect) -> Vec<PaneAction> {
     if response.dragged_by(egui::PointerButton::Primary) {
         out.push(PaneAction::Orbit(to_d(response.drag_delta())));
     }
+    if response.clicked_by(egui::PointerButton::Primary) {
+        if let Some(p) = response.interact_pointer_pos() {
+            let at = to_d(p - rect.min);
+            out.push(PaneAction::Pointer { at, click: true });
+        }
+    }
     if response.dragged_by(egui::PointerButton::Middle) {
         out.push(PaneAction::Pan(to_d(response.drag_delta())));
     }
@@ -266,6 +274,7 @@ pub fn paint_slice_image(ui: &egui::Ui, frame: &SliceFrame, gpu: &Arc<GpuVolume>
         view: frame.view,
         crosshair: frame.crosshair,
         window,
+        slab: frame.slab.samples(frame.grid, frame.view.normal()),
     };
     let callback = render::pane_callback(
         frame.pane,
@@ -332,9 +341,10 @@ pub fn paint_slice_decorations(painter: &egui::Painter, frame: &SliceFrame) {
         rect.left_top() + Vec2::new(6.0, 4.0),
         egui::Align2::LEFT_TOP,
         format!(
-            "{}{oblique}  {:.1} mm",
+            "{}{oblique}  {:.1} mm  {}",
             plane.name(),
-            frame.crosshair.dot(n)
+            frame.crosshair.dot(n),
+            frame.slab.label()
         ),
         egui::FontId::proportional(13.0),
         color,
@@ -418,13 +428,15 @@ impl Preview {
     }
 }
 
-/// The 3D image (the GPU callback) and the crosshair as a small 3D cross, each arm in its
-/// plane's colour.
+/// The 3D image (the GPU callback), the three slice planes' outlines where they cut the volume,
+/// and the crosshair as a small 3D cross, each in its plane's colour (arms along the normals,
+/// turned planes included).
 pub fn paint_volume_image(
     ui: &egui::Ui,
     frame: &VolumeFrame,
     gpu: &Arc<GpuVolume>,
     look: &VolumeLook,
+    planes: (&[SliceView; 3], &Grid),
     crosshair: DVec3,
 ) {
     let draw = PaneDraw::Volume {
@@ -450,11 +462,15 @@ pub fn paint_volume_image(
         frame.rect,
         ui.ctx().pixels_per_point(),
     ));
-    for (axis, color) in [
-        (DVec3::Z, PANE_COLORS[0]),
-        (DVec3::Y, PANE_COLORS[1]),
-        (DVec3::X, PANE_COLORS[2]),
-    ] {
+    let (views, grid) = planes;
+    for (view, color) in views.iter().zip(PANE_COLORS) {
+        let outline = plane_outline(grid, crosshair, view.normal());
+        let corners: Option<Vec<Pos2>> = outline.iter().map(|p| frame.screen(*p)).collect();
+        if let Some(corners) = corners.filter(|c| c.len() >= 3) {
+            let stroke = Stroke::new(1.0, color.gamma_multiply(0.6));
+            painter.add(egui::Shape::closed_line(corners, stroke));
+        }
+        let axis = view.normal();
         let a = frame.screen(crosshair - axis * 20.0);
         let b = frame.screen(crosshair + axis * 20.0);
         if let (Some(a), Some(b)) = (a, b) {

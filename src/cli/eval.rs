@@ -13,6 +13,8 @@ pub struct Request {
     pub split: Split,
     /// `Perturbation::None` first.
     pub perturbations: Vec<Perturbation>,
+    /// Short-axis MR put into its body pose first (`ml::repose`).
+    pub body_pose: bool,
     pub jsonl_out: Option<PathBuf>,
     pub resume: bool,
     pub shard: io::durable::Shard,
@@ -20,7 +22,7 @@ pub struct Request {
 
 /// Evaluate the manifest's cases; print each case's lines as it finishes, then the summary
 /// per perturbation, modality and method, the robustness table and the reliability flag's.
-pub fn run(manifest: &Path, req: &Request) -> anyhow::Result<()> {
+pub fn run(manifests: &[PathBuf], req: &Request) -> anyhow::Result<()> {
     let mut log = req
         .jsonl_out
         .as_deref()
@@ -30,9 +32,10 @@ pub fn run(manifest: &Path, req: &Request) -> anyhow::Result<()> {
     // The cases done before this run (the log itself is written to as cases finish).
     let done = log.as_ref().map(|l| l.done().clone()).unwrap_or_default();
     eval::evaluate(
-        manifest,
+        manifests,
         &req.models,
         req.split,
+        req.body_pose,
         &req.perturbations,
         |n, case| req.shard.takes(n) && !done.contains(case),
         |rs| {

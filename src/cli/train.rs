@@ -16,9 +16,11 @@ use crate::MethodArg;
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Manifest CSV: `case` folders (image.nii.gz, labels.nii.gz), `modality`,
-    /// `heart_values`, `heart_center_lps_mm`. With `--landmark`: a worklist source too.
+    /// `heart_values`, `heart_center_lps_mm`. Repeat it to add another phase's frames of the
+    /// same patients (the end-diastolic manifest first: the split is by patient, numbered as
+    /// they first appear). With `--landmark`: a worklist source too.
     #[arg(long)]
-    manifest: Option<PathBuf>,
+    manifest: Vec<PathBuf>,
     /// With `--landmark`: the worklist (a folder of scans or a manifest CSV) whose cases'
     /// landmarks to learn from.
     #[arg(long)]
@@ -59,6 +61,17 @@ pub struct TrainArgs {
     /// Use only the first N manifest rows.
     #[arg(long)]
     limit_cases: Option<usize>,
+    /// Keep the last epoch, not the one best on the held-out cases, so that their figures
+    /// chose nothing.
+    #[arg(long)]
+    keep_last: bool,
+    /// Also hold out these patients (comma-separated, e.g. patient005,patient030), all their
+    /// frames.
+    #[arg(long, value_delimiter = ',')]
+    hold_out: Vec<String>,
+    /// Validate at most this often (seconds; 0: every epoch); the last epoch always is.
+    #[arg(long, default_value_t = 0.0)]
+    validate_every_s: f64,
     /// Start from trained weights: a folder (its model of the same method) or a
     /// `<method>.safetensors` file (that method's networks, e.g. segmentation to warm-start
     /// a heatmap; the channels must match).
@@ -85,6 +98,17 @@ pub struct TrainArgs {
     /// No gamma/contrast/noise/blur.
     #[arg(long)]
     no_intensity: bool,
+    /// Probability of a uniformly random turn (any axis and angle) instead of one up to
+    /// --rotate-deg.
+    #[arg(long, default_value_t = 0.0)]
+    any_pose: f64,
+    /// Probability of a left-right mirror image.
+    #[arg(long, default_value_t = 0.0)]
+    mirror: f64,
+    /// Probability of seeing short-axis MR (ventricles named in the manifest's `labels`) in
+    /// the body pose its labels give (`ml::repose`) rather than as stored.
+    #[arg(long, default_value_t = 0.0)]
+    body_pose: f64,
 }
 
 /// `heartloc train`: one method's model (or, with `--landmark`, a landmark learnt from a
@@ -110,11 +134,14 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             partial_fov: a.partial_fov,
             intensity: !a.no_intensity,
             resolution: a.resolution,
+            any_pose: a.any_pose,
+            mirror: a.mirror,
+            body_pose: a.body_pose,
         }
     };
-    let manifest = a
-        .manifest
-        .context("--manifest is needed (or --landmark with --worklist)")?;
+    let Some(first) = a.manifest.first().cloned() else {
+        anyhow::bail!("--manifest is needed (or --landmark with --worklist)");
+    };
     let opts = TrainOptions {
         epochs: a.epochs,
         seed: a.seed,
@@ -126,7 +153,11 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         limit_cases: a.limit_cases,
         init_from: a.init_from,
         batch: a.batch,
-        ..TrainOptions::new(manifest, a.out, Recipe::new(method))
+        keep_last: a.keep_last,
+        hold_out: a.hold_out,
+        validate_every_s: a.validate_every_s,
+        manifests: a.manifest,
+        ..TrainOptions::new(first, a.out, Recipe::new(method))
     };
     let log = heartloc::ml::train::train(&opts, print_progress)?;
     eprintln!();
@@ -145,7 +176,7 @@ fn train_landmark(a: &TrainArgs, name: &str) -> anyhow::Result<ExitCode> {
     let source = a
         .worklist
         .as_ref()
-        .or(a.manifest.as_ref())
+        .or(a.manifest.first())
         .context("--landmark learns from a worklist: give --worklist (a folder or CSV)")?;
     let cases = point_cases(source, a.landmarks_in.as_deref(), name)?;
     let (train, val) = learn::split(cases, a.val_every);

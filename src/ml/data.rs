@@ -7,6 +7,7 @@ use glam::{DMat4, DQuat, DVec3};
 
 use super::heatmap::gaussian_target;
 use super::preprocess::{network_grid, Method, Normalizer, Recipe, Stage};
+use super::repose::{self, Ventricles};
 use super::rng::Rng;
 use crate::io::{self, FileError};
 use crate::volume::{about_point, ijk_of, Grid, Interpolation, Volume, Voxels};
@@ -25,6 +26,29 @@ pub struct ManifestRow {
     /// `intensity_range` column ("lo hi"): a fixed normalisation instead of percentiles, for
     /// caches already normalised (see `examples/training_cache.rs`).
     pub intensity_range: Option<(f32, f32)>,
+    /// The patient the case belongs to: its folder's name less an ACDC phase suffix (`_ED`,
+    /// `_ES`), so a patient's frames are split together.
+    pub patient: String,
+    /// `ED` or `ES` where the folder's name says so.
+    pub phase: Option<String>,
+    /// The ventricles' label values, where the `labels` column names them (short-axis MR that
+    /// can be re-posed: `ml::repose`).
+    pub ventricles: Option<Ventricles>,
+}
+
+/// A case folder's patient and phase: `mri-acdc-es/patient001_ES` is patient001 at ES.
+fn patient_and_phase(case: &str) -> (String, Option<String>) {
+    let name = case
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(case);
+    for phase in ["ED", "ES"] {
+        if let Some(patient) = name.strip_suffix(&format!("_{phase}")) {
+            return (patient.to_string(), Some(phase.to_string()));
+        }
+    }
+    (name.to_string(), None)
 }
 
 fn parse_vec3(s: &str) -> Option<DVec3> {
@@ -69,8 +93,12 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, FileError> {
                     ),
                 )
             })?;
+        let (patient, phase) = patient_and_phase(&case);
         rows.push(ManifestRow {
             folder: base.join(&case),
+            patient,
+            phase,
+            ventricles: Ventricles::from_label_names(get(col("labels"))),
             case,
             modality: get(col("modality")).to_string(),
             heart_values,
@@ -91,10 +119,36 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, FileError> {
     Ok(rows)
 }
 
+/// The rows of several manifests, in order (e.g. the end-diastolic frames, then the
+/// end-systolic ones of some of the same patients).
+pub fn read_manifests(paths: &[PathBuf]) -> Result<Vec<ManifestRow>, FileError> {
+    let mut rows = Vec::new();
+    for path in paths {
+        rows.extend(read_manifest(path)?);
+    }
+    Ok(rows)
+}
+
 /// The validation split: every `every`-th case of the manifest (positions every−1, 2·every−1,
 /// …), so it is stratified by the manifest's order (modality, ACDC group) and needs no seed.
 pub fn is_validation(position: usize, every: usize) -> bool {
     every > 0 && position % every == every - 1
+}
+
+/// Which rows are held out: patients numbered in the order they first appear, every
+/// `every`-th held out with all its rows (both phases), never one frame of a patient in
+/// training and another in validation. With one row per patient this is
+/// [`is_validation`] of the row's position; list the manifest with every patient first
+/// (the end-diastolic one) so adding another phase's manifest keeps the split.
+pub fn validation_rows(rows: &[ManifestRow], every: usize) -> Vec<bool> {
+    let mut numbers: std::collections::HashMap<&str, usize> = Default::default();
+    rows.iter()
+        .map(|row| {
+            let next = numbers.len();
+            let n = *numbers.entry(row.patient.as_str()).or_insert(next);
+            is_validation(n, every)
+        })
+        .collect()
 }
 
 /// A case in memory, ready to sample.
@@ -107,6 +161,9 @@ pub struct Case {
     /// The training target point (LPS mm).
     pub target_lps: DVec3,
     pub norm: Normalizer,
+    /// Short-axis MR stored as if axial: the turn (and mirror) into a body pose about the
+    /// target (`ml::repose`), which training applies to some of its samples.
+    pub body_from_stored: Option<DMat4>,
 }
 
 /// The heart mask from a label map: 1 where the label is one of `heart_values`.
@@ -163,13 +220,19 @@ pub fn load_case(row: &ManifestRow, recipe: &Recipe) -> Result<Case, FileError> 
             ),
         ));
     };
+    let target_lps = row.heart_center_lps_mm.unwrap_or(mask_centre);
+    let body_from_stored = row
+        .ventricles
+        .as_ref()
+        .and_then(|v| repose::body_from_stored(&labels, v, target_lps));
     Ok(Case {
         name: row.case.clone(),
         modality: row.modality.clone(),
         volume,
         mask: Some(mask),
-        target_lps: row.heart_center_lps_mm.unwrap_or(mask_centre),
+        target_lps,
         norm,
+        body_from_stored,
     })
 }
 
@@ -188,6 +251,17 @@ pub struct Augment {
     pub intensity: bool,
     /// Probability of thick-slice resampling along one axis (resolution).
     pub resolution: f64,
+    /// Probability of a uniformly random turn (any axis, any angle) instead of the one up to
+    /// `rotate_deg`: scans in any pose.
+    #[serde(default)]
+    pub any_pose: f64,
+    /// Probability of a left-right mirror image (a header with LPS written as RAS).
+    #[serde(default)]
+    pub mirror: f64,
+    /// Probability of seeing a short-axis case in its body pose (`Case::body_from_stored`)
+    /// rather than as stored.
+    #[serde(default)]
+    pub body_pose: f64,
 }
 
 impl Default for Augment {
@@ -199,6 +273,9 @@ impl Default for Augment {
             partial_fov: 0.2,
             intensity: true,
             resolution: 0.25,
+            any_pose: 0.0,
+            mirror: 0.0,
+            body_pose: 0.0,
         }
     }
 }
@@ -212,6 +289,9 @@ impl Augment {
             partial_fov: 0.0,
             intensity: false,
             resolution: 0.0,
+            any_pose: 0.0,
+            mirror: 0.0,
+            body_pose: 0.0,
         }
     }
 }
@@ -223,8 +303,9 @@ pub struct Sample {
     pub grid: Grid,
 }
 
-/// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (plus the random
-/// shift), seen through a random rotation/scaling about that centre.
+/// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (the stored world's;
+/// plus the random shift), seen through a random rotation/mirror/scaling about that centre,
+/// and in the case's body pose where `aug.body_pose` draws it.
 pub fn sample(
     case: &Case,
     method: Method,
@@ -233,22 +314,36 @@ pub fn sample(
     aug: &Augment,
     rng: &mut Rng,
 ) -> Sample {
+    // The case as stored or in its body pose (short-axis MR), turned about its target.
+    let seen_from_stored = match case.body_from_stored {
+        Some(m) if rng.chance(aug.body_pose) => m,
+        _ => DMat4::IDENTITY,
+    };
     let shift = DVec3::new(
         rng.range(-1.0, 1.0),
         rng.range(-1.0, 1.0),
         rng.range(-1.0, 1.0),
     ) * aug.shift_mm;
-    let c = center_lps + shift;
+    let c = seen_from_stored.transform_point3(center_lps) + shift;
     let base = network_grid(stage, c);
     let axis = DVec3::new(rng.normal(), rng.normal(), rng.normal()).normalize_or(DVec3::Z);
     let angle = rng.range(-1.0, 1.0) * aug.rotate_deg.to_radians();
     let scale = (rng.range(-1.0, 1.0) * (1.0 + aug.scale).ln()).exp();
-    // world_from_world: rotate and scale the sampling grid about its centre.
-    let world_from_world = about_point(
-        c,
-        DMat4::from_quat(DQuat::from_axis_angle(axis, angle))
-            * DMat4::from_scale(DVec3::splat(scale)),
-    );
+    let turn = if rng.chance(aug.any_pose) {
+        // Uniform over all rotations: a unit quaternion from four normal draws.
+        let q = glam::DVec4::new(rng.normal(), rng.normal(), rng.normal(), rng.normal());
+        DQuat::from_vec4(q.normalize_or(glam::DVec4::W))
+    } else {
+        DQuat::from_axis_angle(axis, angle)
+    };
+    let mirror = if rng.chance(aug.mirror) { -1.0 } else { 1.0 };
+    // world_from_world: rotate, mirror and scale the sampling grid about its centre (in the
+    // seen world), then back to where the stored voxels are.
+    let world_from_world = seen_from_stored.inverse()
+        * about_point(
+            c,
+            DMat4::from_quat(turn) * DMat4::from_scale(DVec3::new(mirror, 1.0, 1.0) * scale),
+        );
     let grid = Grid::new(base.dims, world_from_world * base.world_from_voxel);
     let mut input = case.norm.sample(&case.volume, &grid);
     let mut target = match method {
@@ -356,21 +451,36 @@ mod tests {
             target_lps: truth.heart_center_lps_mm,
             volume,
             norm,
+            body_from_stored: None,
         }
     }
 
     #[test]
     fn heatmap_samples_follow_the_augmented_grid() {
-        let case = phantom_case();
+        let mut case = phantom_case();
+        // A body pose: turned 70° about an oblique axis through the target.
+        let turn = DQuat::from_axis_angle(DVec3::new(1.0, 2.0, -1.0).normalize(), 1.2);
+        case.body_from_stored = Some(about_point(case.target_lps, DMat4::from_quat(turn)));
         let recipe = Recipe::new(Method::Heatmap);
         let mut rng = Rng::new(5);
-        for _ in 0..5 {
+        let any_pose = Augment {
+            any_pose: 0.5,
+            mirror: 0.5,
+            body_pose: 0.5,
+            ..Augment::default()
+        };
+        for aug in [
+            Augment::default(),
+            any_pose.clone(),
+            any_pose.clone(),
+            any_pose,
+        ] {
             let s = sample(
                 &case,
                 Method::Heatmap,
                 &recipe.fine,
                 case.target_lps,
-                &Augment::default(),
+                &aug,
                 &mut rng,
             );
             assert_eq!(s.input.len(), s.grid.voxel_count());

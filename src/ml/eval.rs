@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 
 use glam::DVec3;
 
-use super::data::{heart_mask, is_validation, read_manifest};
+use super::data::{heart_mask, read_manifests, validation_rows, ManifestRow};
 use super::model::{dice, locate_all, Model};
 use super::perturb::{Perturbation, Scene};
 use super::preprocess::Method;
+use super::repose;
 use crate::io::{self, FileError};
 use crate::stats::percentile;
 
@@ -22,11 +23,12 @@ pub enum Split {
 }
 
 impl Split {
-    fn includes(self, position: usize) -> bool {
+    /// Which of `rows` are in this split (held out by patient: `data::validation_rows`).
+    fn includes(self, rows: &[ManifestRow]) -> Vec<bool> {
         match self {
-            Split::All => true,
-            Split::Validation(n) => is_validation(position, n),
-            Split::Training(n) => !is_validation(position, n),
+            Split::All => vec![true; rows.len()],
+            Split::Validation(n) => validation_rows(rows, n),
+            Split::Training(n) => validation_rows(rows, n).iter().map(|v| !v).collect(),
         }
     }
 }
@@ -35,6 +37,9 @@ impl Split {
 pub struct CaseResult {
     pub case: String,
     pub modality: String,
+    /// The cardiac phase (`ED`, `ES`) where the case says.
+    #[serde(default)]
+    pub phase: Option<String>,
     pub method: Method,
     /// How the scan was disturbed (`Perturbation::name`).
     #[serde(default = "unperturbed")]
@@ -73,24 +78,36 @@ fn unperturbed() -> String {
     Perturbation::None.name()
 }
 
-/// Evaluate `models` on the manifest's cases in `split`, each seen as every one of
+impl CaseResult {
+    /// What the summaries group by: the modality, and the phase where there is one.
+    pub fn group(&self) -> String {
+        match &self.phase {
+            Some(phase) => format!("{} {phase}", self.modality),
+            None => self.modality.clone(),
+        }
+    }
+}
+
+/// Evaluate `models` on the manifests' cases in `split`, each seen as every one of
 /// `perturbations` (seeded by case and perturbation), for which `wanted(position among the
-/// split's cases, case)` holds (a shard, cases not done yet). `done` is told each case's results
-/// (one per model) as they come; an error it returns stops the run.
+/// split's cases, case)` holds (a shard, cases not done yet); with `body_pose`, short-axis MR
+/// is first put into the body pose its labels give (`ml::repose`). `done` is told each case's
+/// results (one per model) as they come; an error it returns stops the run.
 pub fn evaluate(
-    manifest: &std::path::Path,
+    manifests: &[std::path::PathBuf],
     models: &[Model],
     split: Split,
+    body_pose: bool,
     perturbations: &[Perturbation],
     wanted: impl Fn(usize, &str) -> bool,
     mut done: impl FnMut(&[CaseResult]) -> Result<(), FileError>,
 ) -> Result<(), FileError> {
-    let rows = read_manifest(manifest)?;
+    let rows = read_manifests(manifests)?;
     let in_split = rows
         .iter()
-        .enumerate()
-        .filter(|(pos, _)| split.includes(*pos))
-        .map(|(_, row)| row);
+        .zip(split.includes(&rows))
+        .filter(|(_, included)| *included)
+        .map(|(row, _)| row);
     for (n, row) in in_split.enumerate() {
         if !wanted(n, &row.case) {
             continue;
@@ -98,17 +115,30 @@ pub fn evaluate(
         let image_path = row.folder.join("image.nii.gz");
         let (volume, _) = io::open(&image_path, &Default::default())?;
         let labels_path = row.folder.join("labels.nii.gz");
-        let truth = if labels_path.exists() && !row.heart_values.is_empty() {
-            let (labels, _) = io::open(&labels_path, &Default::default())?;
-            Some(heart_mask(&labels, &row.heart_values))
+        let labels = if labels_path.exists() {
+            Some(io::open(&labels_path, &Default::default())?.0)
         } else {
             None
         };
-        let scene = Scene {
+        let truth = labels
+            .as_ref()
+            .filter(|_| !row.heart_values.is_empty())
+            .map(|l| heart_mask(l, &row.heart_values));
+        let mut scene = Scene {
             volume,
             truth,
             center_lps: row.heart_center_lps_mm,
         };
+        if body_pose {
+            let turn = row
+                .ventricles
+                .as_ref()
+                .zip(labels.as_ref())
+                .zip(scene.center_lps);
+            if let Some(m) = turn.and_then(|((v, l), c)| repose::body_from_stored(l, v, c)) {
+                scene = scene.moved(m);
+            }
+        }
         let mut out = Vec::new();
         for &p in perturbations {
             let seed = io::fnv1a(format!("{}/{}", row.case, p.name()).as_bytes());
@@ -149,6 +179,7 @@ fn case_result(
     let mut r = CaseResult {
         case: row.case.clone(),
         modality: row.modality.clone(),
+        phase: row.phase.clone(),
         method,
         perturbation: p.name(),
         center_error_mm: None,
@@ -250,20 +281,14 @@ pub fn summary(results: &[CaseResult]) -> String {
     let order = perturbation_order(results);
     let mut groups: Vec<(usize, String, Method)> = results
         .iter()
-        .map(|r| {
-            (
-                position(&order, &r.perturbation),
-                r.modality.clone(),
-                r.method,
-            )
-        })
+        .map(|r| (position(&order, &r.perturbation), r.group(), r.method))
         .collect();
     groups.sort_by(|a, b| (a.0, &a.1, a.2.name()).cmp(&(b.0, &b.1, b.2.name())));
     groups.dedup();
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<10} {:<4} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>7} {:>7} {:>8}",
+        "{:<10} {:<6} {:<12} {:>5} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>9} {:>7} {:>7} {:>8}",
         "perturb",
         "mod",
         "method",
@@ -282,11 +307,11 @@ pub fn summary(results: &[CaseResult]) -> String {
     for (p, modality, method) in groups {
         let rs: Vec<&CaseResult> = results
             .iter()
-            .filter(|r| r.perturbation == order[p] && r.modality == modality && r.method == method)
+            .filter(|r| r.perturbation == order[p] && r.group() == modality && r.method == method)
             .collect();
         let _ = writeln!(
             s,
-            "{:<10} {:<4} {:<12} {}",
+            "{:<10} {:<6} {:<12} {}",
             order[p],
             modality,
             method.name(),
@@ -357,24 +382,21 @@ fn position(order: &[String], name: &str) -> usize {
 /// a case where nothing was found counts as infinite.
 pub fn robustness(results: &[CaseResult]) -> String {
     let order = perturbation_order(results);
-    let mut rows: Vec<(String, Method)> = results
-        .iter()
-        .map(|r| (r.modality.clone(), r.method))
-        .collect();
+    let mut rows: Vec<(String, Method)> = results.iter().map(|r| (r.group(), r.method)).collect();
     rows.sort_by(|a, b| (&a.0, a.1.name()).cmp(&(&b.0, b.1.name())));
     rows.dedup();
     let mut s = String::new();
-    let _ = write!(s, "{:<17}", "median / max mm");
+    let _ = write!(s, "{:<20}", "median / max mm");
     for p in &order {
         let _ = write!(s, " {p:>15}");
     }
     s.push('\n');
     for (modality, method) in rows {
-        let _ = write!(s, "{:<17}", format!("{modality} {}", method.name()));
+        let _ = write!(s, "{:<20}", format!("{modality} {}", method.name()));
         for p in &order {
             let errs: Vec<f64> = results
                 .iter()
-                .filter(|r| &r.perturbation == p && r.modality == modality && r.method == method)
+                .filter(|r| &r.perturbation == p && r.group() == modality && r.method == method)
                 .map(|r| r.center_error_mm.unwrap_or(f64::INFINITY))
                 .collect();
             let max = errs.iter().copied().fold(f64::NAN, f64::max);

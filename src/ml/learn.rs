@@ -105,6 +105,7 @@ fn load(
             mask: None,
             target_lps: c.target_lps,
             norm,
+            body_from_stored: None,
         });
         *done += 1;
     }

@@ -14,6 +14,7 @@ pub mod perturb;
 pub mod pose;
 pub mod preprocess;
 pub mod reliability;
+pub mod repose;
 pub mod rng;
 pub mod train;
 pub mod versions;

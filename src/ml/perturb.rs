@@ -145,7 +145,7 @@ impl Scene {
     }
 
     /// The same voxels placed elsewhere in the world (`world_from_world`), the truth with them.
-    fn moved(&self, world_from_world: DMat4) -> Scene {
+    pub fn moved(&self, world_from_world: DMat4) -> Scene {
         let place = |v: &Volume| {
             let mut v = v.clone();
             v.grid.world_from_voxel = world_from_world * v.grid.world_from_voxel;

@@ -22,13 +22,17 @@ use crate::volume::Interpolation;
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    pub manifest: PathBuf,
+    /// Manifests whose rows are the cases, in order (the split numbers patients as they first
+    /// appear: `data::validation_rows`).
+    pub manifests: Vec<PathBuf>,
     pub out: PathBuf,
     pub recipe: Recipe,
     pub epochs: usize,
     pub seed: u64,
-    /// Every `val_every`-th manifest case is held out for validation.
+    /// Every `val_every`-th patient is held out for validation, with all its frames.
     pub val_every: usize,
+    /// These patients are held out too (`ManifestRow::patient`).
+    pub hold_out: Vec<String>,
     pub augment: Augment,
     pub learning_rate: f64,
     /// Heatmap only: weight of the centre loss (`net::centre_loss`) beside the cross-entropy.
@@ -58,12 +62,13 @@ impl TrainOptions {
     /// The command line's defaults for a manifest's cases, written into `out`.
     pub fn new(manifest: PathBuf, out: PathBuf, recipe: Recipe) -> Self {
         TrainOptions {
-            manifest,
+            manifests: vec![manifest],
             out,
             recipe,
             epochs: 30,
             seed: 1,
             val_every: 5,
+            hold_out: Vec::new(),
             augment: Augment::default(),
             learning_rate: 2e-3,
             centre_weight: 0.2,
@@ -413,7 +418,12 @@ impl TrainLog {
     fn start(opts: &TrainOptions, cases: &Cases) -> Self {
         TrainLog {
             method: opts.recipe.method,
-            manifest: opts.manifest.display().to_string(),
+            manifest: opts
+                .manifests
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             seed: opts.seed,
             epochs_planned: opts.epochs,
             learning_rate: opts.learning_rate,
@@ -440,10 +450,11 @@ fn load_cases(
     opts: &TrainOptions,
     progress: &mut impl FnMut(Progress),
 ) -> Result<Cases, TrainError> {
-    let mut rows = data::read_manifest(&opts.manifest)?;
+    let mut rows = data::read_manifests(&opts.manifests)?;
     if let Some(n) = opts.limit_cases {
         rows.truncate(n);
     }
+    let held_out = data::validation_rows(&rows, opts.val_every);
     let mut cases = Cases {
         train: Vec::new(),
         val: Vec::new(),
@@ -452,7 +463,7 @@ fn load_cases(
     for (pos, row) in rows.iter().enumerate() {
         progress(Progress::Loading { done: pos, total });
         let case = data::load_case(row, &opts.recipe)?;
-        if data::is_validation(pos, opts.val_every) {
+        if held_out[pos] || opts.hold_out.contains(&row.patient) {
             cases.val.push(case);
         } else {
             cases.train.push(case);
@@ -462,7 +473,9 @@ fn load_cases(
     if cases.train.is_empty() {
         return Err(TrainError::Setup(format!(
             "{}: no training cases",
-            opts.manifest.display()
+            opts.manifests
+                .first()
+                .map_or_else(Default::default, |m| m.display().to_string())
         )));
     }
     Ok(cases)

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, wgpu};
 use glam::{DMat4, DVec2, DVec3};
 
-use crate::slice_view::{DvrPreset, OrbitCamera, Pane, SliceView, VolumeMode, Window};
+use crate::slice_view::{
+    DvrPreset, OrbitCamera, Pane, SlabMode, SlabSamples, SliceView, VolumeMode, Window,
+};
 mod texture;
 use texture::{structures_texture, texture_3d};
 pub use texture::{GpuStructures, GpuVolume};
@@ -27,8 +29,9 @@ struct SliceUniforms {
     dv: [f32; 4],
     rect: [f32; 4],
     window: [f32; 4],
+    slab: [f32; 4],
 }
-const _: () = assert!(std::mem::size_of::<SliceUniforms>() == 144);
+const _: () = assert!(std::mem::size_of::<SliceUniforms>() == 160);
 
 /// Keep in sync with `VolumeUniforms` in shaders/volume.wgsl.
 #[repr(C)]
@@ -405,6 +408,7 @@ pub enum PaneDraw {
         view: SliceView,
         crosshair: DVec3,
         window: Window,
+        slab: SlabSamples,
     },
     Volume {
         camera: OrbitCamera,
@@ -472,8 +476,9 @@ impl PaneCallback {
                 view,
                 crosshair,
                 window,
+                slab,
             } => {
-                let (r, d, _) = view.axes();
+                let (r, d, n) = view.axes();
                 // `origin` is the world point at the pane's top-left corner; the shader adds
                 // per-pixel steps to fragment positions (pixel centres).
                 let origin = view.world_from_screen(DVec2::ZERO, size_pt, *crosshair);
@@ -487,8 +492,12 @@ impl PaneCallback {
                         vol.normalise(window.low),
                         vol.normalise(window.high),
                         srgb,
-                        0.0,
+                        f32::from(u8::from(slab.mode == SlabMode::Max)),
                     ],
+                    slab: {
+                        let [x, y, z, _] = v4(n * slab.step_mm);
+                        [x, y, z, slab.count as f32]
+                    },
                 };
                 bytemuck::bytes_of(&u).to_vec()
             }

@@ -177,6 +177,134 @@ pub fn slice_step_mm(grid: &Grid, normal: DVec3) -> f64 {
     spacing[best]
 }
 
+/// How a slice view shows the volume across a slab around its plane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlabMode {
+    /// The plane alone.
+    #[default]
+    Thin,
+    /// Maximum intensity projection across the slab (contrast-filled vessels, the aortic root).
+    Max,
+    /// The slab's mean (a thick slice: less noise).
+    Mean,
+}
+
+impl SlabMode {
+    pub const ALL: [SlabMode; 3] = [SlabMode::Thin, SlabMode::Max, SlabMode::Mean];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SlabMode::Thin => "Thin",
+            SlabMode::Max => "MIP",
+            SlabMode::Mean => "Mean",
+        }
+    }
+}
+
+/// A slab: the mode and its full thickness (mm), centred on the plane.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slab {
+    pub mode: SlabMode,
+    pub thickness_mm: f64,
+}
+
+impl Default for Slab {
+    fn default() -> Self {
+        Slab {
+            mode: SlabMode::Thin,
+            thickness_mm: 10.0,
+        }
+    }
+}
+
+/// What the renderer samples for a slab: `count` planes (odd) `step_mm` apart along the normal,
+/// centred on the shown one, combined by `mode`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlabSamples {
+    pub mode: SlabMode,
+    pub count: u32,
+    pub step_mm: f64,
+}
+
+/// The most planes one slab samples per pixel (a 50 mm slab of 0.5 mm voxels at half-voxel steps
+/// would want 200).
+pub const MAX_SLAB_SAMPLES: u32 = 129;
+
+impl Slab {
+    pub const MAX_THICKNESS_MM: f64 = 50.0;
+
+    /// The planes to sample in `grid` along `normal`: half a voxel apart (the slice step), as many
+    /// as fill the thickness, at most [`MAX_SLAB_SAMPLES`] (then further apart). Thin: one.
+    pub fn samples(self, grid: &Grid, normal: DVec3) -> SlabSamples {
+        let thickness = self.thickness_mm.clamp(0.0, Self::MAX_THICKNESS_MM);
+        let step = 0.5 * slice_step_mm(grid, normal);
+        if self.mode == SlabMode::Thin || !step.is_finite() || step <= 0.0 || thickness < step {
+            return SlabSamples {
+                mode: SlabMode::Thin,
+                count: 1,
+                step_mm: 0.0,
+            };
+        }
+        let half = ((0.5 * thickness / step).floor() as u32).min(MAX_SLAB_SAMPLES / 2);
+        let count = 2 * half + 1;
+        SlabSamples {
+            mode: self.mode,
+            count,
+            step_mm: thickness / (count - 1) as f64,
+        }
+    }
+
+    /// "MIP 20 mm" for a pane's title; empty when thin.
+    pub fn label(self) -> String {
+        match self.mode {
+            SlabMode::Thin => String::new(),
+            mode => format!("{} {:.0} mm", mode.name(), self.thickness_mm),
+        }
+    }
+}
+
+/// Where the plane through `point` with `normal` cuts the grid's box (voxel centres' hull, as
+/// oriented as the grid): the corners of that polygon in order around it, for drawing the slice
+/// planes in the 3D view. Empty when the plane misses the box.
+pub fn plane_outline(grid: &Grid, point: DVec3, normal: DVec3) -> Vec<DVec3> {
+    let n = normal.normalize_or_zero();
+    let hi = grid.dims.map(|d| d.saturating_sub(1) as f64);
+    let corner = |c: usize| {
+        let ijk = DVec3::new(
+            if c & 1 != 0 { hi[0] } else { 0.0 },
+            if c & 2 != 0 { hi[1] } else { 0.0 },
+            if c & 4 != 0 { hi[2] } else { 0.0 },
+        );
+        grid.world_from_index(ijk)
+    };
+    let mut cuts = Vec::new();
+    // The box's 12 edges join corners that differ in one index bit.
+    for a in 0..8usize {
+        for bit in [1usize, 2, 4] {
+            let b = a | bit;
+            if b == a {
+                continue;
+            }
+            let (pa, pb) = (corner(a), corner(b));
+            let (da, db) = ((pa - point).dot(n), (pb - point).dot(n));
+            if (da <= 0.0) != (db <= 0.0) {
+                cuts.push(pa + (pb - pa) * (da / (da - db)));
+            }
+        }
+    }
+    if cuts.len() < 3 {
+        return Vec::new();
+    }
+    let centre = cuts.iter().sum::<DVec3>() / cuts.len() as f64;
+    let u = n.any_orthonormal_vector();
+    let v = n.cross(u);
+    cuts.sort_by(|p, q| {
+        let angle = |x: &DVec3| (*x - centre).dot(v).atan2((*x - centre).dot(u));
+        angle(p).total_cmp(&angle(q))
+    });
+    cuts
+}
+
 /// Move `crosshair` by `steps` slices along `normal`, kept inside the grid's box.
 pub fn step_slice(grid: &Grid, normal: DVec3, crosshair: DVec3, steps: f64) -> DVec3 {
     let (lo, hi) = grid.world_bbox();
@@ -327,6 +455,54 @@ mod tests {
 
     fn grid() -> Grid {
         Grid::new([100, 80, 40], DMat4::from_scale(DVec3::new(1.0, 1.0, 2.5)))
+    }
+
+    #[test]
+    fn a_plane_cuts_the_box_in_an_ordered_polygon() {
+        let g = grid(); // voxel centres span x 0..99, y 0..79, z 0..97.5
+        let axial = plane_outline(&g, DVec3::new(10.0, 10.0, 50.0), DVec3::Z);
+        assert_eq!(axial.len(), 4);
+        assert!(axial.iter().all(|p| (p.z - 50.0).abs() < 1e-9));
+        // In order around it: consecutive corners share an edge of the box (x or y fixed).
+        for k in 0..4 {
+            let (p, q) = (axial[k], axial[(k + 1) % 4]);
+            assert!(
+                (p.x - q.x).abs() < 1e-9 || (p.y - q.y).abs() < 1e-9,
+                "{p} {q}"
+            );
+        }
+        let corners: f64 = axial.iter().map(|p| p.x + p.y).sum();
+        assert!((corners - 2.0 * (99.0 + 79.0)).abs() < 1e-9);
+        // An oblique plane through the centre cuts a hexagon or fewer corners, all on it.
+        let n = DVec3::new(1.0, 1.0, 1.0).normalize();
+        let c = DVec3::new(49.5, 39.5, 48.75);
+        let oblique = plane_outline(&g, c, n);
+        assert!((3..=6).contains(&oblique.len()), "{}", oblique.len());
+        assert!(oblique.iter().all(|p| (*p - c).dot(n).abs() < 1e-9));
+        assert!(plane_outline(&g, DVec3::new(0.0, 0.0, 500.0), DVec3::Z).is_empty());
+    }
+
+    #[test]
+    fn a_slab_samples_half_voxel_steps_across_its_thickness() {
+        let g = grid();
+        let slab = |mode, thickness_mm| Slab { mode, thickness_mm };
+        let thin = slab(SlabMode::Thin, 10.0).samples(&g, DVec3::Z);
+        assert_eq!((thin.count, thin.mode), (1, SlabMode::Thin));
+        // 2.5 mm slices along z: 1.25 mm steps, 9 planes over 10 mm.
+        let mip = slab(SlabMode::Max, 10.0).samples(&g, DVec3::Z);
+        assert_eq!((mip.count, mip.mode), (9, SlabMode::Max));
+        assert!((mip.step_mm - 1.25).abs() < 1e-12);
+        // Thinner than a step: thin. Thicker than the limit: clamped to 50 mm.
+        assert_eq!(slab(SlabMode::Mean, 0.5).samples(&g, DVec3::Z).count, 1);
+        let thick = slab(SlabMode::Mean, 500.0).samples(&g, DVec3::Z);
+        assert!((f64::from(thick.count - 1) * thick.step_mm - 50.0).abs() < 1e-9);
+        // A fine grid hits the sample cap, the steps widen to keep the thickness.
+        let fine = Grid::new([10, 10, 10], DMat4::from_scale(DVec3::splat(0.2)));
+        let capped = slab(SlabMode::Max, 50.0).samples(&fine, DVec3::X);
+        assert_eq!(capped.count, MAX_SLAB_SAMPLES);
+        assert!((f64::from(capped.count - 1) * capped.step_mm - 50.0).abs() < 1e-9);
+        assert_eq!(slab(SlabMode::Max, 20.0).label(), "MIP 20 mm");
+        assert_eq!(slab(SlabMode::Thin, 20.0).label(), "");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 use glam::{DMat4, DVec3, DVec4};
 use rayon::prelude::*;
 
+pub mod pick;
 mod voxels;
 pub use voxels::Voxels;
 

@@ -9,6 +9,7 @@ use heartloc::ml::preprocess::Method;
 mod crop_dependence;
 mod landmark_eval;
 mod pose_dump;
+mod repose;
 mod stand_ins;
 mod training_cache;
 
@@ -65,6 +66,14 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         folds: usize,
     },
+    /// Short-axis MR cases of a manifest in their body pose, on an axis-aligned LPS grid.
+    Repose {
+        manifest: PathBuf,
+        out: PathBuf,
+        /// Every N-th short-axis case.
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+    },
     /// Stand-in landmarks derived from the expert labels, as a worklist output folder of
     /// markups files (for the learning curves of a landmark model).
     StandIns {
@@ -106,6 +115,11 @@ fn main() -> anyhow::Result<()> {
             fold,
             folds,
         }),
+        Command::Repose {
+            manifest,
+            out,
+            every,
+        } => repose::run(&manifest, &out, every),
         Command::StandIns {
             manifest,
             out,
