@@ -387,6 +387,10 @@ fn settings_round_trip_through_storage_format() {
         crop: heartloc::slice_view::Crop::Heart,
         crop_size_mm: 60.0,
         cut: Cut::Anterior,
+        slab: heartloc::slice_view::Slab {
+            mode: heartloc::slice_view::SlabMode::Max,
+            thickness_mm: 20.0,
+        },
     };
     let text = serde_json::to_string(&s).unwrap();
     let back: heartloc::app::Settings = serde_json::from_str(&text).unwrap();
@@ -402,6 +406,7 @@ fn settings_round_trip_through_storage_format() {
         (back.crop, back.crop_size_mm, back.cut),
         (heartloc::slice_view::Crop::Whole, 120.0, Cut::None)
     );
+    assert_eq!(back.slab, heartloc::slice_view::Slab::default());
     // Settings written by an older version with fewer fields still load.
     let old: heartloc::app::Settings = serde_json::from_str(r#"{"recent": []}"#).unwrap();
     assert_eq!(old.maximized, None);

@@ -260,7 +260,7 @@ fn acdc_stacks_re_posed_from_their_labels_lie_as_a_chest_does() {
         let mut posed = image.clone();
         posed.grid.world_from_voxel = m * posed.grid.world_from_voxel;
         let slab_mean = |lo: f64, hi: f64| {
-            let (mut sum, mut n) = (0.0, 0.0);
+            let (mut sum, mut n) = (0.0f64, 0.0f64);
             for idx in 0..posed.voxels.len() {
                 let dz = posed.grid.world_from_flat(idx).z - centre.z;
                 if dz >= lo && dz < hi {
