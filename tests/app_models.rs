@@ -23,7 +23,7 @@ fn models_run_on_a_real_case_overlay_and_the_heatmap_centre_is_accepted_and_save
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("review.mrk.json");
     let image = data.join("ct-segthor/Patient_12/image.nii.gz");
-    let mut h = harness(Source::Phantom);
+    let mut h = harness_sized(Source::Phantom, 900.0);
     let ctx = h.ctx.clone();
     h.state_mut()
         .open_with_landmarks(Source::Path(image), LandmarkTarget::File(out.clone()), &ctx);

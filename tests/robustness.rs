@@ -232,6 +232,7 @@ fn acdc_stacks_re_posed_from_their_labels_lie_as_a_chest_does() {
             .step_by(6),
     );
     assert!(rows.len() >= 12);
+    let mut unmirrored_fails = 0;
     for row in &rows {
         let open = |f: &str| {
             heartloc::io::open(&row.folder.join(f), &Default::default())
@@ -256,29 +257,42 @@ fn acdc_stacks_re_posed_from_their_labels_lie_as_a_chest_does() {
         assert!(lv.x > rv.x && rv.y < lv.y, "{}: LV {lv}, RV {rv}", row.case);
         // The handedness (a wrong mirror would turn the chest upside down about the heart):
         // the slab 40-80 mm below the heart centre holds tissue (liver, stomach) and is
-        // brighter on average than the slab as far above it (lung).
-        let mut posed = image.clone();
-        posed.grid.world_from_voxel = m * posed.grid.world_from_voxel;
-        let slab_mean = |lo: f64, hi: f64| {
-            let (mut sum, mut n) = (0.0f64, 0.0f64);
-            for idx in 0..posed.voxels.len() {
-                let dz = posed.grid.world_from_flat(idx).z - centre.z;
-                if dz >= lo && dz < hi {
-                    sum += posed.voxels.get(idx) as f64;
-                    n += 1.0;
+        // brighter on average than the slab as far above it (lung). The turn without the
+        // mirror (the same axes, the chest reflected across their plane) is the control.
+        let lower_is_brighter = |m: glam::DMat4| {
+            let mut posed = image.clone();
+            posed.grid.world_from_voxel = m * posed.grid.world_from_voxel;
+            let slab_mean = |lo: f64, hi: f64| {
+                let (mut sum, mut n) = (0.0f64, 0.0f64);
+                for idx in 0..posed.voxels.len() {
+                    let dz = posed.grid.world_from_flat(idx).z - centre.z;
+                    if dz >= lo && dz < hi {
+                        sum += posed.voxels.get(idx) as f64;
+                        n += 1.0;
+                    }
                 }
-            }
-            sum / n.max(1.0)
+                sum / n.max(1.0)
+            };
+            let (below, above) = (slab_mean(-80.0, -40.0), slab_mean(40.0, 80.0));
+            println!("{}: mean below {below:.0}, above {above:.0}", row.case);
+            below > above
         };
-        let (below, above) = (slab_mean(-80.0, -40.0), slab_mean(40.0, 80.0));
-        println!(
-            "{}: apex {d:.2}, mean below {below:.0}, above {above:.0}",
-            row.case
-        );
-        assert!(
-            below > above,
-            "{}: below {below:.0}, above {above:.0}",
-            row.case
-        );
+        assert!(lower_is_brighter(m), "{}: lung below the heart", row.case);
+        let n = axes.long_axis.cross(axes.right_ventricle_side).normalize();
+        let reflect = DMat3::IDENTITY - 2.0 * DMat3::from_cols(n * n.x, n * n.y, n * n.z);
+        let flip = heartloc::volume::about_point(centre, glam::DMat4::from_mat3(reflect));
+        if !lower_is_brighter(flip * m) {
+            unmirrored_fails += 1;
+        }
     }
+    // The control must fail on most cases, or the check above could not tell.
+    println!(
+        "without the mirror: {unmirrored_fails} of {} fail",
+        rows.len()
+    );
+    assert!(
+        unmirrored_fails * 4 >= rows.len() * 3,
+        "{unmirrored_fails} of {}",
+        rows.len()
+    );
 }
