@@ -39,10 +39,7 @@ fn a_bright_marker_at_a_known_lps_point_shows_where_it_should_in_every_pane() {
             Plane::Sagittal => assert!(rel.x < -25.0 && rel.y < -30.0, "sagittal {rel}"),
         }
         // And exactly where the view's own mapping puts it (GPU and CPU agree).
-        let view = h.state().views[i];
-        let size = DVec2::new(f64::from(rect.width()), f64::from(rect.height()));
-        let want = view.screen_from_world(marker, size)
-            + DVec2::new(f64::from(rect.min.x), f64::from(rect.min.y));
+        let want = screen_of(&h, i, marker);
         assert!(
             (found - want).length() < 2.0,
             "{plane:?}: drawn at {found}, mapped to {want}"
@@ -555,10 +552,7 @@ fn a_mip_slab_shows_what_lies_beside_the_plane() {
     assert!((slab.thickness_mm - 30.0).abs() < 1e-9, "{slab:?}");
     let img = h.render().expect("render");
     let found = bright_centre(&img, axial).expect("the MIP shows the cube");
-    let view = h.state().views[0];
-    let size = DVec2::new(f64::from(axial.width()), f64::from(axial.height()));
-    let want = view.screen_from_world(marker, size)
-        + DVec2::new(f64::from(axial.min.x), f64::from(axial.min.y));
+    let want = screen_of(&h, 0, marker);
     assert!(
         (found - want).length() < 2.0,
         "drawn at {found}, marker at {want}"

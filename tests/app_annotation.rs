@@ -248,14 +248,7 @@ fn an_aortic_valve_placed_in_a_turned_plane_lands_where_its_pixel_maps_and_nudge
     h.key_press(egui::Key::Num1);
     h.run_steps(1);
     click(&mut h, at);
-    let valve = |h: &Harness<'static, HeartlocApp>| {
-        h.state()
-            .landmarks
-            .annotation
-            .set
-            .get("aortic-valve")
-            .and_then(|l| l.position_lps())
-    };
+    let valve = |h: &Harness<'static, HeartlocApp>| landmark(h, "aortic-valve");
     let placed = valve(&h).expect("placed");
     // Within half a voxel (2 mm) of where the oblique pixel maps; saved so.
     assert!(
@@ -460,14 +453,7 @@ fn a_click_in_the_3d_view_places_on_the_isosurface() {
     let camera = h.state().camera;
     let on = camera.screen_from_world(marker, size).expect("in front");
     let at = rect.min + egui::vec2(on.x as f32, on.y as f32);
-    let valve = |h: &Harness<'static, HeartlocApp>| {
-        h.state()
-            .landmarks
-            .annotation
-            .set
-            .get("aortic-valve")
-            .and_then(|l| l.position_lps())
-    };
+    let valve = |h: &Harness<'static, HeartlocApp>| landmark(h, "aortic-valve");
     // Beside the cube (40 points off it): nothing to meet, nothing placed.
     h.hover_at(at + egui::vec2(0.0, 60.0));
     h.run_steps(1);

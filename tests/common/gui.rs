@@ -171,12 +171,25 @@ pub fn drag(h: &mut Harness<'static, HeartlocApp>, from: egui::Pos2, to: egui::P
 }
 
 pub fn heart_center(h: &Harness<'static, HeartlocApp>) -> Option<DVec3> {
+    landmark(h, "heart-center")
+}
+
+/// Where landmark `name` is (LPS), if it is placed.
+pub fn landmark(h: &Harness<'static, HeartlocApp>, name: &str) -> Option<DVec3> {
     h.state()
         .landmarks
         .annotation
         .set
-        .get("heart-center")
+        .get(name)
         .and_then(|l| l.position_lps())
+}
+
+/// Where slice pane `i`'s own mapping puts a world point, in window points.
+pub fn screen_of(h: &Harness<'static, HeartlocApp>, i: usize, world: DVec3) -> glam::DVec2 {
+    let rect = h.state().pane_rects()[i];
+    let size = glam::DVec2::new(f64::from(rect.width()), f64::from(rect.height()));
+    h.state().views[i].screen_from_world(world, size)
+        + glam::DVec2::new(f64::from(rect.min.x), f64::from(rect.min.y))
 }
 
 /// A dialog that answers with fixed paths.
