@@ -22,6 +22,9 @@ pub struct Report {
     /// Which phase (1-based) of how many, for cine DICOM and 4D NIfTI (1 of 1 otherwise).
     pub phase: usize,
     pub phases: usize,
+    /// Time between phases as acquired (DICOM TriggerTime steps, a NIfTI time step with a
+    /// unit); `null` where the file does not say.
+    pub phase_interval_ms: Option<f64>,
     pub intensity_min: f32,
     pub intensity_max: f32,
     pub intensity_p1: f32,
@@ -50,6 +53,7 @@ impl Report {
             voxel_type: vol.voxels.type_name().to_string(),
             phase: vol.phase.index() + 1,
             phases: vol.phase.count(),
+            phase_interval_ms: vol.phase.interval_ms(),
             intensity_min: min,
             intensity_max: max,
             intensity_p1: p[0],
@@ -94,7 +98,11 @@ impl Report {
             );
         }
         if self.phases > 1 {
-            s += &format!("  phase         {} of {}\n", self.phase, self.phases);
+            s += &format!("  phase         {} of {}", self.phase, self.phases);
+            s += &match self.phase_interval_ms {
+                Some(ms) => format!(", {ms:.1} ms apart ({:.1} phases/s)\n", 1e3 / ms),
+                None => " (the file gives no time between phases)\n".to_string(),
+            };
         }
         if self.warnings.is_empty() {
             s += "  warnings      none\n";

@@ -4,66 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use dicom_core::{DataElement, PrimitiveValue, VR};
-use dicom_dictionary_std::tags;
+use common::cine::{cine, phase_volume, PHASES};
 use glam::{DMat4, DQuat, DVec3};
-use heartloc::io::{self, dicom, OpenOptions};
-use heartloc::volume::{Grid, Volume, Voxels};
-
-const PHASES: usize = 4;
-
-fn phase_volume(m: DMat4, phase: usize) -> Volume {
-    let n = 12 * 10 * 3;
-    Volume::new(
-        Grid::new([12, 10, 3], m),
-        Voxels::I16(
-            (0..n)
-                .map(|x| (x % 97) as i16 + 100 * phase as i16)
-                .collect(),
-        ),
-    )
-}
-
-fn put(path: &Path, tag: dicom_core::Tag, vr: VR, value: String) {
-    let mut obj = dicom_object::open_file(path).unwrap();
-    obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
-    obj.write_to_file(path).unwrap();
-}
-
-/// A cine of `PHASES` phases at 3 positions in one folder, one series UID; trigger times
-/// 0, 40, 80, 120 ms while InstanceNumber runs backwards (so only the trigger time orders it).
-fn cine(root: &Path, m: DMat4) -> PathBuf {
-    let dir = root.join("cine");
-    std::fs::create_dir_all(&dir).unwrap();
-    for p in 0..PHASES {
-        let tmp = root.join(format!("phase{p}"));
-        let opts = dicom::WriteSeriesOptions {
-            series_uid: "2.25.4242".into(),
-            modality: "MR".into(),
-            description: "cine".into(),
-        };
-        let files = dicom::write_series(&tmp, &phase_volume(m, p), &opts).unwrap();
-        for (k, f) in files.iter().enumerate() {
-            put(f, tags::TRIGGER_TIME, VR::DS, format!("{}", 40 * p));
-            put(
-                f,
-                tags::INSTANCE_NUMBER,
-                VR::IS,
-                format!("{}", 100 - (p * 3 + k)),
-            );
-            put(
-                f,
-                tags::SOP_INSTANCE_UID,
-                VR::UI,
-                format!("2.25.4242.{p}.{k}"),
-            );
-            std::fs::copy(f, dir.join(format!("img{:03}.dcm", (7 * (p * 3 + k)) % 97))).unwrap();
-        }
-    }
-    dir
-}
+use heartloc::io::{self, OpenOptions};
 
 #[test]
 fn a_dicom_cine_loads_each_phase_with_the_geometry_of_a_single_stack() {
@@ -96,12 +39,14 @@ fn a_dicom_cine_loads_each_phase_with_the_geometry_of_a_single_stack() {
     let e = io::open(&dir, &too_far).unwrap_err().to_string();
     assert!(e.contains("phase 5") && e.contains("has 4"), "{e}");
 
-    // The CLI: info reports the phases.
+    // The CLI: info reports the phases and the acquisition's time between them (TriggerTime
+    // 0, 40, 80, 120 ms: 25 phases a second, what Play starts at).
     let r = common::cli_json(&["info", "--json", "--phase", "3"], &dir);
     assert_eq!(
         (r["phase"].as_u64(), r["phases"].as_u64()),
         (Some(3), Some(4))
     );
+    assert_eq!(r["phase_interval_ms"].as_f64(), Some(40.0));
 
     // One image fewer at one position is not a cine: refused, naming the problem.
     let first = std::fs::read_dir(&dir)
@@ -155,6 +100,9 @@ fn a_4d_nifti_phase_is_the_matching_3d_case() {
         (r["phase"].as_u64(), r["phases"].as_u64()),
         (Some(11), Some(12))
     );
+    // ACDC's pixdim[4] is 1.0 with no time unit: a frame index, no frame rate.
+    let info = common::cli_json(&["info", "--json"], &cine);
+    assert!(info["phase_interval_ms"].is_null(), "{info}");
 }
 
 /// The answers without their timings (which differ run to run) and phase numbers.

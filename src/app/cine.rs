@@ -6,8 +6,9 @@ use eframe::egui;
 
 use super::{HeartlocApp, Source};
 
-/// A cine loop playing: phases advance at `fps` (the acquisition's frame rate is not read from
-/// the files yet); the models run again on the phase shown when it stops, if they had run.
+/// A cine loop playing: phases advance at `fps` (Play starts it at the acquisition's rate where
+/// the file gives one: `Phase::interval_ms`); the models run again on the phase shown when it
+/// stops, if they had run.
 #[derive(Clone, Copy, Debug)]
 pub struct Cine {
     pub fps: f64,

@@ -101,12 +101,20 @@ fn document_ui(ui: &mut egui::Ui, app: &HeartlocApp, doc: &Document, out: &mut V
                 }
             }
             None => {
-                if ui
-                    .button("Play")
-                    .on_hover_text("Loop through the phases")
-                    .clicked()
-                {
-                    out.push(Command::PlayCine(Some(10.0)));
+                // At the acquisition's pace where the file says (one cycle in real time),
+                // capped at 30 phases a second; else 10.
+                let acquired = doc.volume.phase.interval_ms().map(|ms| 1e3 / ms);
+                let fps = acquired.map_or(10.0, |f| f.clamp(1.0, 30.0));
+                let hint = match acquired {
+                    Some(f) => {
+                        format!("Loop through the phases at the acquisition's {f:.1} phases/s")
+                    }
+                    None => {
+                        "Loop through the phases (10 a second: the file gives no frame time)".into()
+                    }
+                };
+                if ui.button("Play").on_hover_text(hint).clicked() {
+                    out.push(Command::PlayCine(Some(fps)));
                 }
             }
         });

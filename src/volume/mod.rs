@@ -276,14 +276,41 @@ pub struct SeriesIds {
 pub struct Phase {
     index: usize,
     count: usize,
+    /// Time from one phase to the next as acquired (µs; DICOM TriggerTime steps, a NIfTI
+    /// time step with a time unit), where the file says.
+    #[serde(skip)]
+    interval_us: Option<u32>,
 }
 
 impl Phase {
-    pub const SINGLE: Phase = Phase { index: 0, count: 1 };
+    pub const SINGLE: Phase = Phase {
+        index: 0,
+        count: 1,
+        interval_us: None,
+    };
 
     /// Phase `index` of `count`, or `None` when `index` is not below `count`.
     pub fn new(index: usize, count: usize) -> Option<Phase> {
-        (index < count).then_some(Phase { index, count })
+        (index < count).then_some(Phase {
+            index,
+            count,
+            interval_us: None,
+        })
+    }
+
+    /// The same phase with the acquisition's time between phases; an interval outside
+    /// 1 ms–10 s (or not finite) is no frame rate and is left unknown.
+    pub fn with_interval_ms(self, ms: f64) -> Phase {
+        let ok = ms.is_finite() && (1.0..=10_000.0).contains(&ms);
+        Phase {
+            interval_us: ok.then(|| (ms * 1e3).round() as u32),
+            ..self
+        }
+    }
+
+    /// The acquisition's time between phases (ms), where the file says.
+    pub fn interval_ms(self) -> Option<f64> {
+        self.interval_us.map(|us| f64::from(us) / 1e3)
     }
 
     pub fn index(self) -> usize {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use glam::DVec3;
 use heartloc::mesh::Mesh;
 
+pub mod cine;
 #[cfg(feature = "gui")]
 pub mod gui;
 

@@ -399,13 +399,24 @@ fn pick_phase(
     } else {
         |s| s.instance_number.unwrap_or_default() as f64
     };
+    let by_trigger = all(&|s| s.trigger_time.is_some());
+    let mut steps = Vec::new();
     let picked = positions
         .into_iter()
         .map(|mut images| {
             images.sort_by(|a, b| key(a).total_cmp(&key(b)).then(a.path.cmp(&b.path)));
+            if by_trigger {
+                steps.extend(images.windows(2).map(|w| key(&w[1]) - key(&w[0])));
+            }
             images.swap_remove(phase)
         })
         .collect();
+    // The acquisition's frame interval: the median TriggerTime step between phases.
+    let chosen = if steps.is_empty() {
+        chosen
+    } else {
+        chosen.with_interval_ms(median(&steps))
+    };
     Ok((picked, chosen))
 }
 

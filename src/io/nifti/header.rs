@@ -65,6 +65,8 @@ pub(super) struct Layout {
     pub(super) vox_offset: u64,
     pub(super) scl: Option<(f32, f32)>,
     pub(super) ras_from_voxel: DMat4,
+    /// pixdim[4] in ms where xyzt_units gives it a time unit (s, ms, µs).
+    pub(super) phase_interval_ms: Option<f64>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -170,8 +172,22 @@ pub(super) fn parse_header(bytes: &[u8; HEADER_BYTES]) -> Result<Layout, String>
         vox_offset: off as u64,
         scl,
         ras_from_voxel,
+        phase_interval_ms: time_step_ms(h.pixdim[4], h.xyzt_units),
         warnings,
     })
+}
+
+/// pixdim[4] in ms, when xyzt_units' time bits (0x38) name seconds, ms or µs; ACDC's 1.0
+/// with no unit is a frame index, not a time.
+fn time_step_ms(step: f32, units: u8) -> Option<f64> {
+    let scale = match units & 0x38 {
+        8 => 1e3,
+        16 => 1.0,
+        24 => 1e-3,
+        _ => return None,
+    };
+    let ms = f64::from(step) * scale;
+    (ms.is_finite() && ms > 0.0).then_some(ms)
 }
 
 /// `ras_from_voxel` by the rules in the module doc, refused when it cannot place a scan (see
@@ -340,4 +356,25 @@ pub(super) fn max_abs_diff(a: &DMat4, b: &DMat4) -> f64 {
 
 pub(super) fn is_finite(m: &DMat4) -> bool {
     m.to_cols_array().iter().all(|x| x.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_step_needs_a_time_unit() {
+        // xyzt_units: space in bits 0-2 (2 = mm), time in bits 3-5 (8 s, 16 ms, 24 µs).
+        assert_eq!(time_step_ms(0.04, 2 | 8), Some(f64::from(0.04f32) * 1e3));
+        assert_eq!(time_step_ms(40.0, 2 | 16), Some(40.0));
+        assert_eq!(time_step_ms(40000.0, 24), Some(40.0));
+        // ACDC: 1.0 with no unit is a frame index; nonsense steps are no frame rate.
+        assert_eq!(time_step_ms(1.0, 2), None);
+        assert_eq!(time_step_ms(f32::NAN, 16), None);
+        assert_eq!(time_step_ms(-5.0, 16), None);
+        let p = crate::volume::Phase::new(1, 12).unwrap();
+        assert_eq!(p.with_interval_ms(40.0).interval_ms(), Some(40.0));
+        assert_eq!(p.with_interval_ms(0.0).interval_ms(), None);
+        assert_eq!(p.with_interval_ms(1e9).interval_ms(), None);
+    }
 }

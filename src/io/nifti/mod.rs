@@ -236,7 +236,10 @@ fn read_stream(
         voxels,
     );
     vol.warnings = layout.warnings;
-    vol.phase = chosen;
+    vol.phase = match layout.phase_interval_ms {
+        Some(ms) if phases > 1 => chosen.with_interval_ms(ms),
+        _ => chosen,
+    };
     if phases > 1 {
         vol.warnings.push(format!(
             "4D file with {phases} volumes: phase {} of {phases} loaded (--phase chooses)",
