@@ -574,3 +574,20 @@ fn a_mip_slab_shows_what_lies_beside_the_plane() {
         "mean slab {mean_mean}, thin {thin_mean}"
     );
 }
+
+/// A DICOM cine whose TriggerTimes are 40 ms apart plays at the acquisition's 25 phases a
+/// second (issue 18): Play starts the loop at that rate.
+#[test]
+fn a_dicom_cine_plays_at_its_acquisition_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = glam::DMat4::from_scale(glam::DVec3::new(1.5, 1.5, 8.0));
+    let dir = common::cine::cine(tmp.path(), m);
+    let mut h = harness_sized(Source::Path(dir), 1000.0);
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().volume.phase.interval_ms(),
+        Some(40.0)
+    );
+    h.get_by_label("Play").click();
+    h.step();
+    assert_eq!(h.state().cine.map(|c| c.fps), Some(25.0));
+}

@@ -36,6 +36,7 @@ mod menu;
 pub mod models;
 pub mod panes;
 mod series;
+mod volume_pane;
 mod worklist_panel;
 
 pub use cine::Cine;
