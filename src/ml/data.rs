@@ -303,17 +303,16 @@ pub struct Sample {
     pub grid: Grid,
 }
 
-/// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (the stored world's;
-/// plus the random shift), seen through a random rotation/mirror/scaling about that centre,
-/// and in the case's body pose where `aug.body_pose` draws it.
-pub fn sample(
+/// The stage's sampling grid for one sample: centred at `center_lps` (the stored world's) plus
+/// the random shift, turned (up to `rotate_deg`, or any pose), mirrored and scaled about that
+/// centre, in the case's body pose where drawn; and the scale (the heatmap's sigma follows it).
+fn augmented_grid(
     case: &Case,
-    method: Method,
     stage: &Stage,
     center_lps: DVec3,
     aug: &Augment,
     rng: &mut Rng,
-) -> Sample {
+) -> (Grid, f64) {
     // The case as stored or in its body pose (short-axis MR), turned about its target.
     let seen_from_stored = match case.body_from_stored {
         Some(m) if rng.chance(aug.body_pose) => m,
@@ -345,6 +344,21 @@ pub fn sample(
             DMat4::from_quat(turn) * DMat4::from_scale(DVec3::new(mirror, 1.0, 1.0) * scale),
         );
     let grid = Grid::new(base.dims, world_from_world * base.world_from_voxel);
+    (grid, scale)
+}
+
+/// Draw a sample of `case` for `stage`, the grid centred at `center_lps` (the stored world's;
+/// plus the random shift), seen through a random rotation/mirror/scaling about that centre,
+/// and in the case's body pose where `aug.body_pose` draws it.
+pub fn sample(
+    case: &Case,
+    method: Method,
+    stage: &Stage,
+    center_lps: DVec3,
+    aug: &Augment,
+    rng: &mut Rng,
+) -> Sample {
+    let (grid, scale) = augmented_grid(case, stage, center_lps, aug, rng);
     let mut input = case.norm.sample(&case.volume, &grid);
     let mut target = match method {
         Method::Segmentation => {
