@@ -26,8 +26,9 @@ pub struct ManifestRow {
     /// `intensity_range` column ("lo hi"): a fixed normalisation instead of percentiles, for
     /// caches already normalised (see `examples/training_cache.rs`).
     pub intensity_range: Option<(f32, f32)>,
-    /// The patient the case belongs to: its folder's name less an ACDC phase suffix (`_ED`,
-    /// `_ES`), so a patient's frames are split together.
+    /// The patient the case belongs to: for a folder named with an ACDC phase suffix (`_ED`,
+    /// `_ES`) its name without it, so a patient's frames (in other folders too) are split
+    /// together; else the whole `case` path.
     pub patient: String,
     /// `ED` or `ES` where the folder's name says so.
     pub phase: Option<String>,
@@ -36,7 +37,8 @@ pub struct ManifestRow {
     pub ventricles: Option<Ventricles>,
 }
 
-/// A case folder's patient and phase: `mri-acdc-es/patient001_ES` is patient001 at ES.
+/// A case folder's patient and phase: `mri-acdc-es/patient001_ES` is patient001 at ES;
+/// `ct/Patient_03` is patient `ct/Patient_03`, no phase.
 fn patient_and_phase(case: &str) -> (String, Option<String>) {
     let name = case
         .trim_end_matches('/')
@@ -48,7 +50,7 @@ fn patient_and_phase(case: &str) -> (String, Option<String>) {
             return (patient.to_string(), Some(phase.to_string()));
         }
     }
-    (name.to_string(), None)
+    (case.to_string(), None)
 }
 
 fn parse_vec3(s: &str) -> Option<DVec3> {
@@ -536,5 +538,35 @@ mod tests {
         assert_eq!(rows[0].heart_center_lps_mm, Some(DVec3::new(1.0, 2.0, 3.0)));
         assert_eq!(rows[0].folder, dir.path().join("x"));
         assert!((0..10).filter(|&i| is_validation(i, 5)).eq([4, 9]));
+    }
+
+    #[test]
+    fn the_split_keeps_a_patients_frames_together() {
+        assert_eq!(
+            patient_and_phase("mri-acdc-es/patient001_ES"),
+            ("patient001".to_string(), Some("ES".to_string()))
+        );
+        // Without a phase suffix the whole path names the patient: folders of one name in
+        // two places are two patients.
+        assert_eq!(patient_and_phase("a/scan").0, "a/scan");
+        let dir = tempfile::tempdir().unwrap();
+        let (ed, es) = (dir.path().join("ed.csv"), dir.path().join("es.csv"));
+        let names: Vec<String> = (1..=10).map(|i| format!("acdc/p{i:02}_ED")).collect();
+        std::fs::write(&ed, format!("case\n{}\n", names.join("\n"))).unwrap();
+        std::fs::write(&es, "case\nes/p05_ES\nes/p07_ES\nes/p10_ES\nb/scan\n").unwrap();
+        let rows = read_manifests(&[ed, es]).unwrap();
+        let held = validation_rows(&rows, 5);
+        // The ED rows keep their positional split (p05, p10); the ES frames follow their
+        // patients; a new patient continues the count (the 11th: trains).
+        let held_cases: Vec<&str> = rows
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| **h)
+            .map(|(r, _)| r.case.as_str())
+            .collect();
+        assert_eq!(
+            held_cases,
+            ["acdc/p05_ED", "acdc/p10_ED", "es/p05_ES", "es/p10_ES"]
+        );
     }
 }
