@@ -455,6 +455,15 @@ fn load_cases(
         rows.truncate(n);
     }
     let held_out = data::validation_rows(&rows, opts.val_every);
+    if let Some(p) = opts
+        .hold_out
+        .iter()
+        .find(|p| !rows.iter().any(|r| &r.patient == *p))
+    {
+        return Err(TrainError::Setup(format!(
+            "--hold-out {p}: no case of that patient in the manifests"
+        )));
+    }
     let mut cases = Cases {
         train: Vec::new(),
         val: Vec::new(),
