@@ -349,6 +349,27 @@ fn a_label_map_shows_in_3d_by_structure_with_names_and_each_can_be_hidden() {
         img.save(std::path::Path::new(&dir).join("labels-3d.png"))
             .unwrap();
     }
+    // Hovering the 3D view over the heart's centre names the first shown structure along the
+    // ray, on the eye's side of the centre.
+    let centre = DVec3::from_array(
+        common::manifest(&data)
+            .into_iter()
+            .find(|c| c.case == "ct-segthor/Patient_12")
+            .unwrap()
+            .heart_center_lps_mm,
+    );
+    let camera = h.state().camera;
+    let size = glam::DVec2::new(f64::from(pane.width()), f64::from(pane.height()));
+    let on = camera.screen_from_world(centre, size).expect("in front");
+    h.hover_at(pane.min + egui::vec2(on.x as f32, on.y as f32));
+    h.run_steps(2);
+    let hover = h
+        .state()
+        .hover
+        .clone()
+        .expect("a structure under the pointer in 3D");
+    assert!(hover.structure.is_some());
+    assert!(hover.world.distance(camera.eye()) < centre.distance(camera.eye()) + 1e-6);
     // Each structure is switched in its legend row; hidden, the heart is gone from 3D (the
     // oesophagus, a paler tan of the heart's hue, hidden too so that it cannot stand in).
     h.state_mut().apply(Command::ShowStructure(1, false), &ctx);
@@ -367,13 +388,6 @@ fn a_label_map_shows_in_3d_by_structure_with_names_and_each_can_be_hidden() {
     // Hovering a slice names the structure under the pointer.
     h.state_mut().apply(Command::SetMaximized(None), &ctx);
     h.run_steps(2);
-    let centre = DVec3::from_array(
-        common::manifest(&data)
-            .into_iter()
-            .find(|c| c.case == "ct-segthor/Patient_12")
-            .unwrap()
-            .heart_center_lps_mm,
-    );
     h.state_mut().crosshair = centre;
     h.run_steps(2);
     let axial = h.state().pane_rects()[0];

@@ -279,7 +279,7 @@ fn acdc_stacks_re_posed_from_their_labels_lie_as_a_chest_does() {
         };
         assert!(lower_is_brighter(m), "{}: lung below the heart", row.case);
         let n = axes.long_axis.cross(axes.right_ventricle_side).normalize();
-        let reflect = DMat3::IDENTITY - 2.0 * DMat3::from_cols(n * n.x, n * n.y, n * n.z);
+        let reflect = heartloc::ml::repose::reflection_along(n);
         let flip = heartloc::volume::about_point(centre, glam::DMat4::from_mat3(reflect));
         if !lower_is_brighter(flip * m) {
             unmirrored_fails += 1;

@@ -119,8 +119,7 @@ pub fn body_from_stored(labels: &Volume, v: &Ventricles, pivot: DVec3) -> Option
     let mirror = if mirrored {
         // A reflection along the long axis, about the pivot: the apex side swaps, so the
         // axis flips and the right ventricle's side stays.
-        let n = axes.long_axis;
-        DMat4::from_mat3(DMat3::IDENTITY - 2.0 * outer(n, n))
+        DMat4::from_mat3(reflection_along(axes.long_axis))
     } else {
         DMat4::IDENTITY
     };
@@ -136,8 +135,9 @@ pub fn body_from_stored(labels: &Volume, v: &Ventricles, pivot: DVec3) -> Option
     Some(about_point(pivot, DMat4::from_mat3(rotation) * mirror))
 }
 
-fn outer(a: DVec3, b: DVec3) -> DMat3 {
-    DMat3::from_cols(a * b.x, a * b.y, a * b.z)
+/// The reflection that reverses the unit vector `n` and keeps the plane perpendicular to it.
+pub fn reflection_along(n: DVec3) -> DMat3 {
+    DMat3::IDENTITY - 2.0 * DMat3::from_cols(n * n.x, n * n.y, n * n.z)
 }
 
 #[cfg(test)]

@@ -24,9 +24,9 @@ pub fn first_crossing(
         voxel_from_world.transform_vector3(dir),
     );
     let hi = volume.dims().map(|n| n as f64 - 0.5);
-    let (mut t0, mut t1) = clip(o, d, DVec3::splat(-0.5), DVec3::from_array(hi))?;
+    let (mut t0, mut t1) = ray_box(o, d, DVec3::splat(-0.5), DVec3::from_array(hi))?;
     if let Some((lo, hi)) = within {
-        let (a, b) = clip(origin, dir, lo, hi)?;
+        let (a, b) = ray_box(origin, dir, lo, hi)?;
         (t0, t1) = (t0.max(a), t1.min(b));
     }
     let step = 0.5
@@ -65,8 +65,9 @@ pub fn first_crossing(
     None
 }
 
-/// The ray parameters where `o + t·d` is inside the box `lo..hi` (slab method).
-fn clip(o: DVec3, d: DVec3, lo: DVec3, hi: DVec3) -> Option<(f64, f64)> {
+/// The ray parameters where `o + t·d` is inside the box `lo..hi` (slab method; the whole
+/// line, behind `o` too), or `None` where it misses the box.
+pub fn ray_box(o: DVec3, d: DVec3, lo: DVec3, hi: DVec3) -> Option<(f64, f64)> {
     let (mut t0, mut t1) = (f64::NEG_INFINITY, f64::INFINITY);
     for a in 0..3 {
         if d[a].abs() < 1e-12 {

@@ -382,21 +382,9 @@ pub fn pick_structure(
     // Enter and leave the box in texture space (the ray is a line there too).
     let (o, e) = (tex(origin), tex(origin + dir));
     let d = e - o;
-    let (mut t0, mut t1) = (0.0f64, f64::INFINITY);
-    for a in 0..3 {
-        if d[a].abs() < 1e-12 {
-            if o[a] < f64::from(lo[a]) || o[a] > f64::from(hi[a]) {
-                return None;
-            }
-            continue;
-        }
-        let (ta, tb) = (
-            (f64::from(lo[a]) - o[a]) / d[a],
-            (f64::from(hi[a]) - o[a]) / d[a],
-        );
-        t0 = t0.max(ta.min(tb));
-        t1 = t1.min(ta.max(tb));
-    }
+    let (t0, t1) = crate::volume::pick::ray_box(o, d, lo.as_dvec3(), hi.as_dvec3())?;
+    // In front of the eye only.
+    let t0 = t0.max(0.0);
     let texel = 1.0 / f64::from(*gpu.dims.iter().max()?);
     let step = 0.5 * texel / d.length().max(1e-12);
     let labels = models.labels.as_ref();

@@ -392,14 +392,14 @@ fn pick_phase(
         return Ok((positions.into_iter().flatten().collect(), chosen));
     }
     let all = |f: &dyn Fn(&SliceHeader) -> bool| positions.iter().flatten().all(f);
-    let key: fn(&SliceHeader) -> f64 = if all(&|s| s.trigger_time.is_some()) {
+    let by_trigger = all(&|s| s.trigger_time.is_some());
+    let key: fn(&SliceHeader) -> f64 = if by_trigger {
         |s| s.trigger_time.unwrap_or_default()
     } else if all(&|s| s.temporal_position.is_some()) {
         |s| s.temporal_position.unwrap_or_default() as f64
     } else {
         |s| s.instance_number.unwrap_or_default() as f64
     };
-    let by_trigger = all(&|s| s.trigger_time.is_some());
     let mut steps = Vec::new();
     let picked = positions
         .into_iter()
